@@ -1,0 +1,630 @@
+/* pool.c - the sector pool: fixed-size slots carved from mmapped regions.
+ *
+ * Design (the picture is in sectorfs/engine.h):
+ *
+ * - Two slot classes per pool, one for sectors and one for 512-byte tree
+ *   nodes.  A class owns 32 MiB regions, each aligned to its size so that
+ *   free() finds the region header by masking the address.  The header holds
+ *   one "free" bit per slot and one "clean" bit per group (the unit of
+ *   memory given back to the kernel: a page, or a slot if larger).
+ *
+ * - Hot path: 16 shards per class, each a small LIFO cache of free slots
+ *   behind a 4-byte lock.  A thread is bound to one shard for life (round
+ *   robin), so up to 16 threads never share one; refills and spills move
+ *   half a cache at a time under the class lock.  Slots in a cache keep a tag
+ *   in bit 0 when they are known to read as zero.
+ *
+ * - Memory goes back at page granularity: when a free makes a group
+ *   entirely free, the group is queued.  Refills take queued groups first,
+ *   newest first, so memory that is freed and soon needed again is reused
+ *   while it is still resident.  When the queue is full (4 MiB of sectors,
+ *   1 MiB of nodes) its older half still free goes back with madvise,
+ *   neighbours coalesced into one call.  The lock is held meanwhile (2 MiB,
+ *   tens of microseconds); in exchange no slot can be reused half-purged.
+ *   So free memory that has not gone back is bounded by the shard caches
+ *   plus the queue: a few MiB, whatever was allocated before.
+ *
+ * - Trade-offs: a LIFO cache reuses the hottest slots first (good for the
+ *   CPU cache) but spreads a file across regions; the regions hand out the
+ *   lowest free slot first, which keeps the footprint compact under churn.
+ *   Slots smaller than a page can only go back when all slots of their page
+ *   are free (fragmentation); sv_check and the benchmark report it.
+ *
+ * - Accounting: reservations (bytes promised against the limit) are one
+ *   atomic in the pool; "in use" counts live per shard and are summed when
+ *   read, so no counter is shared by every allocation.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fault_point.h"
+#include "os.h"
+#include "sectorfs/engine.h"
+
+#define REGION_SHIFT 25
+#define REGION_SIZE ((size_t)1 << REGION_SHIFT)
+#define NSHARDS 16
+#define SHARD_CAP 128
+#define CACHE_BYTES ((size_t)512 << 10)
+#define PURGE_SECTOR_BYTES ((size_t)4 << 20)
+#define PURGE_NODE_BYTES ((size_t)1 << 20)
+#define ZERO_AREA ((size_t)1 << 20)
+#define TAG_CLEAN ((uintptr_t)1)
+
+struct region {
+	uint32_t index;    /* position in class->regions */
+	uint32_t nfree;    /* free slots                 [class lock] */
+	uint32_t hint;     /* no free bit before this word [class lock] */
+	char *slots;       /* first slot */
+	uint64_t *free_bits;  /* 1 = slot free            [class lock] */
+	uint64_t *clean_bits; /* 1 = group reads as zero  [class lock] */
+};
+
+struct shard {
+	struct lk_mutex lock;
+	uint32_t count;           /* slots cached           [lock] */
+	_Atomic int64_t taken;    /* allocs - frees through this shard */
+	void *slots[SHARD_CAP];   /* tagged pointers        [lock] */
+} __attribute__((aligned(64)));
+
+struct sp_class {
+	struct shard shards[NSHARDS];
+	size_t slot;           /* slot size */
+	unsigned shift;        /* log2(slot) */
+	size_t group;          /* bytes per purge group */
+	unsigned per_group;    /* slots per group (power of two, <= 8) */
+	uint32_t nslots;       /* slots per region */
+	uint32_t words;        /* free-bitmap words per region */
+	size_t header;         /* bytes before the first slot */
+	size_t header_resident; /* header bytes that become resident */
+	unsigned cache_max;    /* shard capacity in slots */
+	bool locked;
+
+	/* Mutable shared state on its own cache lines, away from the read-only
+	 * fields above that every allocation reads. */
+	struct lk_mutex lock __attribute__((aligned(64))); /* guards the fields below */
+	struct region **regions; /* [lock] */
+	uint32_t nregions, cap_regions; /* [lock] */
+	uint32_t first_free;     /* no region below has a free slot [lock] */
+	void **queue;            /* fully free dirty groups [lock] */
+	uint32_t nqueue, cap_queue; /* [lock] */
+	_Atomic uint64_t dirty_groups; /* written under lock, read anywhere */
+	_Atomic uint64_t purged;
+	_Atomic uint32_t nregions_seen;
+	char pad[64];
+};
+
+struct sp_pool {
+	struct sp_class sectors;
+	struct sp_class nodes;
+	_Atomic uint64_t reserved;
+	_Atomic uint64_t peak;
+	_Atomic uint64_t limit;
+	void *zero;
+	size_t zero_len;
+};
+
+static _Atomic unsigned next_shard;
+static _Thread_local unsigned my_shard; /* 0: not bound yet; else index + 1 */
+
+static inline struct shard *my_shard_of(struct sp_class *c)
+{
+	if (__builtin_expect(my_shard == 0, 0))
+		my_shard = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % NSHARDS + 1;
+	return &c->shards[my_shard - 1];
+}
+
+static inline struct region *region_of(const void *p)
+{
+	return (struct region *)((uintptr_t)p & ~(uintptr_t)(REGION_SIZE - 1));
+}
+
+static inline size_t round_up(size_t x, size_t a)
+{
+	return (x + a - 1) & ~(a - 1);
+}
+
+/* ---- class setup ---- */
+
+static int class_init(struct sp_class *c, size_t slot, size_t purge_bytes, bool locked)
+{
+	size_t page = os_page_size();
+	memset(c, 0, sizeof(*c));
+	c->slot = slot;
+	c->shift = (unsigned)__builtin_ctzl(slot);
+	c->group = slot > page ? slot : page;
+	c->per_group = (unsigned)(c->group / slot);
+	c->locked = locked;
+	size_t max_slots = REGION_SIZE / slot;
+	c->words = (uint32_t)((max_slots + 63) / 64);
+	size_t groups = REGION_SIZE / c->group;
+	size_t meta = round_up(sizeof(struct region), 8) + (size_t)c->words * 8 + (groups + 63) / 64 * 8;
+	c->header = round_up(meta, c->group);
+	c->header_resident = round_up(meta, page);
+	c->nslots = (uint32_t)((REGION_SIZE - c->header) / slot);
+	size_t cache = CACHE_BYTES / slot;
+	c->cache_max = (unsigned)(cache > SHARD_CAP ? SHARD_CAP : cache < 4 ? 4 : cache);
+	size_t q = purge_bytes / c->group;
+	c->cap_queue = (uint32_t)(q < 16 ? 16 : q);
+	c->queue = os_malloc(c->cap_queue * sizeof(void *));
+	return c->queue ? 0 : -ENOMEM;
+}
+
+static void class_fini(struct sp_class *c)
+{
+	for (uint32_t i = 0; i < c->nregions; i++)
+		os_unmap(c->regions[i], REGION_SIZE);
+	os_free(c->regions);
+	os_free(c->queue);
+}
+
+/* Map and initialise a region: all slots free, all groups clean. */
+static struct region *region_new(struct sp_class *c)
+{
+	if (c->nregions == c->cap_regions) {
+		uint32_t cap = c->cap_regions ? c->cap_regions * 2 : 8;
+		struct region **r = os_realloc(c->regions, cap * sizeof(*r));
+		if (!r)
+			return NULL;
+		c->regions = r;
+		c->cap_regions = cap;
+	}
+	struct region *r = os_map(REGION_SIZE, REGION_SIZE, c->locked);
+	if (!r)
+		return NULL;
+	r->index = c->nregions;
+	r->nfree = c->nslots;
+	r->hint = 0;
+	r->slots = (char *)r + c->header;
+	r->free_bits = (uint64_t *)((char *)r + round_up(sizeof(*r), 8));
+	r->clean_bits = r->free_bits + c->words;
+	uint32_t full = c->nslots / 64;
+	memset(r->free_bits, 0xff, (size_t)full * 8);
+	if (c->nslots % 64)
+		r->free_bits[full] = (UINT64_C(1) << (c->nslots % 64)) - 1;
+	size_t groups = REGION_SIZE / c->group;
+	memset(r->clean_bits, 0xff, (groups + 63) / 64 * 8);
+	c->regions[c->nregions++] = r;
+	atomic_store_explicit(&c->nregions_seen, c->nregions, memory_order_relaxed);
+	return r;
+}
+
+static inline bool bit_get(const uint64_t *bits, size_t i)
+{
+	return (bits[i / 64] >> (i % 64)) & 1;
+}
+static inline void bit_set(uint64_t *bits, size_t i)
+{
+	bits[i / 64] |= UINT64_C(1) << (i % 64);
+}
+static inline void bit_clear(uint64_t *bits, size_t i)
+{
+	bits[i / 64] &= ~(UINT64_C(1) << (i % 64));
+}
+
+/* Mask of the free bits of slot's group inside its bitmap word. */
+static inline uint64_t group_mask(const struct sp_class *c, size_t slot)
+{
+	size_t first = slot & ~(size_t)(c->per_group - 1);
+	uint64_t ones = c->per_group == 64 ? ~UINT64_C(0) : (UINT64_C(1) << c->per_group) - 1;
+	return ones << (first % 64);
+}
+
+/* ---- purging ---- */
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Give the first `count` queued groups that are still free and dirty back
+ * to the kernel, then drop them from the queue.  Class lock held. */
+static void class_purge(struct sp_class *c, uint32_t count)
+{
+	if (count == 0)
+		return;
+	qsort(c->queue, count, sizeof(void *), cmp_ptr);
+	char *run = NULL;
+	size_t run_len = 0;
+	uint64_t cleaned = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		char *g = c->queue[i];
+		if (i > 0 && g == c->queue[i - 1])
+			continue;
+		struct region *r = region_of(g);
+		size_t slot = (size_t)(g - r->slots) >> c->shift;
+		size_t gi = slot / c->per_group;
+		uint64_t m = group_mask(c, slot);
+		if ((r->free_bits[slot / 64] & m) != m || bit_get(r->clean_bits, gi))
+			continue; /* reused since, or already clean */
+		if (run && run + run_len == g) {
+			run_len += c->group;
+		} else {
+			if (run)
+				os_purge(run, run_len, c->locked);
+			run = g;
+			run_len = c->group;
+		}
+		bit_set(r->clean_bits, gi);
+		cleaned++;
+	}
+	if (run)
+		os_purge(run, run_len, c->locked);
+	memmove(c->queue, c->queue + count, (c->nqueue - count) * sizeof(void *));
+	c->nqueue -= count;
+	atomic_fetch_sub_explicit(&c->dirty_groups, cleaned, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->purged, cleaned * c->group, memory_order_relaxed);
+}
+
+/* Queue a group that just became entirely free.  When the queue is full,
+ * its older half goes back to the kernel: the newer half is what the next
+ * allocations reuse (class_take looks here first). */
+static void queue_free_group(struct sp_class *c, char *group)
+{
+	c->queue[c->nqueue++] = group;
+	if (c->nqueue == c->cap_queue)
+		class_purge(c, c->cap_queue / 2);
+}
+
+/* ---- moving slots between the regions and the shards (class lock held) ---- */
+
+/* Return n slots to their regions. */
+static void class_put(struct sp_class *c, size_t n, void *const *slots)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *p = (char *)((uintptr_t)slots[i] & ~TAG_CLEAN);
+		struct region *r = region_of(p);
+		size_t slot = (size_t)(p - r->slots) >> c->shift;
+		bit_set(r->free_bits, slot);
+		r->nfree++;
+		if (slot / 64 < r->hint)
+			r->hint = (uint32_t)(slot / 64);
+		if (r->index < c->first_free)
+			c->first_free = r->index;
+		uint64_t m = group_mask(c, slot);
+		if ((r->free_bits[slot / 64] & m) == m) {
+			size_t gi = slot / c->per_group;
+			if (!bit_get(r->clean_bits, gi))
+				queue_free_group(c, r->slots + gi * c->group);
+		}
+	}
+}
+
+/* Take exactly n slots into out[] (tagged), or none: 0 or -ENOMEM.  Clean
+ * bits are only cleared once the whole batch is taken, so a failure puts
+ * back exactly the state it found. */
+static int class_take(struct sp_class *c, size_t n, void **out)
+{
+	size_t got = 0;
+	/* Reuse recently freed (resident) groups first, newest first: no page
+	 * fault, and no purge of memory that is about to be needed again. */
+	while (got < n && c->nqueue > 0) {
+		char *g = c->queue[--c->nqueue];
+		struct region *r = region_of(g);
+		size_t first = (size_t)(g - r->slots) >> c->shift;
+		uintptr_t tag = bit_get(r->clean_bits, first / c->per_group) ? TAG_CLEAN : 0;
+		for (size_t slot = first; slot < first + c->per_group && got < n; slot++) {
+			if (!bit_get(r->free_bits, slot))
+				continue;
+			bit_clear(r->free_bits, slot);
+			r->nfree--;
+			out[got++] = (void *)((uintptr_t)(r->slots + (slot << c->shift)) | tag);
+		}
+		if (got == n && (r->free_bits[first / 64] & group_mask(c, first)))
+			c->nqueue++; /* slots of this group are left: keep it queued */
+	}
+	uint32_t ri = c->first_free;
+	while (got < n) {
+		struct region *r;
+		if (ri < c->nregions) {
+			r = c->regions[ri];
+			if (r->nfree == 0) {
+				if (ri == c->first_free)
+					c->first_free = ri + 1;
+				ri++;
+				continue;
+			}
+		} else {
+			r = region_new(c);
+			if (!r) {
+				class_put(c, got, out);
+				return -ENOMEM;
+			}
+		}
+		uint32_t w = r->hint;
+		size_t before = got;
+		for (; w < c->words && got < n; w++) {
+			uint64_t bits = r->free_bits[w];
+			while (bits && got < n) {
+				size_t slot = (size_t)w * 64 + (unsigned)__builtin_ctzll(bits);
+				bits &= bits - 1;
+				uintptr_t tag = bit_get(r->clean_bits, slot / c->per_group) ? TAG_CLEAN : 0;
+				out[got++] = (void *)((uintptr_t)(r->slots + (slot << c->shift)) | tag);
+			}
+			r->free_bits[w] = bits;
+			if (bits)
+				break;
+		}
+		r->hint = w;
+		r->nfree -= (uint32_t)(got - before);
+		ri = r->index + 1;
+	}
+	uint64_t dirtied = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!((uintptr_t)out[i] & TAG_CLEAN))
+			continue;
+		char *p = (char *)((uintptr_t)out[i] & ~TAG_CLEAN);
+		struct region *r = region_of(p);
+		size_t gi = ((size_t)(p - r->slots) >> c->shift) / c->per_group;
+		if (bit_get(r->clean_bits, gi)) {
+			bit_clear(r->clean_bits, gi);
+			dirtied++;
+		}
+	}
+	atomic_fetch_add_explicit(&c->dirty_groups, dirtied, memory_order_relaxed);
+	return 0;
+}
+
+/* ---- the hot path ---- */
+
+/* Shard lock held: only readers race with this, so no atomic add needed. */
+static inline void shard_count(struct shard *s, int64_t delta)
+{
+	int64_t t = atomic_load_explicit(&s->taken, memory_order_relaxed);
+	atomic_store_explicit(&s->taken, t + delta, memory_order_relaxed);
+}
+
+/* Fill out[] with n slots, tagged.  0 or -ENOMEM. */
+static int class_alloc(struct sp_class *c, size_t n, void **out)
+{
+	struct shard *s = my_shard_of(c);
+	lk_lock(&s->lock);
+	size_t have = s->count < n ? s->count : n;
+	s->count -= (uint32_t)have;
+	memcpy(out, s->slots + s->count, have * sizeof(void *));
+	if (have < n) {
+		/* Refill: what is missing, plus half a cache for next time. */
+		size_t need = n - have;
+		size_t extra = need < c->cache_max ? c->cache_max / 2 : 0;
+		void *tmp[SHARD_CAP];
+		lk_lock(&c->lock);
+		int rc = class_take(c, need, out + have);
+		if (rc == 0 && extra && class_take(c, extra, tmp) != 0)
+			extra = 0; /* the cache stays empty; the caller got its slots */
+		lk_unlock(&c->lock);
+		if (rc != 0) {
+			memcpy(s->slots + s->count, out, have * sizeof(void *));
+			s->count += (uint32_t)have;
+			lk_unlock(&s->lock);
+			return rc;
+		}
+		memcpy(s->slots + s->count, tmp, extra * sizeof(void *));
+		s->count += (uint32_t)extra;
+	}
+	shard_count(s, (int64_t)n);
+	lk_unlock(&s->lock);
+	return 0;
+}
+
+static void class_free(struct sp_class *c, size_t n, void *const *slots)
+{
+	struct shard *s = my_shard_of(c);
+	lk_lock(&s->lock);
+	size_t room = c->cache_max - s->count;
+	size_t put = n < room ? n : room;
+	memcpy(s->slots + s->count, slots, put * sizeof(void *));
+	s->count += (uint32_t)put;
+	if (put < n || s->count == c->cache_max) {
+		/* Spill the overflow and the older half of the cache. */
+		size_t keep = c->cache_max / 2;
+		lk_lock(&c->lock);
+		class_put(c, n - put, slots + put);
+		class_put(c, s->count - keep, s->slots);
+		lk_unlock(&c->lock);
+		memmove(s->slots, s->slots + (s->count - keep), keep * sizeof(void *));
+		s->count = (uint32_t)keep;
+	}
+	shard_count(s, -(int64_t)n);
+	lk_unlock(&s->lock);
+}
+
+/* Flush every shard, then queue and purge every free dirty group. */
+static void class_trim(struct sp_class *c)
+{
+	for (int i = 0; i < NSHARDS; i++) {
+		struct shard *s = &c->shards[i];
+		lk_lock(&s->lock);
+		lk_lock(&c->lock);
+		class_put(c, s->count, s->slots);
+		lk_unlock(&c->lock);
+		s->count = 0;
+		lk_unlock(&s->lock);
+	}
+	lk_lock(&c->lock);
+	for (uint32_t ri = 0; ri < c->nregions; ri++) {
+		struct region *r = c->regions[ri];
+		for (size_t slot = 0; slot < c->nslots; slot += c->per_group) {
+			uint64_t m = group_mask(c, slot);
+			size_t gi = slot / c->per_group;
+			if ((r->free_bits[slot / 64] & m) == m && !bit_get(r->clean_bits, gi))
+				queue_free_group(c, r->slots + gi * c->group);
+		}
+	}
+	class_purge(c, c->nqueue);
+	lk_unlock(&c->lock);
+}
+
+static uint64_t class_in_use(const struct sp_class *c)
+{
+	int64_t sum = 0;
+	for (int i = 0; i < NSHARDS; i++)
+		sum += atomic_load_explicit(&c->shards[i].taken, memory_order_relaxed);
+	return sum > 0 ? (uint64_t)sum : 0;
+}
+
+static uint64_t class_mapped(const struct sp_class *c)
+{
+	return atomic_load_explicit(&c->dirty_groups, memory_order_relaxed) * c->group +
+	       (uint64_t)atomic_load_explicit(&c->nregions_seen, memory_order_relaxed) *
+	               c->header_resident;
+}
+
+/* ---- the pool ---- */
+
+int sp_create(const struct sp_config *cfg, struct sp_pool **out)
+{
+	size_t s = cfg->sector_size ? cfg->sector_size : SP_SECTOR_DEFAULT;
+	if (s < SP_SECTOR_MIN || s > SP_SECTOR_MAX || (s & (s - 1)))
+		return -EINVAL;
+	struct sp_pool *p = os_calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	if (class_init(&p->sectors, s, PURGE_SECTOR_BYTES, cfg->locked) != 0)
+		goto fail_sectors;
+	if (class_init(&p->nodes, SP_NODE_SIZE, PURGE_NODE_BYTES, cfg->locked) != 0)
+		goto fail_nodes;
+	p->zero_len = s > ZERO_AREA ? s : ZERO_AREA;
+	p->zero = os_map_zero(p->zero_len);
+	if (!p->zero)
+		goto fail_zero;
+	atomic_init(&p->limit, cfg->limit);
+	*out = p;
+	return 0;
+
+fail_zero:
+	class_fini(&p->nodes);
+fail_nodes:
+	class_fini(&p->sectors);
+fail_sectors:
+	os_free(p);
+	return -ENOMEM;
+}
+
+void sp_destroy(struct sp_pool *p)
+{
+	if (!p)
+		return;
+	class_fini(&p->sectors);
+	class_fini(&p->nodes);
+	os_unmap(p->zero, p->zero_len);
+	os_free(p);
+}
+
+size_t sp_sector_size(const struct sp_pool *p)
+{
+	return p->sectors.slot;
+}
+
+int sp_reserve(struct sp_pool *p, uint64_t bytes)
+{
+	uint64_t limit = atomic_load_explicit(&p->limit, memory_order_relaxed);
+	uint64_t cur = atomic_load_explicit(&p->reserved, memory_order_relaxed);
+	do {
+		if (bytes > limit || cur > limit - bytes)
+			return -ENOSPC;
+	} while (!atomic_compare_exchange_weak_explicit(&p->reserved, &cur, cur + bytes,
+	                                                memory_order_relaxed,
+	                                                memory_order_relaxed));
+	uint64_t now = cur + bytes;
+	uint64_t peak = atomic_load_explicit(&p->peak, memory_order_relaxed);
+	while (now > peak && !atomic_compare_exchange_weak_explicit(&p->peak, &peak, now,
+	                                                            memory_order_relaxed,
+	                                                            memory_order_relaxed))
+		;
+	return 0;
+}
+
+void sp_release(struct sp_pool *p, uint64_t bytes)
+{
+	atomic_fetch_sub_explicit(&p->reserved, bytes, memory_order_relaxed);
+}
+
+int sp_set_limit(struct sp_pool *p, uint64_t limit)
+{
+	uint64_t old = atomic_load(&p->limit);
+	if (limit >= old) {
+		atomic_store(&p->limit, limit);
+		return 0;
+	}
+	/* Lowering: hold the difference as a reservation while the limit
+	 * changes, so no concurrent reservation can end up above it. */
+	if (sp_reserve(p, old - limit) != 0)
+		return -EBUSY;
+	atomic_store(&p->limit, limit);
+	sp_release(p, old - limit);
+	return 0;
+}
+
+static void strip_and_zero(struct sp_class *c, size_t n, void **out, bool zeroed)
+{
+	for (size_t i = 0; i < n; i++) {
+		uintptr_t v = (uintptr_t)out[i];
+		out[i] = (void *)(v & ~TAG_CLEAN);
+		if (zeroed && !(v & TAG_CLEAN))
+			memset(out[i], 0, c->slot);
+	}
+}
+
+int sp_alloc_sectors(struct sp_pool *p, size_t n, void **out, bool zeroed)
+{
+	if (n == 0)
+		return 0;
+	if (os_fault())
+		return -ENOMEM;
+	int rc = class_alloc(&p->sectors, n, out);
+	if (rc == 0)
+		strip_and_zero(&p->sectors, n, out, zeroed);
+	return rc;
+}
+
+void sp_free_sectors(struct sp_pool *p, size_t n, void *const *sectors)
+{
+	if (n)
+		class_free(&p->sectors, n, sectors);
+}
+
+void *sp_alloc_node(struct sp_pool *p)
+{
+	void *node;
+	if (os_fault() || class_alloc(&p->nodes, 1, &node) != 0)
+		return NULL;
+	strip_and_zero(&p->nodes, 1, &node, true);
+	return node;
+}
+
+void sp_free_node(struct sp_pool *p, void *node)
+{
+	class_free(&p->nodes, 1, &node);
+}
+
+const void *sp_zero_area(const struct sp_pool *p, size_t *len)
+{
+	*len = p->zero_len;
+	return p->zero;
+}
+
+void sp_trim(struct sp_pool *p)
+{
+	class_trim(&p->sectors);
+	class_trim(&p->nodes);
+}
+
+void sp_get_stats(const struct sp_pool *p, struct sp_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->sector_size = p->sectors.slot;
+	st->sectors_in_use = class_in_use(&p->sectors);
+	st->nodes_in_use = class_in_use(&p->nodes);
+	st->bytes_reserved = atomic_load_explicit(&p->reserved, memory_order_relaxed);
+	st->peak_reserved = atomic_load_explicit(&p->peak, memory_order_relaxed);
+	st->limit = atomic_load_explicit(&p->limit, memory_order_relaxed);
+	st->bytes_mapped = class_mapped(&p->sectors) + class_mapped(&p->nodes);
+	uint64_t data = st->sectors_in_use * st->sector_size;
+	st->overhead = st->bytes_mapped > data ? st->bytes_mapped - data : 0;
+	st->regions = atomic_load_explicit(&p->sectors.nregions_seen, memory_order_relaxed) +
+	              atomic_load_explicit(&p->nodes.nregions_seen, memory_order_relaxed);
+	st->purged_bytes = atomic_load_explicit(&p->sectors.purged, memory_order_relaxed) +
+	                   atomic_load_explicit(&p->nodes.purged, memory_order_relaxed);
+}

@@ -1,0 +1,252 @@
+/* sectorfs/engine.h - the sector engine: where file data lives.
+ *
+ * The engine stores byte arrays ("vectors") in fixed-size sectors taken from
+ * a private pool.  It knows nothing of files, directories or FUSE; the
+ * filesystem core (sectorfs.h) gives each regular file one vector.
+ *
+ * ---------------------------------------------------------------------------
+ * The pool (pool.c)
+ *
+ *   A pool hands out sectors of one size S, a power of two from 512 B to
+ *   64 KiB fixed at creation, plus 512-byte nodes for the vectors' trees.
+ *   Memory comes from 32 MiB regions mapped with mmap and aligned to 32 MiB,
+ *   so the region of any sector is found by masking its address:
+ *
+ *     region (32 MiB, aligned)
+ *     +--------+--------+--------+--------+-- ... --+
+ *     | header | slot 1 | slot 2 | slot 3 |         |
+ *     +--------+--------+--------+--------+-- ... --+
+ *     header: free bitmap (1 bit per slot), clean bitmap (1 bit per group)
+ *
+ *   A "group" is the unit in which memory goes back to the kernel: one page,
+ *   or one slot when slots are larger than a page.  When a group becomes
+ *   entirely free it is queued; once the queued groups exceed a few MiB they
+ *   are returned with madvise(MADV_DONTNEED) in coalesced ranges, so memory
+ *   is given back at page granularity without waiting for a region to empty,
+ *   and no single call does much of it.  Returned ("clean") groups read as
+ *   zero, and the pool remembers that, so asking for zeroed sectors costs no
+ *   memset (and no RSS) when they come from clean groups.
+ *
+ *   The hot path never takes the pool lock: each thread is bound to one of
+ *   16 shards, a small cache of free slots behind a lock that only threads of
+ *   the same shard share.  A shard refills from, or spills to, the regions
+ *   in batches under the pool lock.
+ *
+ *   Every byte of sector and node memory is paid for in advance: callers
+ *   reserve bytes against the pool's limit (one atomic compare-and-swap that
+ *   cannot overshoot), then allocate.  A reservation that does not fit fails
+ *   with ENOSPC before anything is allocated.  The filesystem core reserves
+ *   its metadata from the same limit.
+ *
+ * The vector (vector.c)
+ *
+ *   A vector is the seed's SectorNode: a size, a reader/writer lock and the
+ *   sector pointers of a byte array.  The pointers live in a radix tree of
+ *   64-way nodes (a height-0 tree is a single sector pointer, so a small file
+ *   needs no node at all).  A flat array would cost 8 bytes per sector of the
+ *   file's *size*; the tree costs them only for the file's *data*, so a
+ *   sparse 1 TiB file with one byte written holds one sector and a few nodes.
+ *
+ *     struct sv_vector (32 bytes)
+ *       lock | height | size | sectors | root
+ *                                          |
+ *                                 node: [64 pointers]       (level 2)
+ *                                     /          \
+ *                     node: [64 sectors]   node: [64 sectors]  (level 1)
+ *
+ *   A NULL pointer is a hole: it reads as zeros and costs nothing.
+ *   Invariants, checked by sv_check():
+ *     - every byte past the size, inside an allocated sector, is zero (so
+ *       extending a file never reveals old data);
+ *     - no tree node is empty, and the height is the smallest that covers
+ *       the highest allocated sector (so shrinking gives memory back);
+ *     - `sectors` counts the allocated sectors; the pool holds a
+ *       reservation for every sector and node of every vector.
+ *
+ *   Operations that change a vector plan first (count the holes to fill and
+ *   the nodes to add), reserve, allocate everything, and only then modify
+ *   the tree, which cannot fail.  A failed operation therefore leaves the
+ *   contents, size, counters and reservation exactly as they were.
+ *
+ * Concurrency
+ *
+ *   Pool functions are thread-safe.  A vector's operations lock it
+ *   themselves: reads, seeks and views share the lock; write, resize, punch
+ *   and allocate hold it exclusively.  So a reader racing a writer on the
+ *   same bytes sees each write either entirely or not at all, never a torn
+ *   sector; concurrent writes to one vector are serialized.  size and
+ *   sectors may be read at any time without the lock (sv_size, sv_sectors)
+ *   and give a value that was current at some moment during the call.
+ *
+ * Errors: functions return 0 (or a count) on success and a negative errno on
+ * failure: -ENOSPC (limit), -ENOMEM (the system refused memory), -EFBIG
+ * (offset + length beyond SV_MAX_SIZE), -EINVAL (negative offset or length),
+ * -ENXIO (seek past the end, or to a negative offset, as lseek).
+ */
+#ifndef SECTORFS_ENGINE_H
+#define SECTORFS_ENGINE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- locks (lock.c): 4-byte futex locks, small enough for every file ---- */
+
+struct lk_mutex {
+	_Atomic uint32_t state; /* 0 free, 1 held, 2 held with sleepers */
+};
+struct lk_rwlock {
+	_Atomic uint32_t state; /* reader count | writer bits, see lock.c */
+};
+#define LK_INIT {0}
+
+void lk_lock(struct lk_mutex *m);
+bool lk_trylock(struct lk_mutex *m);
+void lk_unlock(struct lk_mutex *m);
+void lk_rdlock(struct lk_rwlock *l);
+void lk_rdunlock(struct lk_rwlock *l);
+void lk_wrlock(struct lk_rwlock *l);
+void lk_wrunlock(struct lk_rwlock *l);
+
+/* ---- the pool (pool.c) ---- */
+
+#define SP_SECTOR_MIN 512u
+#define SP_SECTOR_MAX 65536u
+#define SP_SECTOR_DEFAULT 4096u
+#define SP_NODE_SIZE 512u
+#define SP_UNLIMITED UINT64_MAX
+
+struct sp_pool;
+
+struct sp_config {
+	size_t sector_size; /* power of two in [SP_SECTOR_MIN, SP_SECTOR_MAX] */
+	uint64_t limit;     /* bytes that may be reserved; SP_UNLIMITED for none */
+	bool locked;        /* keep sector memory locked in RAM (never swapped) */
+};
+
+struct sp_stats {
+	uint64_t sector_size;
+	uint64_t sectors_in_use;  /* sectors handed out and not freed */
+	uint64_t nodes_in_use;    /* tree nodes handed out and not freed */
+	uint64_t bytes_reserved;  /* sum of live reservations */
+	uint64_t peak_reserved;   /* highest bytes_reserved ever seen */
+	uint64_t limit;
+	uint64_t bytes_mapped;    /* pool memory that may be resident */
+	uint64_t overhead;        /* bytes_mapped - bytes in sectors */
+	uint64_t regions;
+	uint64_t purged_bytes;    /* total ever given back to the kernel */
+};
+
+/* Create a pool.  Returns 0, -EINVAL (bad sector size) or -ENOMEM. */
+int sp_create(const struct sp_config *cfg, struct sp_pool **out);
+/* Destroy a pool and unmap all its memory; every vector must be cleared. */
+void sp_destroy(struct sp_pool *pool);
+
+size_t sp_sector_size(const struct sp_pool *pool);
+
+/* Reserve `bytes` against the limit: 0 or -ENOSPC.  Never overshoots, even
+ * with many threads reserving at once. */
+int sp_reserve(struct sp_pool *pool, uint64_t bytes);
+void sp_release(struct sp_pool *pool, uint64_t bytes);
+/* Change the limit.  -EBUSY if more than `limit` is already reserved. */
+int sp_set_limit(struct sp_pool *pool, uint64_t limit);
+
+/* Allocate n sectors into out[] (all or nothing): 0 or -ENOMEM.  With
+ * `zeroed`, every sector reads as zero (clean memory is not cleared twice).
+ * Sectors are not reserved by this call: reserve first. */
+int sp_alloc_sectors(struct sp_pool *pool, size_t n, void **out, bool zeroed);
+void sp_free_sectors(struct sp_pool *pool, size_t n, void *const *sectors);
+
+/* One zeroed 512-byte tree node, or NULL. */
+void *sp_alloc_node(struct sp_pool *pool);
+void sp_free_node(struct sp_pool *pool, void *node);
+
+/* A read-only area of at least one sector (1 MiB or more) that reads as
+ * zero; views point holes at it. */
+const void *sp_zero_area(const struct sp_pool *pool, size_t *len);
+
+/* Return every free byte the pool can to the kernel now (thread caches
+ * included).  Normally not needed: the pool does this incrementally. */
+void sp_trim(struct sp_pool *pool);
+
+/* Counters, read without a lock. */
+void sp_get_stats(const struct sp_pool *pool, struct sp_stats *st);
+
+/* ---- the vector (vector.c) ---- */
+
+#define SV_MAX_SIZE INT64_MAX
+
+struct sv_vector {
+	struct lk_rwlock lock;      /* guards everything below against writers */
+	uint8_t height;             /* tree height; 0: root is sector 0 or NULL */
+	_Atomic uint64_t size;      /* logical size in bytes */
+	_Atomic uint64_t sectors;   /* allocated sectors */
+	void *root;                 /* sector (height 0) or node */
+};
+#define SV_INIT {LK_INIT, 0, 0, 0, NULL}
+
+void sv_init(struct sv_vector *v);
+/* Free all sectors and nodes; the vector is empty (size 0) afterwards. */
+void sv_clear(struct sp_pool *pool, struct sv_vector *v);
+
+static inline uint64_t sv_size(const struct sv_vector *v)
+{
+	return atomic_load_explicit(&v->size, memory_order_relaxed);
+}
+static inline uint64_t sv_sectors(const struct sv_vector *v)
+{
+	return atomic_load_explicit(&v->sectors, memory_order_relaxed);
+}
+
+/* Read up to len bytes at off; short at the end.  Returns bytes or -errno. */
+ssize_t sv_read(struct sp_pool *pool, struct sv_vector *v, void *buf, size_t len, int64_t off);
+/* Write len bytes at off, extending the size.  All or nothing. */
+ssize_t sv_write(struct sp_pool *pool, struct sv_vector *v, const void *buf, size_t len,
+                 int64_t off);
+/* Write at the end of the vector, atomically; *off receives where. */
+ssize_t sv_append(struct sp_pool *pool, struct sv_vector *v, const void *buf, size_t len,
+                  int64_t *off);
+/* Set the size.  Shrinking (or keeping the size) frees every sector past it
+ * and zeroes the tail of the last one; growing adds a hole. */
+int sv_resize(struct sp_pool *pool, struct sv_vector *v, int64_t size);
+/* Deallocate [off, off+len): free whole sectors, zero partial edges.  The
+ * size is unchanged. */
+int sv_punch(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len);
+/* Give [off, off+len) sectors (zeroed where they were holes); with
+ * !keep_size extend the size to off+len.  All or nothing. */
+int sv_allocate(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len,
+                bool keep_size);
+/* Offset of the next data (data=true) or hole at or after off, as lseek's
+ * SEEK_DATA/SEEK_HOLE; the end of the vector counts as a hole.  -ENXIO when
+ * off >= size. */
+int64_t sv_seek(struct sp_pool *pool, struct sv_vector *v, int64_t off, bool data);
+
+/* Zero-copy view.  With the read lock held (sv_read_lock), fill iov[] with at
+ * most max entries pointing straight into the sectors of [off, off+len)
+ * (clipped to the size); holes point into the pool's zero area.  Adjacent
+ * sectors that are adjacent in memory share one entry.  Returns the number of
+ * entries and sets *bytes to what they cover (less than asked only if max was
+ * too small or the range crosses the end).  The memory stays valid and
+ * unchanged until sv_read_unlock. */
+void sv_read_lock(struct sv_vector *v);
+void sv_read_unlock(struct sv_vector *v);
+int sv_view(struct sp_pool *pool, struct sv_vector *v, int64_t off, size_t len,
+            struct iovec *iov, int max, size_t *bytes);
+
+/* Verify the invariants above; returns 0 or -EUCLEAN with a message in
+ * msg (if not NULL).  Counts the vector's sectors and nodes into *sectors
+ * and *nodes (added), so a caller can check a pool's counters. */
+int sv_check(struct sp_pool *pool, struct sv_vector *v, uint64_t *sectors, uint64_t *nodes,
+             char *msg, size_t msglen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,193 @@
+/* os_linux.c - the OS layer on Linux (see os.h).
+ *
+ * Memory comes straight from mmap so that the engine controls exactly when
+ * pages go back to the kernel (madvise MADV_DONTNEED).  Locked ("noswap")
+ * memory uses mlock2(MLOCK_ONFAULT): pages are pinned as they are touched,
+ * not when mapped, so an empty pool still costs nothing.  Locked pages cannot
+ * be dropped with madvise, so purging them unlocks, drops and relocks the
+ * range, all without populating it.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "os.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "fault_point.h"
+
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
+
+size_t os_page_size(void)
+{
+	static _Atomic size_t cached;
+	size_t p = atomic_load_explicit(&cached, memory_order_relaxed);
+	if (p == 0) {
+		long v = sysconf(_SC_PAGESIZE);
+		p = v > 0 ? (size_t)v : 4096;
+		atomic_store_explicit(&cached, p, memory_order_relaxed);
+	}
+	return p;
+}
+
+uint64_t os_physical_memory(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES);
+	if (pages <= 0)
+		return 0;
+	return (uint64_t)pages * os_page_size();
+}
+
+static int lock_on_fault(void *addr, size_t size)
+{
+	if (syscall(SYS_mlock2, addr, size, MLOCK_ONFAULT) != 0)
+		return -errno;
+	return 0;
+}
+
+void *os_map(size_t size, size_t align, bool locked)
+{
+	if (os_fault()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size_t page = os_page_size();
+	if (align < page)
+		align = page;
+	if (size == 0 || size > SIZE_MAX - align) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* Over-map by `align`, then cut off the misaligned head and the tail. */
+	size_t span = size + (align > page ? align : 0);
+	char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
+	                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED)
+		return NULL;
+	char *p = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+	if (p > raw)
+		munmap(raw, (size_t)(p - raw));
+	if (raw + span > p + size)
+		munmap(p + size, (size_t)(raw + span - (p + size)));
+	if (locked) {
+		int rc = lock_on_fault(p, size);
+		if (rc != 0) {
+			munmap(p, size);
+			errno = -rc;
+			return NULL;
+		}
+		/* Secrets kept in noswap memory stay out of core dumps too. */
+		madvise(p, size, MADV_DONTDUMP);
+	}
+	return p;
+}
+
+void os_unmap(void *addr, size_t size)
+{
+	if (addr)
+		munmap(addr, size);
+}
+
+void *os_map_zero(size_t size)
+{
+	if (os_fault()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int os_purge(void *addr, size_t size, bool locked)
+{
+	if (!locked)
+		return madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : -errno;
+	if (munlock(addr, size) != 0)
+		return -errno;
+	int rc = madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : -errno;
+	int rc2 = lock_on_fault(addr, size);
+	return rc != 0 ? rc : rc2;
+}
+
+uint64_t os_rss(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (!f)
+		return 0;
+	unsigned long size = 0, resident = 0;
+	int n = fscanf(f, "%lu %lu", &size, &resident);
+	fclose(f);
+	return n == 2 ? (uint64_t)resident * os_page_size() : 0;
+}
+
+void os_futex_wait(_Atomic uint32_t *addr, uint32_t expected)
+{
+	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+void os_futex_wake_all(_Atomic uint32_t *addr)
+{
+	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+void os_yield(void)
+{
+	sched_yield();
+}
+
+struct timespec os_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts;
+}
+
+uint64_t os_monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void *os_malloc(size_t size)
+{
+	if (os_fault()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return malloc(size);
+}
+
+void *os_calloc(size_t n, size_t size)
+{
+	if (os_fault()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return calloc(n, size);
+}
+
+void *os_realloc(void *p, size_t size)
+{
+	if (os_fault()) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc(p, size);
+}
+
+void os_free(void *p)
+{
+	free(p);
+}

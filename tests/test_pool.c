@@ -1,0 +1,279 @@
+/* test_pool.c - the sector pool: allocation, zeroing, memory given back,
+ * and a limit that concurrent reservations can never overshoot.
+ */
+#include <errno.h>
+#include <pthread.h>
+
+#include "check.h"
+#include "os.h"
+#include "sectorfs/engine.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+
+static int quick;
+
+static struct sp_pool *make(size_t S, uint64_t limit)
+{
+	struct sp_config cfg = {.sector_size = S, .limit = limit};
+	struct sp_pool *p;
+	CHECK_EQ(sp_create(&cfg, &p), 0);
+	return p;
+}
+
+static int all_zero(const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return 0;
+	return 1;
+}
+
+/* Sectors are distinct, aligned, writable; counters follow. */
+static void test_basic(size_t S)
+{
+	struct sp_pool *p = make(S, SP_UNLIMITED);
+	enum { N = 1000 };
+	void **v = malloc(N * sizeof(void *));
+	CHECK_EQ(sp_alloc_sectors(p, N, v, true), 0);
+	for (int i = 0; i < N; i++) {
+		CHECK(((uintptr_t)v[i] & (S - 1)) == 0);
+		CHECK(all_zero(v[i], S));
+		memset(v[i], i & 0xff, S);
+	}
+	for (int i = 0; i < N; i++)
+		CHECK(((unsigned char *)v[i])[S - 1] == (i & 0xff));
+	struct sp_stats st;
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.sectors_in_use, N);
+	CHECK_EQ(st.sector_size, S);
+	CHECK(st.bytes_mapped >= (uint64_t)N * S);
+	/* Freed dirty sectors come back zeroed when asked. */
+	sp_free_sectors(p, N, v);
+	CHECK_EQ(sp_alloc_sectors(p, N, v, true), 0);
+	for (int i = 0; i < N; i++)
+		CHECK(all_zero(v[i], S));
+	sp_free_sectors(p, N, v);
+	void *node = sp_alloc_node(p);
+	CHECK(node && all_zero(node, SP_NODE_SIZE));
+	sp_free_node(p, node);
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.sectors_in_use, 0);
+	CHECK_EQ(st.nodes_in_use, 0);
+	sp_destroy(p);
+	free(v);
+}
+
+/* Memory goes back to the kernel as it is freed, without sp_trim, and at
+ * page granularity: freeing every other sector of many returns half. */
+static void test_give_back(size_t S)
+{
+	struct sp_pool *p = make(S, SP_UNLIMITED);
+	size_t bytes = (quick ? 16u : 256u) << 20;
+	size_t n = bytes / S;
+	void **v = malloc(n * sizeof(void *));
+	uint64_t rss0 = os_rss();
+	CHECK_EQ(sp_alloc_sectors(p, n, v, false), 0);
+	for (size_t i = 0; i < n; i++)
+		memset(v[i], 1, S);
+	struct sp_stats st;
+	sp_get_stats(p, &st);
+	CHECK(st.bytes_mapped >= bytes);
+	/* Every other one. */
+	for (size_t i = 0; i < n; i += 2)
+		sp_free_sectors(p, 1, &v[i]);
+	sp_get_stats(p, &st);
+	uint64_t live = (n / 2) * S;
+	if (S >= os_page_size())
+		CHECK(st.bytes_mapped <= live + (12u << 20));
+	else
+		CHECK(st.bytes_mapped >= bytes / 2); /* pages still half used */
+	/* The rest. */
+	for (size_t i = 1; i < n; i += 2)
+		sp_free_sectors(p, 1, &v[i]);
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.sectors_in_use, 0);
+	CHECK(st.bytes_mapped < (12u << 20));
+	CHECK(st.purged_bytes >= bytes - (12u << 20));
+#ifndef SANITIZED
+	uint64_t rss1 = os_rss();
+	printf("  S=%zu: %zu MiB written and freed, RSS %+.1f MiB, pool still maps %.1f MiB\n", S,
+	       bytes >> 20, ((double)rss1 - (double)rss0) / 1048576.0,
+	       (double)st.bytes_mapped / 1048576.0);
+	CHECK(rss1 < rss0 + (16u << 20));
+#else
+	(void)rss0;
+#endif
+	/* Purged memory reads as zero and is handed out as such. */
+	sp_trim(p);
+	sp_get_stats(p, &st);
+	CHECK(st.bytes_mapped <= st.regions * 65536);
+	CHECK_EQ(sp_alloc_sectors(p, n, v, true), 0);
+	for (size_t i = 0; i < n; i += 97)
+		CHECK(all_zero(v[i], S));
+	sp_free_sectors(p, n, v);
+	sp_destroy(p);
+	free(v);
+}
+
+/* ---- the limit under concurrency ---- */
+
+struct limit_arg {
+	struct sp_pool *p;
+	_Atomic int *stop;
+	uint64_t seed;
+	long granted, refused;
+};
+
+static void *reserver(void *a)
+{
+	struct limit_arg *la = a;
+	struct rng r = {la->seed};
+	uint64_t held[16];
+	int n = 0;
+	for (int i = 0; i < 50000; i++) {
+		if (n < 16 && rng_below(&r, 2)) {
+			uint64_t want = 1 + rng_below(&r, 100000);
+			if (sp_reserve(la->p, want) == 0) {
+				held[n++] = want;
+				la->granted++;
+			} else {
+				la->refused++;
+			}
+		} else if (n > 0) {
+			sp_release(la->p, held[--n]);
+		}
+	}
+	while (n > 0)
+		sp_release(la->p, held[--n]);
+	return NULL;
+}
+
+static void *watcher(void *a)
+{
+	struct limit_arg *la = a;
+	while (!atomic_load(la->stop)) {
+		struct sp_stats st;
+		sp_get_stats(la->p, &st);
+		CHECK(st.bytes_reserved <= st.limit);
+	}
+	return NULL;
+}
+
+static void test_limit_concurrent(void)
+{
+	const uint64_t limit = 1000000;
+	struct sp_pool *p = make(4096, limit);
+	_Atomic int stop = 0;
+	enum { T = 4 };
+	pthread_t th[T], w;
+	struct limit_arg args[T + 1];
+	for (int i = 0; i <= T; i++)
+		args[i] = (struct limit_arg){.p = p, .stop = &stop, .seed = 77 + (uint64_t)i};
+	CHECK_EQ(pthread_create(&w, NULL, watcher, &args[T]), 0);
+	for (int i = 0; i < T; i++)
+		CHECK_EQ(pthread_create(&th[i], NULL, reserver, &args[i]), 0);
+	long granted = 0, refused = 0;
+	for (int i = 0; i < T; i++) {
+		pthread_join(th[i], NULL);
+		granted += args[i].granted;
+		refused += args[i].refused;
+	}
+	atomic_store(&stop, 1);
+	pthread_join(w, NULL);
+	struct sp_stats st;
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.bytes_reserved, 0);
+	CHECK(st.peak_reserved <= limit);
+	CHECK(st.peak_reserved > limit / 2);
+	CHECK(granted > 0 && refused > 0);
+	printf("  limit: %ld granted, %ld refused, peak %llu of %llu\n", granted, refused,
+	       (unsigned long long)st.peak_reserved, (unsigned long long)limit);
+	CHECK_EQ(sp_reserve(p, limit + 1), -ENOSPC);
+	CHECK_EQ(sp_reserve(p, UINT64_MAX), -ENOSPC);
+	CHECK_EQ(sp_reserve(p, limit), 0);
+	CHECK_EQ(sp_reserve(p, 1), -ENOSPC);
+	sp_release(p, limit);
+	sp_destroy(p);
+}
+
+/* ---- many threads allocating and freeing at once ---- */
+
+struct churn_arg {
+	struct sp_pool *p;
+	int id;
+};
+
+static void *churner(void *a)
+{
+	struct churn_arg *ca = a;
+	size_t S = sp_sector_size(ca->p);
+	struct rng r = {(uint64_t)ca->id * 1000 + 1};
+	void *held[256];
+	int n = 0;
+	for (int i = 0; i < (quick ? 500 : 4000); i++) {
+		if (n < 200 && rng_below(&r, 3)) {
+			int k = 1 + (int)rng_below(&r, 40);
+			if (n + k > 256)
+				k = 256 - n;
+			CHECK_EQ(sp_alloc_sectors(ca->p, (size_t)k, held + n, rng_below(&r, 2)), 0);
+			for (int j = n; j < n + k; j++) {
+				((unsigned char *)held[j])[0] = (unsigned char)ca->id;
+				((unsigned char *)held[j])[S / 2] = (unsigned char)ca->id;
+				((unsigned char *)held[j])[S - 1] = (unsigned char)ca->id;
+			}
+			n += k;
+		} else if (n > 0) {
+			int k = 1 + (int)rng_below(&r, (uint64_t)n);
+			for (int j = n - k; j < n; j++) {
+				/* Nobody else wrote into our sectors. */
+				CHECK(((unsigned char *)held[j])[0] == ca->id);
+				CHECK(((unsigned char *)held[j])[S / 2] == ca->id);
+				CHECK(((unsigned char *)held[j])[S - 1] == ca->id);
+			}
+			sp_free_sectors(ca->p, (size_t)k, held + n - k);
+			n -= k;
+		}
+	}
+	sp_free_sectors(ca->p, (size_t)n, held);
+	return NULL;
+}
+
+static void test_churn(size_t S)
+{
+	struct sp_pool *p = make(S, SP_UNLIMITED);
+	enum { T = 6 };
+	pthread_t th[T];
+	struct churn_arg args[T];
+	for (int i = 0; i < T; i++) {
+		args[i] = (struct churn_arg){.p = p, .id = i + 1};
+		CHECK_EQ(pthread_create(&th[i], NULL, churner, &args[i]), 0);
+	}
+	for (int i = 0; i < T; i++)
+		pthread_join(th[i], NULL);
+	struct sp_stats st;
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.sectors_in_use, 0);
+	sp_trim(p);
+	sp_destroy(p);
+}
+
+int main(int argc, char **argv)
+{
+	quick = test_quick(argc, argv);
+	for (size_t S = SP_SECTOR_MIN; S <= SP_SECTOR_MAX; S *= 2) {
+		test_basic(S);
+		test_churn(S);
+	}
+	test_give_back(512);
+	test_give_back(4096);
+	test_give_back(65536);
+	test_limit_concurrent();
+	printf("ok\n");
+	return 0;
+}

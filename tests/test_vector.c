@@ -1,0 +1,454 @@
+/* test_vector.c - unit tests of the sector vector at its edges.
+ *
+ * Every operation at offset 0, at sector boundaries +-1, with size 0, at the
+ * largest offsets, and with holes at the start, middle and end; run for the
+ * smallest, the default and the largest sector size.
+ */
+#include <errno.h>
+
+#include "check.h"
+#include "sectorfs/engine.h"
+
+static size_t S;
+static struct sp_pool *pool;
+
+static void setup(size_t sector)
+{
+	S = sector;
+	struct sp_config cfg = {.sector_size = sector, .limit = SP_UNLIMITED};
+	CHECK_EQ(sp_create(&cfg, &pool), 0);
+}
+
+static void teardown(void)
+{
+	struct sp_stats st;
+	sp_get_stats(pool, &st);
+	CHECK_EQ(st.sectors_in_use, 0);
+	CHECK_EQ(st.nodes_in_use, 0);
+	CHECK_EQ(st.bytes_reserved, 0);
+	sp_destroy(pool);
+}
+
+/* The vector is internally consistent and the pool's reservation matches
+ * exactly what it holds. */
+static void consistent(struct sv_vector *v)
+{
+	char msg[200] = "";
+	uint64_t sectors = 0, nodes = 0;
+	int rc = sv_check(pool, v, &sectors, &nodes, msg, sizeof msg);
+	if (rc != 0)
+		fprintf(stderr, "sv_check: %s\n", msg);
+	CHECK_EQ(rc, 0);
+	struct sp_stats st;
+	sp_get_stats(pool, &st);
+	CHECK_EQ(st.bytes_reserved, sectors * S + nodes * SP_NODE_SIZE);
+	CHECK_EQ(st.sectors_in_use, sectors);
+	CHECK_EQ(st.nodes_in_use, nodes);
+}
+
+static void fill(char *b, size_t n, int seed)
+{
+	for (size_t i = 0; i < n; i++)
+		b[i] = (char)(seed + i * 7 + (i >> 8));
+}
+
+static int all_zero(const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return 0;
+	return 1;
+}
+
+static void expect_bytes(struct sv_vector *v, int64_t off, const char *want, size_t n)
+{
+	char *got = malloc(n + 1);
+	CHECK_EQ(sv_read(pool, v, got, n, off), (long long)n);
+	CHECK(memcmp(got, want, n) == 0);
+	free(got);
+}
+
+static void expect_zero(struct sv_vector *v, int64_t off, size_t n)
+{
+	char *got = malloc(n + 1);
+	CHECK_EQ(sv_read(pool, v, got, n, off), (long long)n);
+	CHECK(all_zero(got, n));
+	free(got);
+}
+
+static void test_empty(void)
+{
+	struct sv_vector v = SV_INIT;
+	char b[16];
+	CHECK_EQ(sv_read(pool, &v, b, sizeof b, 0), 0);
+	CHECK_EQ(sv_read(pool, &v, b, 0, 0), 0);
+	CHECK_EQ(sv_size(&v), 0);
+	CHECK_EQ(sv_seek(pool, &v, 0, true), -ENXIO);
+	CHECK_EQ(sv_seek(pool, &v, 0, false), -ENXIO);
+	struct iovec iov[2];
+	size_t bytes = 99;
+	CHECK_EQ(sv_view(pool, &v, 0, 100, iov, 2, &bytes), 0);
+	CHECK_EQ(bytes, 0);
+	CHECK_EQ(sv_write(pool, &v, b, 0, 12345), 0); /* writes nothing, no size */
+	CHECK_EQ(sv_size(&v), 0);
+	CHECK_EQ(sv_punch(pool, &v, 0, 100), 0);
+	CHECK_EQ(sv_resize(pool, &v, 0), 0);
+	consistent(&v);
+	sv_clear(pool, &v);
+}
+
+/* Writes and reads of every small length at every offset around a sector
+ * boundary, each compared with a flat buffer. */
+static void test_boundaries(void)
+{
+	const int64_t offs[] = {0, 1, (int64_t)S - 1, (int64_t)S, (int64_t)S + 1,
+	                        2 * (int64_t)S - 1, 64 * (int64_t)S - 1, 64 * (int64_t)S,
+	                        64 * 64 * (int64_t)S + 1};
+	const size_t lens[] = {1, 2, S - 1, S, S + 1, 2 * S + 3};
+	for (size_t o = 0; o < sizeof offs / sizeof *offs; o++) {
+		for (size_t l = 0; l < sizeof lens / sizeof *lens; l++) {
+			struct sv_vector v = SV_INIT;
+			size_t n = lens[l];
+			char *buf = malloc(n);
+			fill(buf, n, (int)(o * 31 + l));
+			CHECK_EQ(sv_write(pool, &v, buf, n, offs[o]), (long long)n);
+			CHECK_EQ(sv_size(&v), offs[o] + (int64_t)n);
+			expect_bytes(&v, offs[o], buf, n);
+			expect_zero(&v, 0, (size_t)offs[o] < 3 * S ? (size_t)offs[o] : 3 * S);
+			/* Reads straddling the end are short; past it, empty. */
+			char tail[8];
+			CHECK_EQ(sv_read(pool, &v, tail, 8, offs[o] + (int64_t)n - 1), 1);
+			CHECK_EQ(sv_read(pool, &v, tail, 8, offs[o] + (int64_t)n), 0);
+			CHECK_EQ(sv_read(pool, &v, tail, 8, INT64_MAX), 0);
+			/* Exactly the touched sectors are allocated. */
+			uint64_t first = (uint64_t)offs[o] / S, last = ((uint64_t)offs[o] + n - 1) / S;
+			CHECK_EQ(sv_sectors(&v), last - first + 1);
+			consistent(&v);
+			sv_clear(pool, &v);
+			CHECK_EQ(sv_size(&v), 0);
+			consistent(&v);
+			free(buf);
+		}
+	}
+}
+
+static void test_overflow(void)
+{
+	struct sv_vector v = SV_INIT;
+	char b[4] = "abc";
+	CHECK_EQ(sv_write(pool, &v, b, 1, -1), -EINVAL);
+	CHECK_EQ(sv_read(pool, &v, b, 1, -1), -EINVAL);
+	CHECK_EQ(sv_write(pool, &v, b, 2, INT64_MAX - 1), -EFBIG);
+	CHECK_EQ(sv_write(pool, &v, b, 1, INT64_MAX), -EFBIG);
+	CHECK_EQ(sv_write(pool, &v, b, (size_t)-1, 0), -EINVAL);
+	CHECK_EQ(sv_size(&v), 0);
+	/* The very last byte a vector can hold. */
+	CHECK_EQ(sv_write(pool, &v, b, 1, INT64_MAX - 1), 1);
+	CHECK_EQ(sv_size(&v), INT64_MAX);
+	CHECK_EQ(sv_sectors(&v), 1);
+	char c = 0;
+	CHECK_EQ(sv_read(pool, &v, &c, 1, INT64_MAX - 1), 1);
+	CHECK_EQ(c, 'a');
+	CHECK_EQ(sv_read(pool, &v, &c, (size_t)-1 / 2, INT64_MAX - 1), 1);
+	CHECK_EQ(sv_seek(pool, &v, 0, true), (INT64_MAX - 1) / (int64_t)S * (int64_t)S);
+	CHECK_EQ(sv_seek(pool, &v, 0, false), 0);
+	CHECK_EQ(sv_seek(pool, &v, INT64_MAX - 1, false), INT64_MAX);
+	CHECK_EQ(sv_seek(pool, &v, -5, true), -ENXIO);
+	consistent(&v);
+	CHECK_EQ(sv_resize(pool, &v, -1), -EINVAL);
+	CHECK_EQ(sv_resize(pool, &v, INT64_MAX), 0);
+	/* A punch of the last byte zeroes it but keeps its (partial) sector;
+	 * a punch from the sector's start to the maximum frees it. */
+	CHECK_EQ(sv_punch(pool, &v, INT64_MAX - 1, INT64_MAX), 0);
+	CHECK_EQ(sv_sectors(&v), 1);
+	CHECK_EQ(sv_read(pool, &v, &c, 1, INT64_MAX - 1), 1);
+	CHECK_EQ(c, 0);
+	CHECK_EQ(sv_punch(pool, &v, (INT64_MAX - 1) / (int64_t)S * (int64_t)S, INT64_MAX), 0);
+	CHECK_EQ(sv_sectors(&v), 0);
+	CHECK_EQ(sv_punch(pool, &v, -1, 1), -EINVAL);
+	CHECK_EQ(sv_punch(pool, &v, 0, -1), -EINVAL);
+	CHECK_EQ(sv_allocate(pool, &v, 0, 0, false), -EINVAL);
+	CHECK_EQ(sv_allocate(pool, &v, INT64_MAX, 1, false), -EFBIG);
+	CHECK_EQ(sv_allocate(pool, &v, 1, INT64_MAX, false), -EFBIG);
+	/* A whole-range allocation is more than the machine has (ENOMEM), or
+	 * than the limit allows (ENOSPC); either way it changes nothing. */
+	CHECK_EQ(sv_allocate(pool, &v, 0, INT64_MAX, true), -ENOMEM);
+	CHECK_EQ(sp_set_limit(pool, (uint64_t)1 << 30), 0);
+	CHECK_EQ(sv_allocate(pool, &v, 0, INT64_MAX, true), -ENOSPC);
+	CHECK_EQ(sp_set_limit(pool, SP_UNLIMITED), 0);
+	CHECK_EQ(sv_sectors(&v), 0);
+	consistent(&v);
+	sv_clear(pool, &v);
+	consistent(&v);
+}
+
+/* Nothing an earlier vector held can be read through a new one, and nothing
+ * a vector held before a shrink reappears when it grows again. */
+static void test_extend_reads_zero(void)
+{
+	char *junk = malloc(8 * S);
+	memset(junk, 0xA5, 8 * S);
+	struct sv_vector a = SV_INIT, b = SV_INIT;
+	for (int round = 0; round < 3; round++) {
+		CHECK_EQ(sv_write(pool, &a, junk, 8 * S, 0), (long long)(8 * S));
+		sv_clear(pool, &a);
+	}
+	/* b reuses a's sectors: a one-byte write in the middle of a sector. */
+	CHECK_EQ(sv_write(pool, &b, "x", 1, (int64_t)S / 2), 1);
+	CHECK_EQ(sv_resize(pool, &b, (int64_t)(2 * S)), 0);
+	char *got = malloc(2 * S);
+	CHECK_EQ(sv_read(pool, &b, got, 2 * S, 0), (long long)(2 * S));
+	CHECK(all_zero(got, S / 2));
+	CHECK_EQ(got[S / 2], 'x');
+	CHECK(all_zero(got + S / 2 + 1, 2 * S - S / 2 - 1));
+
+	/* Shrink into a sector, then grow: the old tail reads as zero. */
+	CHECK_EQ(sv_write(pool, &b, junk, S, 0), (long long)S);
+	CHECK_EQ(sv_resize(pool, &b, 10), 0);
+	CHECK_EQ(sv_sectors(&b), 1);
+	CHECK_EQ(sv_resize(pool, &b, (int64_t)(3 * S)), 0);
+	CHECK_EQ(sv_read(pool, &b, got, 2 * S, 0), (long long)(2 * S));
+	CHECK(memcmp(got, junk, 10) == 0);
+	CHECK(all_zero(got + 10, 2 * S - 10));
+	consistent(&b);
+
+	/* Write past the end inside the last sector: the gap is zero. */
+	CHECK_EQ(sv_resize(pool, &b, 5), 0);
+	CHECK_EQ(sv_write(pool, &b, "yz", 2, 20), 2);
+	CHECK_EQ(sv_read(pool, &b, got, 22, 0), 22);
+	CHECK(memcmp(got, junk, 5) == 0);
+	CHECK(all_zero(got + 5, 15));
+	CHECK(memcmp(got + 20, "yz", 2) == 0);
+	consistent(&b);
+
+	/* Extending via allocate reveals zeros too. */
+	CHECK_EQ(sv_resize(pool, &b, 3), 0);
+	CHECK_EQ(sv_allocate(pool, &b, 0, (int64_t)(4 * S), false), 0);
+	CHECK_EQ(sv_size(&b), 4 * S);
+	CHECK_EQ(sv_sectors(&b), 4);
+	CHECK_EQ(sv_read(pool, &b, got, 2 * S, 0), (long long)(2 * S));
+	CHECK(memcmp(got, junk, 3) == 0);
+	CHECK(all_zero(got + 3, 2 * S - 3));
+	consistent(&b);
+	sv_clear(pool, &b);
+	free(got);
+	free(junk);
+}
+
+/* Holes at the start, in the middle, and at the end; seek and view over
+ * them. */
+static void test_holes(void)
+{
+	struct sv_vector v = SV_INIT;
+	char *buf = malloc(4 * S);
+	fill(buf, 4 * S, 3);
+	/* data in sectors 2-3 and 70; holes at 0-1, 4-69, and 71..end */
+	CHECK_EQ(sv_write(pool, &v, buf, 2 * S, (int64_t)(2 * S)), (long long)(2 * S));
+	CHECK_EQ(sv_write(pool, &v, buf, S, (int64_t)(70 * S)), (long long)S);
+	CHECK_EQ(sv_resize(pool, &v, (int64_t)(100 * S)), 0);
+	CHECK_EQ(sv_sectors(&v), 3);
+	int64_t s = (int64_t)S;
+	CHECK_EQ(sv_seek(pool, &v, 0, true), 2 * s);
+	CHECK_EQ(sv_seek(pool, &v, 0, false), 0);
+	CHECK_EQ(sv_seek(pool, &v, 2 * s + 5, true), 2 * s + 5);
+	CHECK_EQ(sv_seek(pool, &v, 2 * s + 5, false), 4 * s);
+	CHECK_EQ(sv_seek(pool, &v, 4 * s, true), 70 * s);
+	CHECK_EQ(sv_seek(pool, &v, 70 * s, false), 71 * s);
+	CHECK_EQ(sv_seek(pool, &v, 71 * s, true), -ENXIO);
+	CHECK_EQ(sv_seek(pool, &v, 100 * s - 1, false), 100 * s - 1);
+	CHECK_EQ(sv_seek(pool, &v, 100 * s, false), -ENXIO);
+	expect_zero(&v, 0, 2 * S);
+	expect_bytes(&v, 2 * s, buf, 2 * S);
+	expect_zero(&v, 4 * s, 66 * S);
+	expect_bytes(&v, 70 * s, buf, S);
+	expect_zero(&v, 71 * s, 29 * S);
+
+	/* The view covers holes with the zero area and data in place. */
+	struct iovec iov[16];
+	size_t bytes;
+	sv_read_lock(&v);
+	int n = sv_view(pool, &v, 0, 100 * S, iov, 16, &bytes);
+	CHECK(n >= 4);
+	CHECK_EQ(bytes, 100 * S);
+	size_t zlen;
+	const char *zero = sp_zero_area(pool, &zlen);
+	size_t pos = 0;
+	for (int i = 0; i < n; i++) {
+		if (pos >= 2 * S && pos < 4 * S)
+			CHECK(iov[i].iov_base != zero);
+		if (iov[i].iov_base == zero)
+			CHECK(all_zero(iov[i].iov_base, iov[i].iov_len));
+		pos += iov[i].iov_len;
+	}
+	/* Too few entries: a partial view. */
+	n = sv_view(pool, &v, 0, 100 * S, iov, 1, &bytes);
+	CHECK_EQ(n, 1);
+	CHECK_EQ(bytes, 2 * S);
+	sv_read_unlock(&v);
+	consistent(&v);
+
+	/* Punch: partial edges are zeroed, whole sectors freed. */
+	CHECK_EQ(sv_punch(pool, &v, 2 * s + 1, s), 0);
+	CHECK_EQ(sv_sectors(&v), 3);
+	char got[8];
+	CHECK_EQ(sv_read(pool, &v, got, 1, 2 * s), 1);
+	CHECK_EQ(got[0], buf[0]);
+	expect_zero(&v, 2 * s + 1, S);
+	CHECK_EQ(sv_read(pool, &v, got, 1, 3 * s + 1), 1);
+	CHECK_EQ(got[0], buf[S + 1]);
+	CHECK_EQ(sv_punch(pool, &v, 2 * s, 2 * s), 0);
+	CHECK_EQ(sv_sectors(&v), 1);
+	CHECK_EQ(sv_seek(pool, &v, 0, true), 70 * s);
+	CHECK_EQ(sv_size(&v), 100 * S);
+	consistent(&v);
+	/* Punching the last sector collapses the tree back to nothing. */
+	CHECK_EQ(sv_punch(pool, &v, 0, INT64_MAX), 0);
+	CHECK_EQ(sv_sectors(&v), 0);
+	CHECK_EQ(sv_seek(pool, &v, 0, true), -ENXIO);
+	consistent(&v);
+	sv_clear(pool, &v);
+	free(buf);
+}
+
+/* A sparse vector far past 4 GiB holds only what was written. */
+static void test_sparse_far(void)
+{
+	struct sv_vector v = SV_INIT;
+	int64_t far = (int64_t)1 << 40;
+	CHECK_EQ(sv_write(pool, &v, "end", 3, far), 3);
+	CHECK_EQ(sv_write(pool, &v, "start", 5, 0), 5);
+	CHECK_EQ(sv_sectors(&v), 2);
+	CHECK_EQ(sv_seek(pool, &v, 5, true), 5); /* sector 0 is data */
+	CHECK_EQ(sv_seek(pool, &v, (int64_t)S, true), far / (int64_t)S * (int64_t)S);
+	CHECK_EQ(sv_seek(pool, &v, 0, false), (int64_t)S);
+	expect_zero(&v, far - 4096, 4096);
+	expect_bytes(&v, far, "end", 3);
+	consistent(&v);
+	/* Shrinking back below the far sector frees it and the nodes above it. */
+	CHECK_EQ(sv_resize(pool, &v, 5), 0);
+	CHECK_EQ(sv_sectors(&v), 1);
+	consistent(&v);
+	struct sp_stats st;
+	sp_get_stats(pool, &st);
+	CHECK_EQ(st.nodes_in_use, 0);
+	sv_clear(pool, &v);
+}
+
+static void test_append_and_keep_size(void)
+{
+	struct sv_vector v = SV_INIT;
+	int64_t where = -1;
+	CHECK_EQ(sv_append(pool, &v, "abc", 3, &where), 3);
+	CHECK_EQ(where, 0);
+	CHECK_EQ(sv_append(pool, &v, "de", 2, &where), 2);
+	CHECK_EQ(where, 3);
+	expect_bytes(&v, 0, "abcde", 5);
+	/* Preallocate past the end without changing the size. */
+	CHECK_EQ(sv_allocate(pool, &v, 0, (int64_t)(3 * S), true), 0);
+	CHECK_EQ(sv_size(&v), 5);
+	CHECK_EQ(sv_sectors(&v), 3);
+	CHECK_EQ(sv_seek(pool, &v, 0, false), 5);
+	CHECK_EQ(sv_seek(pool, &v, 5, true), -ENXIO);
+	consistent(&v);
+	/* Growing keeps the preallocated (zero) sectors; shrinking frees them. */
+	CHECK_EQ(sv_resize(pool, &v, (int64_t)(2 * S)), 0);
+	CHECK_EQ(sv_sectors(&v), 3);
+	expect_zero(&v, 5, 2 * S - 5);
+	CHECK_EQ(sv_resize(pool, &v, (int64_t)(2 * S)), 0); /* same size trims */
+	CHECK_EQ(sv_sectors(&v), 2);
+	consistent(&v);
+	sv_clear(pool, &v);
+}
+
+/* The limit is exact: a write that needs one byte more than is left fails
+ * with ENOSPC and changes nothing; with that byte it succeeds. */
+static void test_limit(void)
+{
+	struct sv_vector v = SV_INIT;
+	char *buf = malloc(200 * S);
+	fill(buf, 200 * S, 9);
+	CHECK_EQ(sv_write(pool, &v, buf, 3 * S, 0), (long long)(3 * S));
+	struct sp_stats before;
+	sp_get_stats(pool, &before);
+	/* 130 sectors at 70: fills holes and adds height and leaves. */
+	uint64_t need = 0;
+	for (int attempt = 0;; attempt++) {
+		CHECK_EQ(sp_set_limit(pool, before.bytes_reserved + need), 0);
+		ssize_t rc = sv_write(pool, &v, buf, 130 * S, (int64_t)(70 * S));
+		if (rc > 0)
+			break;
+		CHECK_EQ(rc, -ENOSPC);
+		CHECK_EQ(sv_size(&v), 3 * S);
+		CHECK_EQ(sv_sectors(&v), 3);
+		consistent(&v);
+		need += SP_NODE_SIZE;
+		CHECK(attempt < 100000);
+	}
+	struct sp_stats after;
+	sp_get_stats(pool, &after);
+	CHECK_EQ(after.bytes_reserved - before.bytes_reserved, need);
+	CHECK_EQ(after.bytes_reserved, after.limit);
+	CHECK(after.peak_reserved >= after.bytes_reserved);
+	CHECK_EQ(sp_set_limit(pool, after.bytes_reserved - 1), -EBUSY);
+	CHECK_EQ(sp_set_limit(pool, SP_UNLIMITED), 0);
+	expect_bytes(&v, 70 * (int64_t)S, buf, 130 * S);
+	consistent(&v);
+	sv_clear(pool, &v);
+	free(buf);
+}
+
+/* Views merge sectors that are adjacent in memory and stay within bounds. */
+static void test_view_bounds(void)
+{
+	struct sv_vector v = SV_INIT;
+	char *buf = malloc(16 * S);
+	fill(buf, 16 * S, 5);
+	CHECK_EQ(sv_write(pool, &v, buf, 16 * S, 0), (long long)(16 * S));
+	struct iovec iov[64];
+	size_t bytes;
+	sv_read_lock(&v);
+	int n = sv_view(pool, &v, 3, 16 * S, iov, 64, &bytes);
+	CHECK(n >= 1 && n <= 16);
+	CHECK_EQ(bytes, 16 * S - 3);
+	size_t pos = 3;
+	for (int i = 0; i < n; i++) {
+		CHECK(memcmp(iov[i].iov_base, buf + pos, iov[i].iov_len) == 0);
+		pos += iov[i].iov_len;
+	}
+	CHECK_EQ(sv_view(pool, &v, (int64_t)(16 * S), 10, iov, 64, &bytes), 0);
+	CHECK_EQ(bytes, 0);
+	CHECK_EQ(sv_view(pool, &v, -1, 10, iov, 64, &bytes), -EINVAL);
+	CHECK_EQ(sv_view(pool, &v, 0, 10, iov, 0, &bytes), 0);
+	CHECK_EQ(bytes, 0);
+	sv_read_unlock(&v);
+	sv_clear(pool, &v);
+	free(buf);
+}
+
+int main(int argc, char **argv)
+{
+	const size_t sizes[] = {SP_SECTOR_MIN, SP_SECTOR_DEFAULT, SP_SECTOR_MAX};
+	(void)argc, (void)argv;
+	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+		setup(sizes[i]);
+		test_empty();
+		test_boundaries();
+		test_overflow();
+		test_extend_reads_zero();
+		test_holes();
+		test_sparse_far();
+		test_append_and_keep_size();
+		test_limit();
+		test_view_bounds();
+		teardown();
+		printf("sector size %zu: ok\n", sizes[i]);
+	}
+	struct sp_pool *p;
+	struct sp_config bad = {.sector_size = 1000, .limit = SP_UNLIMITED};
+	CHECK_EQ(sp_create(&bad, &p), -EINVAL);
+	bad.sector_size = 256;
+	CHECK_EQ(sp_create(&bad, &p), -EINVAL);
+	bad.sector_size = 131072;
+	CHECK_EQ(sp_create(&bad, &p), -EINVAL);
+	return 0;
+}

@@ -1,0 +1,261 @@
+/* test_vector_fault.c - every allocation failure point of every vector
+ * operation, in the manner of SQLite's malloc tests.
+ *
+ * For each scenario and each n = 1, 2, 3, ...: build the starting state in a
+ * fresh pool, snapshot it, make the n-th allocation from now fail (once, or
+ * for good), run the operation.  If it failed, it must say ENOMEM and leave
+ * the vector and the pool exactly as the snapshot; if it succeeded, the
+ * result must equal the same operation run without faults.  The loop ends
+ * when the operation succeeds without reaching the armed point.  Leaks are
+ * the sanitizers' and valgrind's to find; the pool's counters must return to
+ * zero after every round.
+ */
+#include <errno.h>
+
+#include "check.h"
+#include "sectorfs/engine.h"
+#include "sectorfs/fault.h"
+
+#define MAXB (8u << 20)
+
+struct state {
+	uint64_t size, sectors;
+	struct sp_stats st;
+	unsigned char *bytes;
+};
+
+struct scenario {
+	const char *name;
+	size_t S;
+	void (*setup)(struct sp_pool *, struct sv_vector *);
+	int (*op)(struct sp_pool *, struct sv_vector *);
+};
+
+static unsigned char pattern[MAXB];
+
+static void consistent(struct sp_pool *pool, struct sv_vector *v)
+{
+	char msg[200] = "";
+	uint64_t sectors = 0, nodes = 0;
+	int rc = sv_check(pool, v, &sectors, &nodes, msg, sizeof msg);
+	if (rc)
+		fprintf(stderr, "sv_check: %s\n", msg);
+	CHECK_EQ(rc, 0);
+	struct sp_stats st;
+	sp_get_stats(pool, &st);
+	CHECK_EQ(st.bytes_reserved, sectors * sp_sector_size(pool) + nodes * SP_NODE_SIZE);
+	CHECK_EQ(st.sectors_in_use, sectors);
+	CHECK_EQ(st.nodes_in_use, nodes);
+}
+
+static void snap(struct sp_pool *pool, struct sv_vector *v, struct state *s)
+{
+	s->size = sv_size(v);
+	s->sectors = sv_sectors(v);
+	sp_get_stats(pool, &s->st);
+	uint64_t n = s->size < MAXB ? s->size : MAXB;
+	s->bytes = malloc(n + 1);
+	CHECK_EQ(sv_read(pool, v, s->bytes, n, 0), (long long)n);
+}
+
+static void same(const struct state *a, const struct state *b)
+{
+	CHECK_EQ(a->size, b->size);
+	CHECK_EQ(a->sectors, b->sectors);
+	CHECK_EQ(a->st.sectors_in_use, b->st.sectors_in_use);
+	CHECK_EQ(a->st.nodes_in_use, b->st.nodes_in_use);
+	CHECK_EQ(a->st.bytes_reserved, b->st.bytes_reserved);
+	uint64_t n = a->size < MAXB ? a->size : MAXB;
+	CHECK(memcmp(a->bytes, b->bytes, n) == 0);
+}
+
+/* ---- scenarios ---- */
+
+static void setup_empty(struct sp_pool *p, struct sv_vector *v)
+{
+	(void)p, (void)v;
+}
+
+/* Data in sectors 0-2 and 70, a hole between. */
+static void setup_holes(struct sp_pool *p, struct sv_vector *v)
+{
+	size_t S = sp_sector_size(p);
+	CHECK_EQ(sv_write(p, v, pattern, 3 * S - 7, 0), (long long)(3 * S - 7));
+	CHECK_EQ(sv_write(p, v, pattern + 5, S, (int64_t)(70 * S)), (long long)S);
+}
+
+static int op_write_byte(struct sp_pool *p, struct sv_vector *v)
+{
+	return (int)sv_write(p, v, "x", 1, 17);
+}
+
+static int op_write_span(struct sp_pool *p, struct sv_vector *v)
+{
+	size_t S = sp_sector_size(p);
+	return (int)sv_write(p, v, pattern + 1, 3 * S, (int64_t)(62 * S + 3));
+}
+
+/* Fills holes, overwrites data, and needs a stash larger than the stack's. */
+static int op_write_big(struct sp_pool *p, struct sv_vector *v)
+{
+	size_t S = sp_sector_size(p);
+	return (int)sv_write(p, v, pattern + 2, 300 * S + 11, (int64_t)S + 1);
+}
+
+/* Grows the tree by several levels at once. */
+static int op_write_far(struct sp_pool *p, struct sv_vector *v)
+{
+	(void)p;
+	return (int)sv_write(p, v, "far", 3, (int64_t)1 << 36);
+}
+
+static int op_append(struct sp_pool *p, struct sv_vector *v)
+{
+	int64_t where;
+	return (int)sv_append(p, v, pattern + 3, 2 * sp_sector_size(p) + 1, &where);
+}
+
+static int op_allocate(struct sp_pool *p, struct sv_vector *v)
+{
+	size_t S = sp_sector_size(p);
+	return sv_allocate(p, v, (int64_t)S / 2, (int64_t)(200 * S), false);
+}
+
+static int op_allocate_keep(struct sp_pool *p, struct sv_vector *v)
+{
+	size_t S = sp_sector_size(p);
+	return sv_allocate(p, v, 0, (int64_t)(130 * S), true);
+}
+
+/* Operations that only free must succeed whatever the injector says. */
+static int op_shrink(struct sp_pool *p, struct sv_vector *v)
+{
+	return sv_resize(p, v, (int64_t)sp_sector_size(p) + 3);
+}
+
+static int op_punch(struct sp_pool *p, struct sv_vector *v)
+{
+	size_t S = sp_sector_size(p);
+	return sv_punch(p, v, 5, (int64_t)(70 * S));
+}
+
+static int op_grow(struct sp_pool *p, struct sv_vector *v)
+{
+	(void)p;
+	return sv_resize(p, v, (int64_t)1 << 40);
+}
+
+/* ---- the driver ---- */
+
+static struct sp_pool *new_pool(size_t S)
+{
+	struct sp_config cfg = {.sector_size = S, .limit = SP_UNLIMITED};
+	struct sp_pool *p;
+	CHECK_EQ(sp_create(&cfg, &p), 0);
+	return p;
+}
+
+static void drop(struct sp_pool *p, struct sv_vector *v)
+{
+	sv_clear(p, v);
+	struct sp_stats st;
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.sectors_in_use, 0);
+	CHECK_EQ(st.nodes_in_use, 0);
+	CHECK_EQ(st.bytes_reserved, 0);
+	sp_destroy(p);
+}
+
+static void run(const struct scenario *sc, bool persist)
+{
+	/* The expected outcome, without faults. */
+	struct sp_pool *rp = new_pool(sc->S);
+	struct sv_vector ref = SV_INIT;
+	sc->setup(rp, &ref);
+	int want = sc->op(rp, &ref);
+	CHECK(want >= 0);
+	struct state expect;
+	snap(rp, &ref, &expect);
+
+	int failures = 0;
+	for (long n = 1;; n++) {
+		CHECK(n < 10000);
+		struct sp_pool *p = new_pool(sc->S);
+		struct sv_vector v = SV_INIT;
+		sc->setup(p, &v);
+		struct state before, after;
+		snap(p, &v, &before);
+		sfs_fault_arm(n, persist);
+		int rc = sc->op(p, &v);
+		bool hit = sfs_fault_disarm();
+		consistent(p, &v);
+		snap(p, &v, &after);
+		if (rc < 0) {
+			CHECK_EQ(rc, -ENOMEM);
+			CHECK(hit);
+			same(&before, &after);
+			failures++;
+		} else {
+			CHECK_EQ(rc, want);
+			CHECK_EQ(after.size, expect.size);
+			CHECK_EQ(after.sectors, expect.sectors);
+			CHECK_EQ(after.st.bytes_reserved, expect.st.bytes_reserved);
+			uint64_t len = after.size < MAXB ? after.size : MAXB;
+			CHECK(memcmp(after.bytes, expect.bytes, len) == 0);
+		}
+		free(before.bytes), free(after.bytes);
+		drop(p, &v);
+		if (rc >= 0 && !hit) {
+			printf("%-14s S=%-5zu %s: %ld fault points, %d clean failures\n", sc->name, sc->S,
+			       persist ? "persistent" : "once      ", n - 1, failures);
+			break;
+		}
+	}
+	free(expect.bytes);
+	drop(rp, &ref);
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	for (size_t i = 0; i < MAXB; i++)
+		pattern[i] = (unsigned char)(i * 131 + (i >> 9) + 1);
+	const size_t sizes[] = {512, 4096};
+	for (size_t k = 0; k < 2; k++) {
+		size_t S = sizes[k];
+		const struct scenario scs[] = {
+		        {"write-byte", S, setup_empty, op_write_byte},
+		        {"write-span", S, setup_empty, op_write_span},
+		        {"write-big", S, setup_holes, op_write_big},
+		        {"write-far", S, setup_holes, op_write_far},
+		        {"append", S, setup_holes, op_append},
+		        {"allocate", S, setup_holes, op_allocate},
+		        {"allocate-keep", S, setup_empty, op_allocate_keep},
+		        {"shrink", S, setup_holes, op_shrink},
+		        {"punch", S, setup_holes, op_punch},
+		        {"grow", S, setup_holes, op_grow},
+		};
+		for (size_t i = 0; i < sizeof scs / sizeof *scs; i++) {
+			run(&scs[i], false);
+			run(&scs[i], true);
+		}
+	}
+	/* Creating a pool fails cleanly at each of its allocations. */
+	for (long n = 1;; n++) {
+		struct sp_pool *p = NULL;
+		struct sp_config cfg = {.sector_size = 4096, .limit = SP_UNLIMITED};
+		sfs_fault_arm(n, false);
+		int rc = sp_create(&cfg, &p);
+		bool hit = sfs_fault_disarm();
+		if (rc == 0) {
+			sp_destroy(p);
+			if (!hit) {
+				printf("sp_create: %ld fault points\n", n - 1);
+				break;
+			}
+		} else {
+			CHECK_EQ(rc, -ENOMEM);
+		}
+	}
+	return 0;
+}
