@@ -2,8 +2,11 @@
  *
  * Design (the picture is in sectorfs/engine.h):
  *
- * - Two slot classes per pool, one for sectors and one for 512-byte tree
- *   nodes.  A class owns 32 MiB regions, each aligned to its size so that
+ * - Slot classes: one for sectors, and seven "small" classes of 32 B to
+ *   2 KiB for everything else that lives as long as a file: tree nodes
+ *   (512 B), inline file data, and the filesystem core's inodes and
+ *   directory entries.  All of it is returned to the kernel page by page,
+ *   which malloc would not do.  A class owns 32 MiB regions, each aligned to its size so that
  *   free() finds the region header by masking the address.  The header holds
  *   one "free" bit per slot and one "clean" bit per group (the unit of
  *   memory given back to the kernel: a page, or a slot if larger).
@@ -42,17 +45,30 @@
 #include "os.h"
 #include "sectorfs/engine.h"
 
+/* Under AddressSanitizer, free slots are poisoned so that a use after free
+ * of a sector or a small object is reported like one of malloc's. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define asan_poison(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define asan_unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define asan_poison(p, n) ((void)(p), (void)(n))
+#define asan_unpoison(p, n) ((void)(p), (void)(n))
+#endif
+
 #define REGION_SHIFT 25
 #define REGION_SIZE ((size_t)1 << REGION_SHIFT)
 #define NSHARDS 16
 #define SHARD_CAP 128
-#define CACHE_BYTES ((size_t)512 << 10)
-#define PURGE_SECTOR_BYTES ((size_t)4 << 20)
-#define PURGE_NODE_BYTES ((size_t)1 << 20)
+#define SECTOR_CACHE_BYTES ((size_t)512 << 10)
+#define SECTOR_QUEUE_BYTES ((size_t)4 << 20)
+#define SMALL_CACHE_BYTES ((size_t)16 << 10)
+#define SMALL_QUEUE_BYTES ((size_t)512 << 10)
 #define ZERO_AREA ((size_t)1 << 20)
 #define TAG_CLEAN ((uintptr_t)1)
 
 struct region {
+	struct sp_class *cls; /* the class whose slots these are */
 	uint32_t index;    /* position in class->regions */
 	uint32_t nfree;    /* free slots                 [class lock] */
 	uint32_t hint;     /* no free bit before this word [class lock] */
@@ -97,13 +113,16 @@ struct sp_class {
 
 struct sp_pool {
 	struct sp_class sectors;
-	struct sp_class nodes;
+	struct sp_class small[SP_SMALL_CLASSES]; /* 32 B .. 2 KiB */
 	_Atomic uint64_t reserved;
 	_Atomic uint64_t peak;
 	_Atomic uint64_t limit;
 	void *zero;
 	size_t zero_len;
 };
+
+/* Small classes: 32 << i bytes. */
+_Static_assert((SP_SMALL_MIN << (SP_SMALL_CLASSES - 1)) == SP_SMALL_MAX, "small classes");
 
 static _Atomic unsigned next_shard;
 static _Thread_local unsigned my_shard; /* 0: not bound yet; else index + 1 */
@@ -127,7 +146,8 @@ static inline size_t round_up(size_t x, size_t a)
 
 /* ---- class setup ---- */
 
-static int class_init(struct sp_class *c, size_t slot, size_t purge_bytes, bool locked)
+static int class_init(struct sp_class *c, size_t slot, size_t cache_bytes, size_t purge_bytes,
+                      bool locked)
 {
 	size_t page = os_page_size();
 	memset(c, 0, sizeof(*c));
@@ -143,7 +163,7 @@ static int class_init(struct sp_class *c, size_t slot, size_t purge_bytes, bool 
 	c->header = round_up(meta, c->group);
 	c->header_resident = round_up(meta, page);
 	c->nslots = (uint32_t)((REGION_SIZE - c->header) / slot);
-	size_t cache = CACHE_BYTES / slot;
+	size_t cache = cache_bytes / slot;
 	c->cache_max = (unsigned)(cache > SHARD_CAP ? SHARD_CAP : cache < 4 ? 4 : cache);
 	size_t q = purge_bytes / c->group;
 	c->cap_queue = (uint32_t)(q < 16 ? 16 : q);
@@ -153,8 +173,10 @@ static int class_init(struct sp_class *c, size_t slot, size_t purge_bytes, bool 
 
 static void class_fini(struct sp_class *c)
 {
-	for (uint32_t i = 0; i < c->nregions; i++)
+	for (uint32_t i = 0; i < c->nregions; i++) {
+		asan_unpoison(c->regions[i], REGION_SIZE);
 		os_unmap(c->regions[i], REGION_SIZE);
+	}
 	os_free(c->regions);
 	os_free(c->queue);
 }
@@ -173,6 +195,9 @@ static struct region *region_new(struct sp_class *c)
 	struct region *r = os_map(REGION_SIZE, REGION_SIZE, c->locked);
 	if (!r)
 		return NULL;
+	/* The address may have held another pool's poisoned slots. */
+	asan_unpoison(r, REGION_SIZE);
+	r->cls = c;
 	r->index = c->nregions;
 	r->nfree = c->nslots;
 	r->hint = 0;
@@ -185,6 +210,7 @@ static struct region *region_new(struct sp_class *c)
 		r->free_bits[full] = (UINT64_C(1) << (c->nslots % 64)) - 1;
 	size_t groups = REGION_SIZE / c->group;
 	memset(r->clean_bits, 0xff, (groups + 63) / 64 * 8);
+	asan_poison(r->slots, (size_t)c->nslots << c->shift);
 	c->regions[c->nregions++] = r;
 	atomic_store_explicit(&c->nregions_seen, c->nregions, memory_order_relaxed);
 	return r;
@@ -203,12 +229,29 @@ static inline void bit_clear(uint64_t *bits, size_t i)
 	bits[i / 64] &= ~(UINT64_C(1) << (i % 64));
 }
 
-/* Mask of the free bits of slot's group inside its bitmap word. */
-static inline uint64_t group_mask(const struct sp_class *c, size_t slot)
+/* Is the group of `slot` entirely free?  A group is at most 8 slots of one
+ * bitmap word, or (slots of 32 and 64 bytes) one or two whole words. */
+static inline bool group_free(const struct sp_class *c, const struct region *r, size_t slot)
 {
 	size_t first = slot & ~(size_t)(c->per_group - 1);
-	uint64_t ones = c->per_group == 64 ? ~UINT64_C(0) : (UINT64_C(1) << c->per_group) - 1;
-	return ones << (first % 64);
+	if (c->per_group >= 64) {
+		for (size_t w = first / 64; w < (first + c->per_group) / 64; w++)
+			if (r->free_bits[w] != ~UINT64_C(0))
+				return false;
+		return true;
+	}
+	uint64_t m = ((UINT64_C(1) << c->per_group) - 1) << (first % 64);
+	return (r->free_bits[first / 64] & m) == m;
+}
+
+/* Does the group of `slot` still have a free slot? */
+static inline bool group_any_free(const struct sp_class *c, const struct region *r, size_t slot)
+{
+	size_t first = slot & ~(size_t)(c->per_group - 1);
+	for (size_t i = first; i < first + c->per_group; i++)
+		if (bit_get(r->free_bits, i))
+			return true;
+	return false;
 }
 
 /* ---- purging ---- */
@@ -236,8 +279,7 @@ static void class_purge(struct sp_class *c, uint32_t count)
 		struct region *r = region_of(g);
 		size_t slot = (size_t)(g - r->slots) >> c->shift;
 		size_t gi = slot / c->per_group;
-		uint64_t m = group_mask(c, slot);
-		if ((r->free_bits[slot / 64] & m) != m || bit_get(r->clean_bits, gi))
+		if (!group_free(c, r, slot) || bit_get(r->clean_bits, gi))
 			continue; /* reused since, or already clean */
 		if (run && run + run_len == g) {
 			run_len += c->group;
@@ -283,8 +325,7 @@ static void class_put(struct sp_class *c, size_t n, void *const *slots)
 			r->hint = (uint32_t)(slot / 64);
 		if (r->index < c->first_free)
 			c->first_free = r->index;
-		uint64_t m = group_mask(c, slot);
-		if ((r->free_bits[slot / 64] & m) == m) {
+		if (group_free(c, r, slot)) {
 			size_t gi = slot / c->per_group;
 			if (!bit_get(r->clean_bits, gi))
 				queue_free_group(c, r->slots + gi * c->group);
@@ -312,7 +353,7 @@ static int class_take(struct sp_class *c, size_t n, void **out)
 			r->nfree--;
 			out[got++] = (void *)((uintptr_t)(r->slots + (slot << c->shift)) | tag);
 		}
-		if (got == n && (r->free_bits[first / 64] & group_mask(c, first)))
+		if (got == n && group_any_free(c, r, first))
 			c->nqueue++; /* slots of this group are left: keep it queued */
 	}
 	uint32_t ri = c->first_free;
@@ -445,10 +486,9 @@ static void class_trim(struct sp_class *c)
 	lk_lock(&c->lock);
 	for (uint32_t ri = 0; ri < c->nregions; ri++) {
 		struct region *r = c->regions[ri];
-		for (size_t slot = 0; slot < c->nslots; slot += c->per_group) {
-			uint64_t m = group_mask(c, slot);
+		for (size_t slot = 0; slot + c->per_group <= c->nslots; slot += c->per_group) {
 			size_t gi = slot / c->per_group;
-			if ((r->free_bits[slot / 64] & m) == m && !bit_get(r->clean_bits, gi))
+			if (group_free(c, r, slot) && !bit_get(r->clean_bits, gi))
 				queue_free_group(c, r->slots + gi * c->group);
 		}
 	}
@@ -473,6 +513,21 @@ static uint64_t class_mapped(const struct sp_class *c)
 
 /* ---- the pool ---- */
 
+static unsigned small_index(size_t size)
+{
+	unsigned i = 0;
+	while ((size_t)SP_SMALL_MIN << i < size)
+		i++;
+	return i;
+}
+
+size_t sp_small_size(size_t size)
+{
+	if (size == 0 || size > SP_SMALL_MAX)
+		return 0;
+	return (size_t)SP_SMALL_MIN << small_index(size);
+}
+
 int sp_create(const struct sp_config *cfg, struct sp_pool **out)
 {
 	size_t s = cfg->sector_size ? cfg->sector_size : SP_SECTOR_DEFAULT;
@@ -481,23 +536,26 @@ int sp_create(const struct sp_config *cfg, struct sp_pool **out)
 	struct sp_pool *p = os_calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
-	if (class_init(&p->sectors, s, PURGE_SECTOR_BYTES, cfg->locked) != 0)
-		goto fail_sectors;
-	if (class_init(&p->nodes, SP_NODE_SIZE, PURGE_NODE_BYTES, cfg->locked) != 0)
-		goto fail_nodes;
+	int made = 0;
+	if (class_init(&p->sectors, s, SECTOR_CACHE_BYTES, SECTOR_QUEUE_BYTES, cfg->locked) != 0)
+		goto fail;
+	for (; made < SP_SMALL_CLASSES; made++)
+		if (class_init(&p->small[made], (size_t)SP_SMALL_MIN << made, SMALL_CACHE_BYTES,
+		               SMALL_QUEUE_BYTES, cfg->locked) != 0)
+			goto fail_small;
 	p->zero_len = s > ZERO_AREA ? s : ZERO_AREA;
 	p->zero = os_map_zero(p->zero_len);
 	if (!p->zero)
-		goto fail_zero;
+		goto fail_small;
 	atomic_init(&p->limit, cfg->limit);
 	*out = p;
 	return 0;
 
-fail_zero:
-	class_fini(&p->nodes);
-fail_nodes:
+fail_small:
+	while (made > 0)
+		class_fini(&p->small[--made]);
 	class_fini(&p->sectors);
-fail_sectors:
+fail:
 	os_free(p);
 	return -ENOMEM;
 }
@@ -507,7 +565,8 @@ void sp_destroy(struct sp_pool *p)
 	if (!p)
 		return;
 	class_fini(&p->sectors);
-	class_fini(&p->nodes);
+	for (int i = 0; i < SP_SMALL_CLASSES; i++)
+		class_fini(&p->small[i]);
 	os_unmap(p->zero, p->zero_len);
 	os_free(p);
 }
@@ -557,11 +616,13 @@ int sp_set_limit(struct sp_pool *p, uint64_t limit)
 	return 0;
 }
 
+/* Remove the tags; zero what is not known to be zero, when asked. */
 static void strip_and_zero(struct sp_class *c, size_t n, void **out, bool zeroed)
 {
 	for (size_t i = 0; i < n; i++) {
 		uintptr_t v = (uintptr_t)out[i];
 		out[i] = (void *)(v & ~TAG_CLEAN);
+		asan_unpoison(out[i], c->slot);
 		if (zeroed && !(v & TAG_CLEAN))
 			memset(out[i], 0, c->slot);
 	}
@@ -581,22 +642,32 @@ int sp_alloc_sectors(struct sp_pool *p, size_t n, void **out, bool zeroed)
 
 void sp_free_sectors(struct sp_pool *p, size_t n, void *const *sectors)
 {
+	for (size_t i = 0; i < n; i++)
+		asan_poison(sectors[i], p->sectors.slot);
 	if (n)
 		class_free(&p->sectors, n, sectors);
 }
 
-void *sp_alloc_node(struct sp_pool *p)
+void *sp_alloc_small(struct sp_pool *p, size_t size, bool zeroed)
 {
-	void *node;
-	if (os_fault() || class_alloc(&p->nodes, 1, &node) != 0)
+	if (size == 0 || size > SP_SMALL_MAX || os_fault())
 		return NULL;
-	strip_and_zero(&p->nodes, 1, &node, true);
-	return node;
+	struct sp_class *c = &p->small[small_index(size)];
+	void *obj;
+	if (class_alloc(c, 1, &obj) != 0)
+		return NULL;
+	strip_and_zero(c, 1, &obj, zeroed);
+	return obj;
 }
 
-void sp_free_node(struct sp_pool *p, void *node)
+void sp_free_small(struct sp_pool *p, void *obj)
 {
-	class_free(&p->nodes, 1, &node);
+	(void)p;
+	if (!obj)
+		return;
+	struct sp_class *c = region_of(obj)->cls;
+	asan_poison(obj, c->slot);
+	class_free(c, 1, &obj);
 }
 
 const void *sp_zero_area(const struct sp_pool *p, size_t *len)
@@ -608,7 +679,8 @@ const void *sp_zero_area(const struct sp_pool *p, size_t *len)
 void sp_trim(struct sp_pool *p)
 {
 	class_trim(&p->sectors);
-	class_trim(&p->nodes);
+	for (int i = 0; i < SP_SMALL_CLASSES; i++)
+		class_trim(&p->small[i]);
 }
 
 void sp_get_stats(const struct sp_pool *p, struct sp_stats *st)
@@ -616,15 +688,21 @@ void sp_get_stats(const struct sp_pool *p, struct sp_stats *st)
 	memset(st, 0, sizeof(*st));
 	st->sector_size = p->sectors.slot;
 	st->sectors_in_use = class_in_use(&p->sectors);
-	st->nodes_in_use = class_in_use(&p->nodes);
 	st->bytes_reserved = atomic_load_explicit(&p->reserved, memory_order_relaxed);
 	st->peak_reserved = atomic_load_explicit(&p->peak, memory_order_relaxed);
 	st->limit = atomic_load_explicit(&p->limit, memory_order_relaxed);
-	st->bytes_mapped = class_mapped(&p->sectors) + class_mapped(&p->nodes);
-	uint64_t data = st->sectors_in_use * st->sector_size;
-	st->overhead = st->bytes_mapped > data ? st->bytes_mapped - data : 0;
-	st->regions = atomic_load_explicit(&p->sectors.nregions_seen, memory_order_relaxed) +
-	              atomic_load_explicit(&p->nodes.nregions_seen, memory_order_relaxed);
-	st->purged_bytes = atomic_load_explicit(&p->sectors.purged, memory_order_relaxed) +
-	                   atomic_load_explicit(&p->nodes.purged, memory_order_relaxed);
+	st->bytes_mapped = class_mapped(&p->sectors);
+	st->regions = atomic_load_explicit(&p->sectors.nregions_seen, memory_order_relaxed);
+	st->purged_bytes = atomic_load_explicit(&p->sectors.purged, memory_order_relaxed);
+	for (int i = 0; i < SP_SMALL_CLASSES; i++) {
+		const struct sp_class *c = &p->small[i];
+		uint64_t n = class_in_use(c);
+		st->small_objects += n;
+		st->small_bytes += n * c->slot;
+		st->bytes_mapped += class_mapped(c);
+		st->regions += atomic_load_explicit(&c->nregions_seen, memory_order_relaxed);
+		st->purged_bytes += atomic_load_explicit(&c->purged, memory_order_relaxed);
+	}
+	uint64_t used = st->sectors_in_use * st->sector_size + st->small_bytes;
+	st->overhead = st->bytes_mapped > used ? st->bytes_mapped - used : 0;
 }

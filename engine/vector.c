@@ -14,6 +14,12 @@
  * the tree is touched: nothing to roll back, nothing visible.  Operations
  * that only free memory (shrink, punch, clear) cannot fail at all.
  *
+ * Small data lives inline: while a vector's bytes fit in half a sector (at
+ * most 2 KiB), they sit in one small object from the pool, sized to a power
+ * of two, instead of a whole sector.  The first write past that limit moves
+ * them into sector 0 of a tree; the move is part of the same all-or-nothing
+ * step as the write.
+ *
  * One routine, vec_copy, moves bytes in both directions, as in the seed.
  * The trade-off of the tree against a flat array: a read walks `height`
  * pointers per 64 sectors instead of one, in exchange for sparse files that
@@ -120,6 +126,13 @@ static void vec_copy(struct sp_pool *pool, struct sv_vector *v, char *buf, size_
 {
 	const unsigned sh = sshift(pool);
 	const size_t S = (size_t)1 << sh;
+	if (v->inl) {
+		if (to_vector)
+			memcpy((char *)v->root + off, buf, len);
+		else
+			memcpy(buf, (char *)v->root + off, len);
+		return;
+	}
 	while (len) {
 		uint64_t i = off >> sh;
 		size_t in = (size_t)(off & (S - 1));
@@ -236,7 +249,7 @@ static void stash_give_back(struct sp_pool *pool, struct stash *st)
 {
 	sp_free_sectors(pool, st->nsectors - st->used_sectors, st->sectors + st->used_sectors);
 	for (uint64_t i = st->used_nodes; i < st->nnodes; i++)
-		sp_free_node(pool, st->node_list[i]);
+		sp_free_small(pool, st->node_list[i]);
 	os_free(st->heap);
 }
 
@@ -273,7 +286,7 @@ static int stash_take(struct sp_pool *pool, const struct plan *pl, bool zeroed, 
 		goto fail_sectors;
 	st->nsectors = pl->holes;
 	for (; st->nnodes < pl->nodes; st->nnodes++) {
-		st->node_list[st->nnodes] = sp_alloc_node(pool);
+		st->node_list[st->nnodes] = sp_alloc_small(pool, SP_NODE_SIZE, true);
 		if (!st->node_list[st->nnodes]) {
 			rc = -ENOMEM;
 			goto fail_nodes;
@@ -283,7 +296,7 @@ static int stash_take(struct sp_pool *pool, const struct plan *pl, bool zeroed, 
 
 fail_nodes:
 	for (uint64_t i = 0; i < st->nnodes; i++)
-		sp_free_node(pool, st->node_list[i]);
+		sp_free_small(pool, st->node_list[i]);
 	sp_free_sectors(pool, (size_t)st->nsectors, st->sectors);
 fail_sectors:
 	os_free(st->heap);
@@ -378,6 +391,91 @@ static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uin
 	return 0;
 }
 
+/* ---- inline data ---- */
+
+static inline uint64_t inline_max(const struct sp_pool *pool)
+{
+	size_t half = sp_sector_size(pool) / 2;
+	return half < SP_SMALL_MAX ? half : SP_SMALL_MAX;
+}
+
+/* Can the bytes [0, n) of v live inline? */
+static inline bool inline_fits(const struct sp_pool *pool, const struct sv_vector *v, uint64_t n)
+{
+	return (v->inl || (!v->root && v->height == 0)) && n <= inline_max(pool);
+}
+
+/* Give the inline buffer room for n bytes (all or nothing); an empty tree
+ * becomes inline. */
+static int inline_reserve(struct sp_pool *pool, struct sv_vector *v, uint64_t n)
+{
+	size_t cap = sp_small_size(n ? n : 1);
+	if (v->inl && cap <= v->inl_cap)
+		return 0;
+	int rc = sp_reserve(pool, cap);
+	if (rc != 0)
+		return rc;
+	char *buf = sp_alloc_small(pool, cap, true);
+	if (!buf) {
+		sp_release(pool, cap);
+		return -ENOMEM;
+	}
+	if (v->inl) {
+		memcpy(buf, v->root, sv_size(v));
+		sp_free_small(pool, v->root);
+		sp_release(pool, v->inl_cap);
+	}
+	v->root = buf;
+	v->inl = 1;
+	v->inl_cap = (uint16_t)cap;
+	return 0;
+}
+
+static void inline_free(struct sp_pool *pool, struct sv_vector *v)
+{
+	sp_free_small(pool, v->root);
+	sp_release(pool, v->inl_cap);
+	v->root = NULL;
+	v->inl = 0;
+	v->inl_cap = 0;
+}
+
+static void vec_drop(struct sp_pool *pool, struct sv_vector *v, uint64_t a, uint64_t b);
+
+/* vec_fill for a vector in either form: an inline vector first becomes a
+ * tree whose sector 0 holds its bytes.  All or nothing, like vec_fill; the
+ * inline buffer is only freed once everything else has succeeded. */
+static int vec_fill_any(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uint64_t end,
+                        uint64_t keep_from, uint64_t keep_to)
+{
+	if (!v->inl)
+		return vec_fill(pool, v, off, end, keep_from, keep_to);
+	char *buf = v->root;
+	uint16_t cap = v->inl_cap;
+	uint64_t size = sv_size(v);
+	v->root = NULL;
+	v->inl = 0;
+	v->inl_cap = 0;
+	int rc = vec_fill(pool, v, 0, size ? size : 1, 0, size);
+	if (rc == 0) {
+		rc = vec_fill(pool, v, off, end, keep_from, keep_to);
+		if (rc != 0)
+			vec_drop(pool, v, 0, UINT64_MAX); /* back to an empty tree */
+	}
+	if (rc != 0) {
+		v->root = buf;
+		v->inl = 1;
+		v->inl_cap = cap;
+		return rc;
+	}
+	uint64_t span;
+	void **sector0 = slot_ref(v, 0, &span);
+	memcpy(*sector0, buf, size);
+	sp_free_small(pool, buf);
+	sp_release(pool, cap);
+	return 0;
+}
+
 /* ---- freeing ---- */
 
 struct dropper {
@@ -425,7 +523,7 @@ static void drop_range(struct dropper *d, void **ref, unsigned k, uint64_t base,
 	for (uint64_t c = c0; c <= c1; c++)
 		drop_range(d, &n->slot[c], k - 1, base + c * span, a, b);
 	if (node_empty(n)) {
-		sp_free_node(d->pool, n);
+		sp_free_small(d->pool, n);
 		*ref = NULL;
 		d->nodes++;
 	}
@@ -441,7 +539,7 @@ static void collapse(struct sp_pool *pool, struct sv_vector *v, struct dropper *
 				if (n->slot[c])
 					return;
 			v->root = n->slot[0];
-			sp_free_node(pool, n);
+			sp_free_small(pool, n);
 			d->nodes++;
 		}
 		v->height--;
@@ -477,6 +575,13 @@ static void zero_within(struct sp_pool *pool, struct sv_vector *v, uint64_t from
 /* Shrink to `size`: free sectors past it, zero the tail of the last one. */
 static void vec_truncate(struct sp_pool *pool, struct sv_vector *v, uint64_t size)
 {
+	if (v->inl) {
+		memset((char *)v->root + size, 0, sv_size(v) - size);
+		if (size == 0)
+			inline_free(pool, v);
+		atomic_store_explicit(&v->size, size, memory_order_relaxed);
+		return;
+	}
 	const unsigned sh = sshift(pool);
 	const uint64_t S = UINT64_C(1) << sh;
 	vec_drop(pool, v, (size + S - 1) >> sh, UINT64_MAX);
@@ -524,7 +629,10 @@ static ssize_t vec_write(struct sp_pool *pool, struct sv_vector *v, const void *
 	int rc = check_range(off, len);
 	if (rc == 0 && len) {
 		uint64_t end = (uint64_t)off + len;
-		rc = vec_fill(pool, v, (uint64_t)off, end, (uint64_t)off, end);
+		if (inline_fits(pool, v, end > size ? end : size))
+			rc = inline_reserve(pool, v, end > size ? end : size);
+		else
+			rc = vec_fill_any(pool, v, (uint64_t)off, end, (uint64_t)off, end);
 		if (rc == 0) {
 			vec_copy(pool, v, (char *)buf, len, (uint64_t)off, true);
 			if (end > size)
@@ -557,12 +665,19 @@ int sv_resize(struct sp_pool *pool, struct sv_vector *v, int64_t size)
 	if (rc != 0)
 		return rc;
 	lk_wrlock(&v->lock);
-	if ((uint64_t)size > sv_size(v))
-		atomic_store_explicit(&v->size, (uint64_t)size, memory_order_relaxed);
-	else
+	if ((uint64_t)size <= sv_size(v)) {
 		vec_truncate(pool, v, (uint64_t)size);
+	} else if (v->inl) {
+		/* Grow inline while it fits, else move into sectors. */
+		if ((uint64_t)size <= inline_max(pool))
+			rc = inline_reserve(pool, v, (uint64_t)size);
+		else
+			rc = vec_fill_any(pool, v, 0, 0, 0, 0);
+	}
+	if (rc == 0 && (uint64_t)size > sv_size(v))
+		atomic_store_explicit(&v->size, (uint64_t)size, memory_order_relaxed);
 	lk_wrunlock(&v->lock);
-	return 0;
+	return rc;
 }
 
 int sv_punch(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len)
@@ -580,7 +695,11 @@ int sv_punch(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len
 	if (end == (uint64_t)SV_MAX_SIZE)
 		b = (end + S - 1) >> sh; /* no byte can live past the maximum */
 	lk_wrlock(&v->lock);
-	if (a < b) {
+	if (v->inl) {
+		uint64_t size = sv_size(v);
+		if ((uint64_t)off < size)
+			memset((char *)v->root + off, 0, (end < size ? end : size) - (uint64_t)off);
+	} else if (a < b) {
 		zero_within(pool, v, (uint64_t)off, a << sh);
 		zero_within(pool, v, b << sh, end);
 		vec_drop(pool, v, a, b - 1);
@@ -605,7 +724,11 @@ int sv_allocate(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t 
 		return rc;
 	uint64_t end = (uint64_t)off + (uint64_t)len;
 	lk_wrlock(&v->lock);
-	rc = vec_fill(pool, v, (uint64_t)off, end, 0, 0);
+	uint64_t size = sv_size(v);
+	if (inline_fits(pool, v, end > size ? end : size))
+		rc = inline_reserve(pool, v, end > size ? end : size);
+	else
+		rc = vec_fill_any(pool, v, (uint64_t)off, end, 0, 0);
 	if (rc == 0 && !keep_size && end > sv_size(v))
 		atomic_store_explicit(&v->size, end, memory_order_relaxed);
 	lk_wrunlock(&v->lock);
@@ -624,6 +747,10 @@ int64_t sv_seek(struct sp_pool *pool, struct sv_vector *v, int64_t off, bool dat
 	uint64_t i = (uint64_t)off >> sh;
 	if ((uint64_t)off >= size) {
 		result = -ENXIO;
+		goto out;
+	}
+	if (v->inl) {
+		result = data ? off : (int64_t)size;
 		goto out;
 	}
 	while (i < nsec) {
@@ -718,6 +845,14 @@ int sv_view(struct sp_pool *pool, struct sv_vector *v, int64_t off, size_t len,
 		return 0;
 	if (len > size - (uint64_t)off)
 		len = (size_t)(size - (uint64_t)off);
+	if (v->inl) {
+		if (max == 0 || len == 0)
+			return 0;
+		iov[0].iov_base = (char *)v->root + off;
+		iov[0].iov_len = len;
+		*bytes = len;
+		return 1;
+	}
 	struct view w = {.iov = iov, .max = max};
 	w.zero = sp_zero_area(pool, &w.zero_len);
 	uint64_t pos = (uint64_t)off;
@@ -755,7 +890,7 @@ full:
 struct checker {
 	struct sp_pool *pool;
 	struct sv_vector *v;
-	uint64_t sectors, nodes;
+	uint64_t sectors, nodes, inline_bytes;
 	char *msg;
 	size_t msglen;
 	int rc;
@@ -797,18 +932,32 @@ static void check_tree(struct checker *c, void *p, unsigned k, uint64_t base)
 			check_tree(c, n->slot[ch], k - 1, base + ch * cap(k - 1));
 }
 
-int sv_check(struct sp_pool *pool, struct sv_vector *v, uint64_t *sectors, uint64_t *nodes,
+int sv_check(struct sp_pool *pool, struct sv_vector *v, uint64_t *sectors, uint64_t *small_bytes,
              char *msg, size_t msglen)
 {
 	struct checker c = {.pool = pool, .v = v, .msg = msg, .msglen = msglen};
 	lk_rdlock(&v->lock);
-	if (v->height > MAX_HEIGHT)
+	if (v->inl) {
+		uint64_t size = sv_size(v);
+		if (!v->root || v->height || v->inl_cap != sp_small_size(v->inl_cap) ||
+		    v->inl_cap > inline_max(pool) || size > v->inl_cap)
+			check_fail(&c, "malformed inline vector", 0);
+		else if (sv_sectors(v))
+			check_fail(&c, "inline vector counts sectors", 0);
+		else
+			for (uint64_t b = size; b < v->inl_cap; b++)
+				if (((char *)v->root)[b]) {
+					check_fail(&c, "non-zero inline byte past the end", 0);
+					break;
+				}
+		c.inline_bytes = v->inl_cap;
+	} else if (v->height > MAX_HEIGHT)
 		check_fail(&c, "height out of range", v->height);
 	else if (!v->root && v->height)
 		check_fail(&c, "empty tree with a height", 0);
 	else if (v->root)
 		check_tree(&c, v->root, v->height, 0);
-	if (v->height > 0 && v->root) {
+	if (!v->inl && v->height > 0 && v->root) {
 		struct node *r = v->root;
 		bool beyond_first = false;
 		for (unsigned ch = 1; ch < FAN; ch++)
@@ -821,7 +970,7 @@ int sv_check(struct sp_pool *pool, struct sv_vector *v, uint64_t *sectors, uint6
 	lk_rdunlock(&v->lock);
 	if (sectors)
 		*sectors += c.sectors;
-	if (nodes)
-		*nodes += c.nodes;
+	if (small_bytes)
+		*small_bytes += c.nodes * SP_NODE_SIZE + c.inline_bytes;
 	return c.rc;
 }

@@ -143,14 +143,14 @@ static void run(size_t sector, uint64_t seed)
 	/* Final state: each partition equals its owner's model, the tail is
 	 * zero, and the accounts balance. */
 	unsigned char *buf = malloc(R + 4 * S);
-	uint64_t sectors = 0, nodes = 0;
+	uint64_t sectors = 0, small = 0;
 	for (int k = 0; k < V; k++) {
 		for (int t = 0; t < T; t++)
 			check_partition(&ws[t], k, buf);
 		ssize_t n = sv_read(pool, &vecs[k], buf, 4 * S, (int64_t)(T * R));
 		CHECK(n >= 0 && all_zero(buf, (size_t)n));
 		char msg[200] = "";
-		int rc = sv_check(pool, &vecs[k], &sectors, &nodes, msg, sizeof msg);
+		int rc = sv_check(pool, &vecs[k], &sectors, &small, msg, sizeof msg);
 		if (rc)
 			fprintf(stderr, "sv_check: %s\n", msg);
 		CHECK_EQ(rc, 0);
@@ -158,8 +158,8 @@ static void run(size_t sector, uint64_t seed)
 	struct sp_stats st;
 	sp_get_stats(pool, &st);
 	CHECK_EQ(st.sectors_in_use, sectors);
-	CHECK_EQ(st.nodes_in_use, nodes);
-	CHECK_EQ(st.bytes_reserved, sectors * S + nodes * SP_NODE_SIZE);
+	CHECK_EQ(st.small_bytes, small);
+	CHECK_EQ(st.bytes_reserved, sectors * S + small);
 	CHECK(st.peak_reserved <= st.limit);
 	for (int k = 0; k < V; k++)
 		sv_clear(pool, &vecs[k]);

@@ -59,12 +59,26 @@ static void test_basic(size_t S)
 	for (int i = 0; i < N; i++)
 		CHECK(all_zero(v[i], S));
 	sp_free_sectors(p, N, v);
-	void *node = sp_alloc_node(p);
-	CHECK(node && all_zero(node, SP_NODE_SIZE));
-	sp_free_node(p, node);
+	/* Small objects of every class: rounded sizes, zeroed on request,
+	 * counted, and poisoned after free under ASan. */
+	for (size_t sz = 1; sz <= SP_SMALL_MAX; sz = sz * 2 + 1) {
+		void *o = sp_alloc_small(p, sz, true);
+		size_t cls = sp_small_size(sz);
+		CHECK(o && cls >= sz && cls >= SP_SMALL_MIN && (cls & (cls - 1)) == 0);
+		CHECK(((uintptr_t)o & (cls - 1)) == 0);
+		CHECK(all_zero(o, cls));
+		memset(o, 0xee, cls);
+		sp_get_stats(p, &st);
+		CHECK_EQ(st.small_objects, 1);
+		CHECK_EQ(st.small_bytes, cls);
+		sp_free_small(p, o);
+	}
+	CHECK(sp_alloc_small(p, 0, false) == NULL);
+	CHECK(sp_alloc_small(p, SP_SMALL_MAX + 1, false) == NULL);
+	CHECK_EQ(sp_small_size(SP_SMALL_MAX + 1), 0);
 	sp_get_stats(p, &st);
 	CHECK_EQ(st.sectors_in_use, 0);
-	CHECK_EQ(st.nodes_in_use, 0);
+	CHECK_EQ(st.small_objects, 0);
 	sp_destroy(p);
 	free(v);
 }
@@ -117,6 +131,29 @@ static void test_give_back(size_t S)
 	for (size_t i = 0; i < n; i += 97)
 		CHECK(all_zero(v[i], S));
 	sp_free_sectors(p, n, v);
+	sp_destroy(p);
+	free(v);
+}
+
+/* Small objects go back to the kernel page by page too. */
+static void test_small_give_back(void)
+{
+	struct sp_pool *p = make(4096, SP_UNLIMITED);
+	size_t n = (quick ? 16u : 128u) << 20 >> 7;
+	void **v = malloc(n * sizeof(void *));
+	for (size_t i = 0; i < n; i++) {
+		v[i] = sp_alloc_small(p, 100, false);
+		CHECK(v[i]);
+		memset(v[i], 1, 128);
+	}
+	struct sp_stats st;
+	sp_get_stats(p, &st);
+	CHECK(st.bytes_mapped >= n * 128);
+	for (size_t i = 0; i < n; i++)
+		sp_free_small(p, v[i]);
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.small_objects, 0);
+	CHECK(st.bytes_mapped < (2u << 20));
 	sp_destroy(p);
 	free(v);
 }
@@ -273,6 +310,7 @@ int main(int argc, char **argv)
 	test_give_back(512);
 	test_give_back(4096);
 	test_give_back(65536);
+	test_small_give_back();
 	test_limit_concurrent();
 	printf("ok\n");
 	return 0;

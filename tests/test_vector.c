@@ -24,7 +24,7 @@ static void teardown(void)
 	struct sp_stats st;
 	sp_get_stats(pool, &st);
 	CHECK_EQ(st.sectors_in_use, 0);
-	CHECK_EQ(st.nodes_in_use, 0);
+	CHECK_EQ(st.small_objects, 0);
 	CHECK_EQ(st.bytes_reserved, 0);
 	sp_destroy(pool);
 }
@@ -34,16 +34,21 @@ static void teardown(void)
 static void consistent(struct sv_vector *v)
 {
 	char msg[200] = "";
-	uint64_t sectors = 0, nodes = 0;
-	int rc = sv_check(pool, v, &sectors, &nodes, msg, sizeof msg);
+	uint64_t sectors = 0, small = 0;
+	int rc = sv_check(pool, v, &sectors, &small, msg, sizeof msg);
 	if (rc != 0)
 		fprintf(stderr, "sv_check: %s\n", msg);
 	CHECK_EQ(rc, 0);
 	struct sp_stats st;
 	sp_get_stats(pool, &st);
-	CHECK_EQ(st.bytes_reserved, sectors * S + nodes * SP_NODE_SIZE);
+	CHECK_EQ(st.bytes_reserved, sectors * S + small);
 	CHECK_EQ(st.sectors_in_use, sectors);
-	CHECK_EQ(st.nodes_in_use, nodes);
+	CHECK_EQ(st.small_bytes, small);
+}
+
+static size_t inline_max(void)
+{
+	return S / 2 < SP_SMALL_MAX ? S / 2 : SP_SMALL_MAX;
 }
 
 static void fill(char *b, size_t n, int seed)
@@ -120,9 +125,13 @@ static void test_boundaries(void)
 			CHECK_EQ(sv_read(pool, &v, tail, 8, offs[o] + (int64_t)n - 1), 1);
 			CHECK_EQ(sv_read(pool, &v, tail, 8, offs[o] + (int64_t)n), 0);
 			CHECK_EQ(sv_read(pool, &v, tail, 8, INT64_MAX), 0);
-			/* Exactly the touched sectors are allocated. */
+			/* Exactly the touched sectors are allocated, or none
+			 * while the data fits inline. */
 			uint64_t first = (uint64_t)offs[o] / S, last = ((uint64_t)offs[o] + n - 1) / S;
-			CHECK_EQ(sv_sectors(&v), last - first + 1);
+			if ((size_t)offs[o] + n <= inline_max())
+				CHECK_EQ(sv_inline_bytes(&v), sp_small_size((size_t)offs[o] + n));
+			else
+				CHECK_EQ(sv_sectors(&v), last - first + 1);
 			consistent(&v);
 			sv_clear(pool, &v);
 			CHECK_EQ(sv_size(&v), 0);
@@ -330,7 +339,7 @@ static void test_sparse_far(void)
 	consistent(&v);
 	struct sp_stats st;
 	sp_get_stats(pool, &st);
-	CHECK_EQ(st.nodes_in_use, 0);
+	CHECK_EQ(st.small_objects, 0);
 	sv_clear(pool, &v);
 }
 
@@ -425,6 +434,78 @@ static void test_view_bounds(void)
 	free(buf);
 }
 
+/* Small data lives inline, and moves to sectors, and back to nothing, with
+ * the same contents whatever the path. */
+static void test_inline(void)
+{
+	const size_t IM = inline_max();
+	char *buf = malloc(4 * S);
+	fill(buf, 4 * S, 11);
+	struct sv_vector v = SV_INIT;
+	CHECK_EQ(sv_write(pool, &v, buf, 100, 0), 100);
+	CHECK_EQ(sv_inline_bytes(&v), 128);
+	CHECK_EQ(sv_sectors(&v), 0);
+	CHECK_EQ(sv_seek(pool, &v, 5, true), 5);
+	CHECK_EQ(sv_seek(pool, &v, 5, false), 100);
+	consistent(&v);
+	/* Growing inline, then past the limit by a write far away. */
+	CHECK_EQ(sv_write(pool, &v, buf + 100, IM - 100, 100), (long long)(IM - 100));
+	CHECK_EQ(sv_inline_bytes(&v), IM);
+	expect_bytes(&v, 0, buf, IM);
+	CHECK_EQ(sv_write(pool, &v, "z", 1, (int64_t)(5 * S)), 1);
+	CHECK_EQ(sv_inline_bytes(&v), 0);
+	CHECK_EQ(sv_sectors(&v), 2);
+	expect_bytes(&v, 0, buf, IM);
+	expect_zero(&v, (int64_t)IM, 5 * S - IM);
+	consistent(&v);
+	/* Shrinking a tree keeps it a tree; emptying it allows inline again. */
+	CHECK_EQ(sv_resize(pool, &v, 10), 0);
+	CHECK_EQ(sv_sectors(&v), 1);
+	CHECK_EQ(sv_resize(pool, &v, 0), 0);
+	CHECK_EQ(sv_sectors(&v), 0);
+	/* A sparse size with no sectors, then a small write: inline, zeros
+	 * before it. */
+	CHECK_EQ(sv_resize(pool, &v, 50), 0);
+	CHECK_EQ(sv_write(pool, &v, "ab", 2, 60), 2);
+	CHECK_EQ(sv_inline_bytes(&v), 64);
+	expect_zero(&v, 0, 60);
+	expect_bytes(&v, 60, "ab", 2);
+	/* Punch, shrink and grow inside inline data. */
+	CHECK_EQ(sv_punch(pool, &v, 61, 100), 0);
+	expect_bytes(&v, 60, "a\0", 2);
+	CHECK_EQ(sv_resize(pool, &v, 61), 0);
+	CHECK_EQ(sv_resize(pool, &v, 62), 0);
+	expect_bytes(&v, 60, "a\0", 2);
+	/* A view of inline data is one piece. */
+	struct iovec iov[2];
+	size_t bytes;
+	sv_read_lock(&v);
+	CHECK_EQ(sv_view(pool, &v, 60, 10, iov, 2, &bytes), 1);
+	CHECK_EQ(bytes, 2);
+	sv_read_unlock(&v);
+	consistent(&v);
+	/* Growing past the limit by resize moves the bytes into sector 0. */
+	CHECK_EQ(sv_resize(pool, &v, (int64_t)(3 * S)), 0);
+	CHECK_EQ(sv_inline_bytes(&v), 0);
+	CHECK_EQ(sv_sectors(&v), 1);
+	expect_bytes(&v, 60, "a\0", 2);
+	expect_zero(&v, 61, 3 * S - 61);
+	consistent(&v);
+	sv_clear(pool, &v);
+	/* Preallocation inline and past it. */
+	CHECK_EQ(sv_allocate(pool, &v, 0, 10, true), 0);
+	CHECK_EQ(sv_size(&v), 0);
+	CHECK_EQ(sv_inline_bytes(&v), 32);
+	CHECK_EQ(sv_allocate(pool, &v, 0, (int64_t)(2 * S), false), 0);
+	CHECK_EQ(sv_inline_bytes(&v), 0);
+	CHECK_EQ(sv_sectors(&v), 2);
+	expect_zero(&v, 0, 2 * S);
+	consistent(&v);
+	sv_clear(pool, &v);
+	consistent(&v);
+	free(buf);
+}
+
 int main(int argc, char **argv)
 {
 	const size_t sizes[] = {SP_SECTOR_MIN, SP_SECTOR_DEFAULT, SP_SECTOR_MAX};
@@ -440,6 +521,7 @@ int main(int argc, char **argv)
 		test_append_and_keep_size();
 		test_limit();
 		test_view_bounds();
+		test_inline();
 		teardown();
 		printf("sector size %zu: ok\n", sizes[i]);
 	}

@@ -36,16 +36,16 @@ static unsigned char pattern[MAXB];
 static void consistent(struct sp_pool *pool, struct sv_vector *v)
 {
 	char msg[200] = "";
-	uint64_t sectors = 0, nodes = 0;
-	int rc = sv_check(pool, v, &sectors, &nodes, msg, sizeof msg);
+	uint64_t sectors = 0, small = 0;
+	int rc = sv_check(pool, v, &sectors, &small, msg, sizeof msg);
 	if (rc)
 		fprintf(stderr, "sv_check: %s\n", msg);
 	CHECK_EQ(rc, 0);
 	struct sp_stats st;
 	sp_get_stats(pool, &st);
-	CHECK_EQ(st.bytes_reserved, sectors * sp_sector_size(pool) + nodes * SP_NODE_SIZE);
+	CHECK_EQ(st.bytes_reserved, sectors * sp_sector_size(pool) + small);
 	CHECK_EQ(st.sectors_in_use, sectors);
-	CHECK_EQ(st.nodes_in_use, nodes);
+	CHECK_EQ(st.small_bytes, small);
 }
 
 static void snap(struct sp_pool *pool, struct sv_vector *v, struct state *s)
@@ -63,7 +63,7 @@ static void same(const struct state *a, const struct state *b)
 	CHECK_EQ(a->size, b->size);
 	CHECK_EQ(a->sectors, b->sectors);
 	CHECK_EQ(a->st.sectors_in_use, b->st.sectors_in_use);
-	CHECK_EQ(a->st.nodes_in_use, b->st.nodes_in_use);
+	CHECK_EQ(a->st.small_bytes, b->st.small_bytes);
 	CHECK_EQ(a->st.bytes_reserved, b->st.bytes_reserved);
 	uint64_t n = a->size < MAXB ? a->size : MAXB;
 	CHECK(memcmp(a->bytes, b->bytes, n) == 0);
@@ -127,6 +127,28 @@ static int op_allocate_keep(struct sp_pool *p, struct sv_vector *v)
 	return sv_allocate(p, v, 0, (int64_t)(130 * S), true);
 }
 
+/* A small file, inline. */
+static void setup_inline(struct sp_pool *p, struct sv_vector *v)
+{
+	CHECK_EQ(sv_write(p, v, pattern, 100, 0), 100);
+}
+
+static int op_inline_grow(struct sp_pool *p, struct sv_vector *v)
+{
+	return (int)sv_write(p, v, pattern, 200, 50);
+}
+
+/* Out of inline into a tree with nodes, in one step. */
+static int op_inline_spill(struct sp_pool *p, struct sv_vector *v)
+{
+	return (int)sv_write(p, v, pattern + 9, 10, (int64_t)(100 * sp_sector_size(p)));
+}
+
+static int op_inline_resize(struct sp_pool *p, struct sv_vector *v)
+{
+	return sv_resize(p, v, (int64_t)(3 * sp_sector_size(p)));
+}
+
 /* Operations that only free must succeed whatever the injector says. */
 static int op_shrink(struct sp_pool *p, struct sv_vector *v)
 {
@@ -161,7 +183,7 @@ static void drop(struct sp_pool *p, struct sv_vector *v)
 	struct sp_stats st;
 	sp_get_stats(p, &st);
 	CHECK_EQ(st.sectors_in_use, 0);
-	CHECK_EQ(st.nodes_in_use, 0);
+	CHECK_EQ(st.small_objects, 0);
 	CHECK_EQ(st.bytes_reserved, 0);
 	sp_destroy(p);
 }
@@ -234,6 +256,9 @@ int main(int argc, char **argv)
 		        {"shrink", S, setup_holes, op_shrink},
 		        {"punch", S, setup_holes, op_punch},
 		        {"grow", S, setup_holes, op_grow},
+		        {"inline-grow", S, setup_inline, op_inline_grow},
+		        {"inline-spill", S, setup_inline, op_inline_spill},
+		        {"inline-resize", S, setup_inline, op_inline_resize},
 		};
 		for (size_t i = 0; i < sizeof scs / sizeof *scs; i++) {
 			run(&scs[i], false);

@@ -20,13 +20,21 @@ struct model {
 	unsigned char *data;   /* bytes at and past size are zero */
 	unsigned char *alloc;  /* one flag per sector */
 	uint64_t size;
+	bool inl;              /* the vector keeps its bytes inline */
 };
+
+static uint64_t inline_max(const struct model *m)
+{
+	return m->S / 2 < SP_SMALL_MAX ? m->S / 2 : SP_SMALL_MAX;
+}
 
 static struct sp_pool *pool;
 
 static uint64_t model_sectors(const struct model *m)
 {
 	uint64_t n = 0;
+	if (m->inl)
+		return 0;
 	for (uint64_t i = 0; i < m->max / m->S; i++)
 		n += m->alloc[i];
 	return n;
@@ -38,6 +46,23 @@ static void model_touch(struct model *m, uint64_t off, uint64_t end)
 		m->alloc[i] = 1;
 }
 
+/* The engine's rule: a vector without sectors, or already inline, keeps
+ * its bytes inline while they fit; past that, they move to sector 0. */
+static void model_fill(struct model *m, uint64_t off, uint64_t end)
+{
+	uint64_t n = end > m->size ? end : m->size;
+	bool empty = !m->inl && model_sectors(m) == 0;
+	if ((m->inl || empty) && n <= inline_max(m)) {
+		m->inl = true;
+		return;
+	}
+	if (m->inl) {
+		m->inl = false;
+		m->alloc[0] = 1;
+	}
+	model_touch(m, off, end);
+}
+
 static void compare(struct model *m, struct sv_vector *v, unsigned char *buf)
 {
 	CHECK_EQ(sv_size(v), m->size);
@@ -45,16 +70,17 @@ static void compare(struct model *m, struct sv_vector *v, unsigned char *buf)
 	CHECK_EQ(sv_read(pool, v, buf, m->max, 0), (long long)m->size);
 	CHECK(memcmp(buf, m->data, m->size) == 0);
 	char msg[200] = "";
-	uint64_t sectors = 0, nodes = 0;
-	int rc = sv_check(pool, v, &sectors, &nodes, msg, sizeof msg);
+	uint64_t sectors = 0, small = 0;
+	int rc = sv_check(pool, v, &sectors, &small, msg, sizeof msg);
 	if (rc)
 		fprintf(stderr, "sv_check: %s\n", msg);
 	CHECK_EQ(rc, 0);
 	struct sp_stats st;
 	sp_get_stats(pool, &st);
-	CHECK_EQ(st.bytes_reserved, sectors * m->S + nodes * SP_NODE_SIZE);
+	CHECK_EQ(st.bytes_reserved, sectors * m->S + small);
 	CHECK_EQ(st.sectors_in_use, sectors);
-	CHECK_EQ(st.nodes_in_use, nodes);
+	CHECK_EQ(st.small_bytes, small);
+	CHECK_EQ(sv_inline_bytes(v) != 0, m->inl);
 }
 
 /* An offset biased towards sector boundaries and the start. */
@@ -98,6 +124,8 @@ static int64_t model_seek(const struct model *m, uint64_t off, bool data)
 {
 	if (off >= m->size)
 		return -ENXIO;
+	if (m->inl)
+		return data ? (int64_t)off : (int64_t)m->size;
 	for (uint64_t i = off / m->S; i * m->S < m->size; i++) {
 		if (m->alloc[i] == data) {
 			uint64_t pos = i * m->S > off ? i * m->S : off;
@@ -144,7 +172,7 @@ static void run(size_t S, uint64_t max, uint64_t seed, int steps)
 			CHECK_EQ(rc, (long long)len);
 			if (len) {
 				memcpy(m.data + off, src, len);
-				model_touch(&m, off, off + len);
+				model_fill(&m, off, off + len);
 				if (off + len > m.size)
 					m.size = off + len;
 			}
@@ -164,15 +192,27 @@ static void run(size_t S, uint64_t max, uint64_t seed, int steps)
 			CHECK_EQ(rc, (long long)len);
 			CHECK_EQ(where, m.size);
 			memcpy(m.data + m.size, src, len);
-			model_touch(&m, m.size, m.size + len);
+			if (len)
+				model_fill(&m, m.size, m.size + len);
 			m.size += len;
 			break;
 		}
 		case 3: { /* resize */
-			CHECK_EQ(sv_resize(pool, &v, (int64_t)off), 0);
+			int rc = sv_resize(pool, &v, (int64_t)off);
+			if (rc == -ENOSPC) {
+				enospc++;
+				break;
+			}
+			CHECK_EQ(rc, 0);
 			if (off > m.size) {
+				if (m.inl && off > inline_max(&m)) {
+					m.inl = false;
+					m.alloc[0] = 1;
+				}
 				m.size = off;
 			} else {
+				if (off == 0)
+					m.inl = false;
 				memset(m.data + off, 0, m.max - off);
 				for (uint64_t i = (off + S - 1) / S; i < m.max / S; i++)
 					m.alloc[i] = 0;
@@ -183,7 +223,7 @@ static void run(size_t S, uint64_t max, uint64_t seed, int steps)
 		case 4: { /* punch */
 			CHECK_EQ(sv_punch(pool, &v, (int64_t)off, (int64_t)len), 0);
 			memset(m.data + off, 0, len);
-			for (uint64_t i = (off + S - 1) / S; (i + 1) * S <= off + len; i++)
+			for (uint64_t i = (off + S - 1) / S; !m.inl && (i + 1) * S <= off + len; i++)
 				m.alloc[i] = 0;
 			break;
 		}
@@ -199,7 +239,7 @@ static void run(size_t S, uint64_t max, uint64_t seed, int steps)
 				break;
 			}
 			CHECK_EQ(rc, 0);
-			model_touch(&m, off, off + len);
+			model_fill(&m, off, off + len);
 			if (!keep && off + len > m.size)
 				m.size = off + len;
 			break;
@@ -244,7 +284,7 @@ static void run(size_t S, uint64_t max, uint64_t seed, int steps)
 	sp_get_stats(pool, &st);
 	CHECK_EQ(st.bytes_reserved, 0);
 	CHECK_EQ(st.sectors_in_use, 0);
-	CHECK_EQ(st.nodes_in_use, 0);
+	CHECK_EQ(st.small_objects, 0);
 	sp_destroy(pool);
 	printf("S=%zu seed=%llu: %d steps, %d ENOSPC\n", S, (unsigned long long)seed, steps, enospc);
 	CHECK(enospc > 0);

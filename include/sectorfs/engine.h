@@ -55,6 +55,10 @@
  *                     node: [64 sectors]   node: [64 sectors]  (level 1)
  *
  *   A NULL pointer is a hole: it reads as zeros and costs nothing.
+ *   While all of a vector's bytes fit in half a sector (2 KiB at most) they
+ *   live "inline" in one small object of the pool instead (a 100-byte file
+ *   costs a 128-byte object, not a 4 KiB sector); writes past that move
+ *   them into sector 0 as part of the same all-or-nothing step.
  *   Invariants, checked by sv_check():
  *     - every byte past the size, inside an allocated sector, is zero (so
  *       extending a file never reveals old data);
@@ -121,6 +125,9 @@ void lk_wrunlock(struct lk_rwlock *l);
 #define SP_SECTOR_MAX 65536u
 #define SP_SECTOR_DEFAULT 4096u
 #define SP_NODE_SIZE 512u
+#define SP_SMALL_MIN 32u
+#define SP_SMALL_MAX 2048u
+#define SP_SMALL_CLASSES 7
 #define SP_UNLIMITED UINT64_MAX
 
 struct sp_pool;
@@ -134,12 +141,13 @@ struct sp_config {
 struct sp_stats {
 	uint64_t sector_size;
 	uint64_t sectors_in_use;  /* sectors handed out and not freed */
-	uint64_t nodes_in_use;    /* tree nodes handed out and not freed */
+	uint64_t small_objects;   /* small objects handed out and not freed */
+	uint64_t small_bytes;     /* their size, rounded up to their classes */
 	uint64_t bytes_reserved;  /* sum of live reservations */
 	uint64_t peak_reserved;   /* highest bytes_reserved ever seen */
 	uint64_t limit;
 	uint64_t bytes_mapped;    /* pool memory that may be resident */
-	uint64_t overhead;        /* bytes_mapped - bytes in sectors */
+	uint64_t overhead;        /* bytes_mapped - bytes handed out */
 	uint64_t regions;
 	uint64_t purged_bytes;    /* total ever given back to the kernel */
 };
@@ -164,9 +172,12 @@ int sp_set_limit(struct sp_pool *pool, uint64_t limit);
 int sp_alloc_sectors(struct sp_pool *pool, size_t n, void **out, bool zeroed);
 void sp_free_sectors(struct sp_pool *pool, size_t n, void *const *sectors);
 
-/* One zeroed 512-byte tree node, or NULL. */
-void *sp_alloc_node(struct sp_pool *pool);
-void sp_free_node(struct sp_pool *pool, void *node);
+/* Small objects, 1 to SP_SMALL_MAX bytes, rounded up to a power of two of
+ * at least SP_SMALL_MIN (sp_small_size tells the rounded size, 0 if too
+ * big).  NULL on failure.  Not reserved by these calls: reserve first. */
+size_t sp_small_size(size_t size);
+void *sp_alloc_small(struct sp_pool *pool, size_t size, bool zeroed);
+void sp_free_small(struct sp_pool *pool, void *obj);
 
 /* A read-only area of at least one sector (1 MiB or more) that reads as
  * zero; views point holes at it. */
@@ -186,11 +197,13 @@ void sp_get_stats(const struct sp_pool *pool, struct sp_stats *st);
 struct sv_vector {
 	struct lk_rwlock lock;      /* guards everything below against writers */
 	uint8_t height;             /* tree height; 0: root is sector 0 or NULL */
+	uint8_t inl;                /* 1: root is an inline buffer of inl_cap bytes */
+	uint16_t inl_cap;
 	_Atomic uint64_t size;      /* logical size in bytes */
-	_Atomic uint64_t sectors;   /* allocated sectors */
-	void *root;                 /* sector (height 0) or node */
+	_Atomic uint64_t sectors;   /* allocated sectors (0 while inline) */
+	void *root;                 /* sector (height 0), node, or inline buffer */
 };
-#define SV_INIT {LK_INIT, 0, 0, 0, NULL}
+#define SV_INIT {LK_INIT, 0, 0, 0, 0, 0, NULL}
 
 void sv_init(struct sv_vector *v);
 /* Free all sectors and nodes; the vector is empty (size 0) afterwards. */
@@ -240,10 +253,18 @@ void sv_read_unlock(struct sv_vector *v);
 int sv_view(struct sp_pool *pool, struct sv_vector *v, int64_t off, size_t len,
             struct iovec *iov, int max, size_t *bytes);
 
+/* Inline bytes of a vector (0 when its data is in sectors): what it holds
+ * in a small object instead of sectors. */
+static inline size_t sv_inline_bytes(const struct sv_vector *v)
+{
+	return v->inl ? v->inl_cap : 0;
+}
+
 /* Verify the invariants above; returns 0 or -EUCLEAN with a message in
- * msg (if not NULL).  Counts the vector's sectors and nodes into *sectors
- * and *nodes (added), so a caller can check a pool's counters. */
-int sv_check(struct sp_pool *pool, struct sv_vector *v, uint64_t *sectors, uint64_t *nodes,
+ * msg (if not NULL).  Adds the vector's sectors and small-object bytes
+ * (nodes and inline data) to *sectors and *small_bytes, so that a caller can
+ * check a pool's counters. */
+int sv_check(struct sp_pool *pool, struct sv_vector *v, uint64_t *sectors, uint64_t *small_bytes,
              char *msg, size_t msglen);
 
 #ifdef __cplusplus
