@@ -267,6 +267,29 @@ static inline size_t sv_inline_bytes(const struct sv_vector *v)
 int sv_check(struct sp_pool *pool, struct sv_vector *v, uint64_t *sectors, uint64_t *small_bytes,
              char *msg, size_t msglen);
 
+/* ---- the sparse map (map.c): 64-bit keys to pointers, ordered ---- */
+
+/* A radix tree of pool nodes; not locked (its owner locks it). */
+struct sm_map {
+	void *root;
+	uint8_t height;
+	uint64_t count; /* keys present */
+};
+#define SM_INIT {NULL, 0, 0}
+
+/* Insert a non-NULL value under an absent key: 0, -EEXIST, -ENOSPC or
+ * -ENOMEM (the map is unchanged on failure). */
+int sm_insert(struct sp_pool *pool, struct sm_map *m, uint64_t key, void *val);
+void *sm_get(const struct sm_map *m, uint64_t key);
+/* Remove a key; returns its value, or NULL if absent. */
+void *sm_remove(struct sp_pool *pool, struct sm_map *m, uint64_t key);
+/* The value of the smallest key >= key (stored in *found), or NULL. */
+void *sm_next(const struct sm_map *m, uint64_t key, uint64_t *found);
+/* Remove everything (the values are the caller's). */
+void sm_clear(struct sp_pool *pool, struct sm_map *m);
+/* Nodes the map holds (for consistency checks). */
+uint64_t sm_nodes(const struct sm_map *m);
+
 #ifdef __cplusplus
 }
 #endif
