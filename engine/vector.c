@@ -70,6 +70,18 @@ static inline unsigned sshift(const struct sp_pool *pool)
 	return (unsigned)__builtin_ctzl(sp_sector_size(pool));
 }
 
+static inline bool is_inline(const struct sv_vector *v)
+{
+	return sv_inline_bytes(v) != 0;
+}
+
+/* Make root an inline buffer of cap bytes (0: not inline any more). */
+static inline void set_inline(struct sv_vector *v, void *root, size_t cap)
+{
+	v->root = root;
+	atomic_store_explicit(&v->inl_cap, (uint16_t)cap, memory_order_relaxed);
+}
+
 void sv_init(struct sv_vector *v)
 {
 	memset(v, 0, sizeof(*v));
@@ -126,7 +138,7 @@ static void vec_copy(struct sp_pool *pool, struct sv_vector *v, char *buf, size_
 {
 	const unsigned sh = sshift(pool);
 	const size_t S = (size_t)1 << sh;
-	if (v->inl) {
+	if (is_inline(v)) {
 		if (to_vector)
 			memcpy((char *)v->root + off, buf, len);
 		else
@@ -402,7 +414,7 @@ static inline uint64_t inline_max(const struct sp_pool *pool)
 /* Can the bytes [0, n) of v live inline? */
 static inline bool inline_fits(const struct sp_pool *pool, const struct sv_vector *v, uint64_t n)
 {
-	return (v->inl || (!v->root && v->height == 0)) && n <= inline_max(pool);
+	return (is_inline(v) || (!v->root && v->height == 0)) && n <= inline_max(pool);
 }
 
 /* Give the inline buffer room for n bytes (all or nothing); an empty tree
@@ -410,7 +422,7 @@ static inline bool inline_fits(const struct sp_pool *pool, const struct sv_vecto
 static int inline_reserve(struct sp_pool *pool, struct sv_vector *v, uint64_t n)
 {
 	size_t cap = sp_small_size(n ? n : 1);
-	if (v->inl && cap <= v->inl_cap)
+	if (is_inline(v) && cap <= sv_inline_bytes(v))
 		return 0;
 	int rc = sp_reserve(pool, cap);
 	if (rc != 0)
@@ -420,24 +432,20 @@ static int inline_reserve(struct sp_pool *pool, struct sv_vector *v, uint64_t n)
 		sp_release(pool, cap);
 		return -ENOMEM;
 	}
-	if (v->inl) {
+	if (is_inline(v)) {
 		memcpy(buf, v->root, sv_size(v));
 		sp_free_small(pool, v->root);
-		sp_release(pool, v->inl_cap);
+		sp_release(pool, sv_inline_bytes(v));
 	}
-	v->root = buf;
-	v->inl = 1;
-	v->inl_cap = (uint16_t)cap;
+	set_inline(v, buf, cap);
 	return 0;
 }
 
 static void inline_free(struct sp_pool *pool, struct sv_vector *v)
 {
 	sp_free_small(pool, v->root);
-	sp_release(pool, v->inl_cap);
-	v->root = NULL;
-	v->inl = 0;
-	v->inl_cap = 0;
+	sp_release(pool, sv_inline_bytes(v));
+	set_inline(v, NULL, 0);
 }
 
 static void vec_drop(struct sp_pool *pool, struct sv_vector *v, uint64_t a, uint64_t b);
@@ -448,14 +456,12 @@ static void vec_drop(struct sp_pool *pool, struct sv_vector *v, uint64_t a, uint
 static int vec_fill_any(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uint64_t end,
                         uint64_t keep_from, uint64_t keep_to)
 {
-	if (!v->inl)
+	if (!is_inline(v))
 		return vec_fill(pool, v, off, end, keep_from, keep_to);
 	char *buf = v->root;
-	uint16_t cap = v->inl_cap;
+	size_t cap = sv_inline_bytes(v);
 	uint64_t size = sv_size(v);
-	v->root = NULL;
-	v->inl = 0;
-	v->inl_cap = 0;
+	set_inline(v, NULL, 0);
 	int rc = vec_fill(pool, v, 0, size ? size : 1, 0, size);
 	if (rc == 0) {
 		rc = vec_fill(pool, v, off, end, keep_from, keep_to);
@@ -463,9 +469,7 @@ static int vec_fill_any(struct sp_pool *pool, struct sv_vector *v, uint64_t off,
 			vec_drop(pool, v, 0, UINT64_MAX); /* back to an empty tree */
 	}
 	if (rc != 0) {
-		v->root = buf;
-		v->inl = 1;
-		v->inl_cap = cap;
+		set_inline(v, buf, cap);
 		return rc;
 	}
 	uint64_t span;
@@ -575,7 +579,7 @@ static void zero_within(struct sp_pool *pool, struct sv_vector *v, uint64_t from
 /* Shrink to `size`: free sectors past it, zero the tail of the last one. */
 static void vec_truncate(struct sp_pool *pool, struct sv_vector *v, uint64_t size)
 {
-	if (v->inl) {
+	if (is_inline(v)) {
 		memset((char *)v->root + size, 0, sv_size(v) - size);
 		if (size == 0)
 			inline_free(pool, v);
@@ -667,7 +671,7 @@ int sv_resize(struct sp_pool *pool, struct sv_vector *v, int64_t size)
 	lk_wrlock(&v->lock);
 	if ((uint64_t)size <= sv_size(v)) {
 		vec_truncate(pool, v, (uint64_t)size);
-	} else if (v->inl) {
+	} else if (is_inline(v)) {
 		/* Grow inline while it fits, else move into sectors. */
 		if ((uint64_t)size <= inline_max(pool))
 			rc = inline_reserve(pool, v, (uint64_t)size);
@@ -680,7 +684,22 @@ int sv_resize(struct sp_pool *pool, struct sv_vector *v, int64_t size)
 	return rc;
 }
 
+/* Zero [off, off+len); free the sectors it covers wholly when `dealloc`. */
+static int vec_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len,
+                    bool dealloc);
+
 int sv_punch(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len)
+{
+	return vec_zero(pool, v, off, len, true);
+}
+
+int sv_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len)
+{
+	return vec_zero(pool, v, off, len, false);
+}
+
+static int vec_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len,
+                    bool dealloc)
 {
 	if (off < 0 || len < 0)
 		return -EINVAL;
@@ -695,14 +714,26 @@ int sv_punch(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len
 	if (end == (uint64_t)SV_MAX_SIZE)
 		b = (end + S - 1) >> sh; /* no byte can live past the maximum */
 	lk_wrlock(&v->lock);
-	if (v->inl) {
+	if (is_inline(v)) {
 		uint64_t size = sv_size(v);
 		if ((uint64_t)off < size)
 			memset((char *)v->root + off, 0, (end < size ? end : size) - (uint64_t)off);
 	} else if (a < b) {
 		zero_within(pool, v, (uint64_t)off, a << sh);
 		zero_within(pool, v, b << sh, end);
-		vec_drop(pool, v, a, b - 1);
+		if (dealloc) {
+			vec_drop(pool, v, a, b - 1);
+		} else {
+			uint64_t i = a;
+			while (i < b) {
+				uint64_t span;
+				void **ref = slot_ref(v, i, &span);
+				for (uint64_t j = 0; ref && j < span && i + j < b; j++)
+					if (ref[j])
+						memset(ref[j], 0, (size_t)S);
+				i = span > b - i ? b : i + span;
+			}
+		}
 	} else {
 		/* Inside one sector (or straddling two without a whole one). */
 		uint64_t mid = ((uint64_t)off | (S - 1)) + 1;
@@ -749,7 +780,7 @@ int64_t sv_seek(struct sp_pool *pool, struct sv_vector *v, int64_t off, bool dat
 		result = -ENXIO;
 		goto out;
 	}
-	if (v->inl) {
+	if (is_inline(v)) {
 		result = data ? off : (int64_t)size;
 		goto out;
 	}
@@ -845,7 +876,7 @@ int sv_view(struct sp_pool *pool, struct sv_vector *v, int64_t off, size_t len,
 		return 0;
 	if (len > size - (uint64_t)off)
 		len = (size_t)(size - (uint64_t)off);
-	if (v->inl) {
+	if (is_inline(v)) {
 		if (max == 0 || len == 0)
 			return 0;
 		iov[0].iov_base = (char *)v->root + off;
@@ -937,27 +968,28 @@ int sv_check(struct sp_pool *pool, struct sv_vector *v, uint64_t *sectors, uint6
 {
 	struct checker c = {.pool = pool, .v = v, .msg = msg, .msglen = msglen};
 	lk_rdlock(&v->lock);
-	if (v->inl) {
+	if (is_inline(v)) {
 		uint64_t size = sv_size(v);
-		if (!v->root || v->height || v->inl_cap != sp_small_size(v->inl_cap) ||
-		    v->inl_cap > inline_max(pool) || size > v->inl_cap)
+		size_t cap = sv_inline_bytes(v);
+		if (!v->root || v->height || cap != sp_small_size(cap) || cap > inline_max(pool) ||
+		    size > cap)
 			check_fail(&c, "malformed inline vector", 0);
 		else if (sv_sectors(v))
 			check_fail(&c, "inline vector counts sectors", 0);
 		else
-			for (uint64_t b = size; b < v->inl_cap; b++)
+			for (uint64_t b = size; b < cap; b++)
 				if (((char *)v->root)[b]) {
 					check_fail(&c, "non-zero inline byte past the end", 0);
 					break;
 				}
-		c.inline_bytes = v->inl_cap;
+		c.inline_bytes = cap;
 	} else if (v->height > MAX_HEIGHT)
 		check_fail(&c, "height out of range", v->height);
 	else if (!v->root && v->height)
 		check_fail(&c, "empty tree with a height", 0);
 	else if (v->root)
 		check_tree(&c, v->root, v->height, 0);
-	if (!v->inl && v->height > 0 && v->root) {
+	if (!is_inline(v) && v->height > 0 && v->root) {
 		struct node *r = v->root;
 		bool beyond_first = false;
 		for (unsigned ch = 1; ch < FAN; ch++)

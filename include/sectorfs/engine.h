@@ -197,8 +197,8 @@ void sp_get_stats(const struct sp_pool *pool, struct sp_stats *st);
 struct sv_vector {
 	struct lk_rwlock lock;      /* guards everything below against writers */
 	uint8_t height;             /* tree height; 0: root is sector 0 or NULL */
-	uint8_t inl;                /* 1: root is an inline buffer of inl_cap bytes */
-	uint16_t inl_cap;
+	uint8_t unused;
+	_Atomic uint16_t inl_cap;   /* non-zero: root is an inline buffer this big */
 	_Atomic uint64_t size;      /* logical size in bytes */
 	_Atomic uint64_t sectors;   /* allocated sectors (0 while inline) */
 	void *root;                 /* sector (height 0), node, or inline buffer */
@@ -232,6 +232,9 @@ int sv_resize(struct sp_pool *pool, struct sv_vector *v, int64_t size);
 /* Deallocate [off, off+len): free whole sectors, zero partial edges.  The
  * size is unchanged. */
 int sv_punch(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len);
+/* Zero [off, off+len) but keep its sectors (FALLOC_FL_ZERO_RANGE, after
+ * sv_allocate has given the range sectors).  Cannot fail but for EINVAL. */
+int sv_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len);
 /* Give [off, off+len) sectors (zeroed where they were holes); with
  * !keep_size extend the size to off+len.  All or nothing. */
 int sv_allocate(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len,
@@ -257,7 +260,7 @@ int sv_view(struct sp_pool *pool, struct sv_vector *v, int64_t off, size_t len,
  * in a small object instead of sectors. */
 static inline size_t sv_inline_bytes(const struct sv_vector *v)
 {
-	return v->inl ? v->inl_cap : 0;
+	return atomic_load_explicit(&v->inl_cap, memory_order_relaxed);
 }
 
 /* Verify the invariants above; returns 0 or -EUCLEAN with a message in

@@ -1,0 +1,438 @@
+/* file.c - open files: read, write, views, fallocate, seek, copy, readdir.
+ *
+ * An open file is a reference on its inode plus its open flags; offsets
+ * are the caller's (pread/pwrite style), so handles can be shared by
+ * threads freely.  The data path takes only the file's data lock (its
+ * vector's), never the inode lock: reads of one file run in parallel,
+ * writes are serialized by the vector.  Times are atomics and the suid/sgid
+ * bits are only touched (under the inode lock) when they are set.
+ *
+ * A write, a fallocate or a truncate that runs out of space fails with
+ * ENOSPC and changes nothing, times included: the kernel updates times
+ * before it writes, but a failed call here leaves no trace at all.
+ */
+#include <dirent.h>
+#include <linux/falloc.h>
+
+#include "core.h"
+#include "os.h"
+
+#define COPY_CHUNK ((size_t)1 << 20)
+
+sfs_ino_t sfs_file_ino(const struct sfs_file *fh)
+{
+	return fh->ip->ino;
+}
+
+static bool readable(const struct sfs_file *fh)
+{
+	return (fh->flags & O_ACCMODE) != O_WRONLY;
+}
+
+static bool writable(const struct sfs_file *fh)
+{
+	return (fh->flags & O_ACCMODE) != O_RDONLY;
+}
+
+/* Clear suid (and sgid with group execute) when an unprivileged caller
+ * changes a file's contents. */
+static void kill_privs(const struct sfs_cred *cr, struct sfs_inode *ip)
+{
+	uint32_t mode = ip->mode;
+	bool sgid = (mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+	if ((!(mode & S_ISUID) && !sgid) || cred_privileged(cr))
+		return;
+	lk_wrlock(&ip->lock);
+	ip->mode &= ~(uint32_t)S_ISUID;
+	if ((ip->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		ip->mode &= ~(uint32_t)S_ISGID;
+	lk_wrunlock(&ip->lock);
+}
+
+static void data_modified(const struct sfs_cred *cr, struct sfs_inode *ip)
+{
+	kill_privs(cr, ip);
+	inode_touch(ip, false, true, true);
+}
+
+/* ---- open and release ---- */
+
+int file_open_inode(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip,
+                    int flags, struct sfs_file **out)
+{
+	int acc = flags & O_ACCMODE;
+	if (acc == O_ACCMODE)
+		return -EINVAL;
+	if (is_lnk(ip))
+		return -ELOOP;
+	if ((flags & O_DIRECTORY) && !is_dir(ip))
+		return -ENOTDIR;
+	if (is_dir(ip) && (acc != O_RDONLY || (flags & O_TRUNC)))
+		return -EISDIR;
+	lk_wrlock(&ip->lock);
+	int rc = 0;
+	if (!cred_trusted(cr)) {
+		int mask = (acc != O_WRONLY ? MAY_READ : 0) | (acc != O_RDONLY ? MAY_WRITE : 0);
+		if (flags & O_TRUNC)
+			mask |= MAY_WRITE;
+		rc = perm_check(fs, cr, ip, mask);
+		if (rc == 0 && (flags & O_NOATIME) && !perm_owner(cr, ip))
+			rc = -EPERM;
+	}
+	if (rc == 0 && !is_reg(ip) && !is_dir(ip))
+		rc = -ENXIO; /* a device, fifo or socket: nothing behind it here */
+	if (rc == 0 && (flags & O_TRUNC) && is_reg(ip)) {
+		rc = sv_resize(fs->pool, &ip->u.data, 0);
+		if (rc == 0) {
+			if (!cred_privileged(cr)) {
+				ip->mode &= ~(uint32_t)S_ISUID;
+				if ((ip->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+					ip->mode &= ~(uint32_t)S_ISGID;
+			}
+			inode_touch(ip, false, true, true);
+		}
+	}
+	struct sfs_file *fh = NULL;
+	if (rc == 0) {
+		fh = meta_alloc(fs, sizeof(*fh));
+		if (!fh)
+			rc = -errno;
+	}
+	lk_wrunlock(&ip->lock);
+	if (rc)
+		return rc;
+	inode_hold(ip);
+	atomic_fetch_add(&fs->open_files, 1);
+	fh->ip = ip;
+	fh->fs = fs;
+	fh->flags = flags;
+	*out = fh;
+	return 0;
+}
+
+int sfs_open(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, int flags,
+             struct sfs_file **out)
+{
+	struct sfs_inode *ip = inode_get(fs, ino);
+	if (!ip)
+		return -ENOENT;
+	int rc = file_open_inode(fs, cr, ip, flags, out);
+	inode_put(fs, ip);
+	return rc;
+}
+
+int sfs_release(struct sfs_fs *fs, struct sfs_file *fh)
+{
+	if (!fh)
+		return -EBADF;
+	struct sfs_inode *ip = fh->ip;
+	meta_free(fs, fh, sizeof(*fh));
+	atomic_fetch_sub(&fs->open_files, 1);
+	inode_put(fs, ip);
+	return 0;
+}
+
+int sfs_flush(struct sfs_fs *fs, struct sfs_file *fh)
+{
+	(void)fs;
+	return fh ? 0 : -EBADF;
+}
+
+int sfs_fsync(struct sfs_fs *fs, struct sfs_file *fh, bool datasync)
+{
+	(void)fs, (void)datasync;
+	return fh ? 0 : -EBADF; /* memory is as durable as it gets */
+}
+
+/* ---- read and write ---- */
+
+static int data_fh(struct sfs_file *fh, bool write)
+{
+	if (!fh)
+		return -EBADF;
+	if (is_dir(fh->ip))
+		return -EISDIR;
+	if (write ? !writable(fh) : !readable(fh))
+		return -EBADF;
+	if (!is_reg(fh->ip))
+		return -EINVAL;
+	return 0;
+}
+
+static void read_done(struct sfs_fs *fs, struct sfs_file *fh)
+{
+	if (!(fh->flags & O_NOATIME))
+		inode_accessed(fs, fh->ip);
+}
+
+ssize_t sfs_read(struct sfs_fs *fs, struct sfs_file *fh, void *buf, size_t size, off_t off)
+{
+	int rc = data_fh(fh, false);
+	if (rc)
+		return rc;
+	if (off < 0)
+		return -EINVAL;
+	if (size == 0)
+		return 0;
+	ssize_t n = sv_read(fs->pool, &fh->ip->u.data, buf, size, off);
+	if (n >= 0)
+		read_done(fs, fh);
+	return n;
+}
+
+int sfs_read_view(struct sfs_fs *fs, struct sfs_file *fh, off_t off, size_t size,
+                  struct iovec *iov, int max, size_t *bytes)
+{
+	*bytes = 0;
+	int rc = data_fh(fh, false);
+	if (rc)
+		return rc;
+	if (off < 0)
+		return -EINVAL;
+	sv_read_lock(&fh->ip->u.data);
+	int n = sv_view(fs->pool, &fh->ip->u.data, off, size, iov, max, bytes);
+	if (n < 0) {
+		sv_read_unlock(&fh->ip->u.data);
+		return n;
+	}
+	if (size)
+		read_done(fs, fh);
+	return n;
+}
+
+void sfs_read_view_end(struct sfs_fs *fs, struct sfs_file *fh)
+{
+	(void)fs;
+	sv_read_unlock(&fh->ip->u.data);
+}
+
+ssize_t sfs_write(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *fh,
+                  const void *buf, size_t size, off_t off)
+{
+	int rc = data_fh(fh, true);
+	if (rc)
+		return rc;
+	if (off < 0)
+		return -EINVAL;
+	if (size == 0)
+		return 0;
+	struct sv_vector *v = &fh->ip->u.data;
+	ssize_t n;
+	if (fh->flags & O_APPEND) {
+		int64_t where;
+		/* Past the maximum size: EFBIG, or as much as fits. */
+		uint64_t cur = sv_size(v);
+		if (cur >= (uint64_t)SV_MAX_SIZE)
+			return -EFBIG;
+		if (size > (uint64_t)SV_MAX_SIZE - cur)
+			size = (size_t)((uint64_t)SV_MAX_SIZE - cur);
+		n = sv_append(fs->pool, v, buf, size, &where);
+	} else {
+		if ((uint64_t)off >= (uint64_t)SV_MAX_SIZE)
+			return -EFBIG;
+		if (size > (uint64_t)SV_MAX_SIZE - (uint64_t)off)
+			size = (size_t)((uint64_t)SV_MAX_SIZE - (uint64_t)off);
+		n = sv_write(fs->pool, v, buf, size, off);
+	}
+	if (n > 0)
+		data_modified(cr, fh->ip);
+	return n;
+}
+
+/* ---- fallocate, lseek, copy_file_range ---- */
+
+int sfs_fallocate(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *fh, int mode,
+                  off_t off, off_t len)
+{
+	if (!fh)
+		return -EBADF;
+	const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	if (mode & ~known)
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) &&
+	    (!(mode & FALLOC_FL_KEEP_SIZE) || (mode & FALLOC_FL_ZERO_RANGE)))
+		return -EOPNOTSUPP;
+	if (!writable(fh))
+		return -EBADF;
+	if (is_dir(fh->ip))
+		return -EISDIR;
+	if (!is_reg(fh->ip))
+		return -ENODEV;
+	if (off > SV_MAX_SIZE - len)
+		return -EFBIG;
+	struct sv_vector *v = &fh->ip->u.data;
+	bool keep = mode & FALLOC_FL_KEEP_SIZE;
+	int rc;
+	if (mode & FALLOC_FL_PUNCH_HOLE) {
+		rc = sv_punch(fs->pool, v, off, len);
+	} else {
+		rc = sv_allocate(fs->pool, v, off, len, keep);
+		if (rc == 0 && (mode & FALLOC_FL_ZERO_RANGE))
+			rc = sv_zero(fs->pool, v, off, len);
+	}
+	if (rc == 0)
+		data_modified(cr, fh->ip);
+	return rc;
+}
+
+off_t sfs_lseek(struct sfs_fs *fs, struct sfs_file *fh, off_t off, int whence)
+{
+	if (!fh)
+		return -EBADF;
+	switch (whence) {
+	case SEEK_SET:
+		return off < 0 ? -EINVAL : off;
+	case SEEK_END: {
+		if (!has_data(fh->ip))
+			return -EINVAL;
+		off_t end = (off_t)sv_size(&fh->ip->u.data);
+		if ((off > 0 && end > INT64_MAX - off) || end + off < 0)
+			return -EINVAL;
+		return end + off;
+	}
+	case SEEK_DATA:
+	case SEEK_HOLE:
+		if (!is_reg(fh->ip))
+			return -EINVAL;
+		return (off_t)sv_seek(fs->pool, &fh->ip->u.data, off, whence == SEEK_DATA);
+	default:
+		return -EINVAL;
+	}
+}
+
+ssize_t sfs_copy_file_range(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *in,
+                            off_t off_in, struct sfs_file *out, off_t off_out, size_t len,
+                            unsigned flags)
+{
+	if (!in || !out)
+		return -EBADF;
+	if (flags)
+		return -EINVAL;
+	if (in->fs != fs || out->fs != fs)
+		return -EXDEV;
+	if (!readable(in) || !writable(out) || (out->flags & O_APPEND))
+		return -EBADF;
+	if (is_dir(in->ip) || is_dir(out->ip))
+		return -EISDIR;
+	if (!is_reg(in->ip) || !is_reg(out->ip))
+		return -EINVAL;
+	if (off_in < 0 || off_out < 0)
+		return -EINVAL;
+	if (len > (size_t)INT64_MAX)
+		len = (size_t)INT64_MAX;
+	if ((uint64_t)off_out >= (uint64_t)SV_MAX_SIZE)
+		return -EFBIG;
+	if (len > (uint64_t)SV_MAX_SIZE - (uint64_t)off_out)
+		len = (size_t)((uint64_t)SV_MAX_SIZE - (uint64_t)off_out);
+	if (in->ip == out->ip && (uint64_t)off_in < (uint64_t)off_out + len &&
+	    (uint64_t)off_out < (uint64_t)off_in + len)
+		return -EINVAL;
+	uint64_t size = sv_size(&in->ip->u.data);
+	if ((uint64_t)off_in >= size || len == 0)
+		return 0;
+	if (len > size - (uint64_t)off_in)
+		len = (size_t)(size - (uint64_t)off_in);
+	/* Through a bounce buffer, a chunk at a time: holding the source's lock
+	 * while waiting for the target's could deadlock with a copy the other
+	 * way. */
+	size_t chunk = len < COPY_CHUNK ? len : COPY_CHUNK;
+	char *buf = os_malloc(chunk);
+	if (!buf)
+		return -ENOMEM;
+	size_t done = 0;
+	ssize_t rc = 0;
+	while (done < len) {
+		size_t want = len - done < chunk ? len - done : chunk;
+		ssize_t r = sv_read(fs->pool, &in->ip->u.data, buf, want, off_in + (off_t)done);
+		if (r <= 0) {
+			rc = r;
+			break;
+		}
+		ssize_t w = sv_write(fs->pool, &out->ip->u.data, buf, (size_t)r, off_out + (off_t)done);
+		if (w < 0) {
+			rc = w;
+			break;
+		}
+		done += (size_t)w;
+	}
+	os_free(buf);
+	if (done) {
+		read_done(fs, in);
+		data_modified(cr, out->ip);
+		return (ssize_t)done;
+	}
+	return rc;
+}
+
+/* ---- directories ---- */
+
+int sfs_opendir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
+                struct sfs_file **out)
+{
+	struct sfs_inode *ip = inode_get(fs, ino);
+	if (!ip)
+		return -ENOENT;
+	int rc = is_dir(ip) ? file_open_inode(fs, cr, ip, O_RDONLY | O_DIRECTORY, out) : -ENOTDIR;
+	inode_put(fs, ip);
+	return rc;
+}
+
+int sfs_releasedir(struct sfs_fs *fs, struct sfs_file *dh)
+{
+	return sfs_release(fs, dh);
+}
+
+/* One entry to the caller; with plus, its attributes and a lookup.  "."
+ * and ".." get only their number and type: taking ".."'s lock here would
+ * invert the lock order, and FUSE ignores their attributes anyway. */
+static int emit(struct sfs_fs *fs, struct sfs_inode *ip, const char *name, off_t next, bool plus,
+                bool entry, sfs_fill_fn fill, void *ctx)
+{
+	struct stat st;
+	if (plus && entry) {
+		lk_rdlock(&ip->lock);
+		inode_stat(fs, ip, &st);
+		lk_rdunlock(&ip->lock);
+	} else {
+		memset(&st, 0, sizeof st);
+		st.st_ino = ip->ino;
+		st.st_mode = ip->mode & S_IFMT;
+	}
+	int stop = fill(ctx, name, &st, next);
+	if (!stop && plus && entry)
+		atomic_fetch_add(&ip->nlookup, 1);
+	return stop;
+}
+
+int sfs_readdir(struct sfs_fs *fs, struct sfs_file *dh, off_t off, bool plus, sfs_fill_fn fill,
+                void *ctx)
+{
+	if (!dh)
+		return -EBADF;
+	struct sfs_inode *dir = dh->ip;
+	if (!is_dir(dir))
+		return -ENOTDIR;
+	if (off < 0)
+		return -EINVAL;
+	/* The callback runs under the directory's read lock: it must not
+	 * call back into the filesystem. */
+	lk_rdlock(&dir->lock);
+	int stop = 0;
+	if (off == 0)
+		stop = emit(fs, dir, ".", 1, plus, false, fill, ctx);
+	if (!stop && off <= 1) {
+		struct sfs_inode *parent = dir_parent(dir) ? dir_parent(dir) : dir;
+		stop = emit(fs, parent, "..", 2, plus, false, fill, ctx);
+	}
+	struct sfs_dirent *de = stop ? NULL : dir_next(dir->u.dir, (uint64_t)off);
+	while (de && !stop) {
+		stop = emit(fs, de->inode, de->name, (off_t)(de->cookie + 1), plus, true, fill, ctx);
+		if (!stop)
+			de = dir_next(dir->u.dir, de->cookie + 1);
+	}
+	lk_rdunlock(&dir->lock);
+	inode_accessed(fs, dir);
+	return 0;
+}

@@ -1,0 +1,354 @@
+/* fs.c - a filesystem's life, its inode table, and the lives of inodes.
+ *
+ * The inode table maps inode numbers to inodes.  It is split in 64 shards
+ * by the low bits of the number, each a sparse map under its own rwlock, so
+ * that lookups by number (every FUSE request starts with one) rarely meet.
+ * Numbers come from one counter and are never reused; the sparse map keeps
+ * the table as small as the live inodes even so.
+ *
+ * Lifetime: an inode is alive while it has links, lookups or references.
+ * inode_get() takes a reference under the shard's read lock, and refuses an
+ * inode that is dead (no link, no lookup) with no reference left.  The
+ * other way to a reference is through a link (a directory entry, under its
+ * directory's lock) or an existing reference.  inode_put() drops the last
+ * reference under the shard's write lock and frees the inode if it is dead
+ * then.  Links and lookups only change while their changer holds a
+ * reference, so that check sees their final values, and no other thread
+ * can free the inode meanwhile.
+ */
+#include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "core.h"
+#include "os.h"
+
+_Static_assert(sizeof(struct sfs_inode) == 128, "an inode is one 128-byte object");
+
+/* ---- metadata accounting ---- */
+
+void *meta_alloc(struct sfs_fs *fs, size_t size)
+{
+	size_t cls = sp_small_size(size);
+	if (cls == 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (sp_reserve(fs->pool, cls) != 0) {
+		errno = ENOSPC;
+		return NULL;
+	}
+	void *p = sp_alloc_small(fs->pool, cls, true);
+	if (!p) {
+		sp_release(fs->pool, cls);
+		errno = ENOMEM;
+	}
+	return p;
+}
+
+void meta_free(struct sfs_fs *fs, void *obj, size_t size)
+{
+	if (!obj)
+		return;
+	sp_free_small(fs->pool, obj);
+	sp_release(fs->pool, sp_small_size(size));
+}
+
+/* ---- the table ---- */
+
+static inline struct table_shard *shard_of(struct sfs_fs *fs, uint64_t ino)
+{
+	return &fs->shards[ino % TABLE_SHARDS];
+}
+
+static inline bool dead(struct sfs_inode *ip)
+{
+	return atomic_load(&ip->nlink) == 0 && atomic_load(&ip->nlookup) == 0;
+}
+
+struct sfs_inode *inode_get(struct sfs_fs *fs, sfs_ino_t ino)
+{
+	struct table_shard *sh = shard_of(fs, ino);
+	lk_rdlock(&sh->lock);
+	struct sfs_inode *ip = sm_get(&sh->map, ino / TABLE_SHARDS);
+	if (ip) {
+		uint32_t r = atomic_load(&ip->refs);
+		do {
+			if (r == 0 && dead(ip)) {
+				ip = NULL; /* being freed, or about to be */
+				break;
+			}
+		} while (!atomic_compare_exchange_weak(&ip->refs, &r, r + 1));
+	}
+	lk_rdunlock(&sh->lock);
+	return ip;
+}
+
+void inode_hold(struct sfs_inode *ip)
+{
+	atomic_fetch_add(&ip->refs, 1);
+}
+
+static void inode_free(struct sfs_fs *fs, struct sfs_inode *ip)
+{
+	uint32_t type = ip->mode & S_IFMT;
+	if (type == S_IFREG || type == S_IFLNK) {
+		sv_clear(fs->pool, &ip->u.data);
+	} else if (type == S_IFDIR) {
+		dir_free(fs, ip);
+	}
+	xattr_free_all(fs, ip);
+	switch (type) {
+	case S_IFREG:
+		atomic_fetch_sub(&fs->nfiles, 1);
+		break;
+	case S_IFDIR:
+		atomic_fetch_sub(&fs->ndirs, 1);
+		break;
+	case S_IFLNK:
+		atomic_fetch_sub(&fs->nsymlinks, 1);
+		break;
+	default:
+		atomic_fetch_sub(&fs->nothers, 1);
+	}
+	meta_free(fs, ip, sizeof(*ip));
+	atomic_fetch_sub(&fs->inodes, 1);
+}
+
+/* The last reference is dropped under the shard's write lock (the kernel's
+ * atomic_dec_and_lock): once the count is zero another thread may take a
+ * reference through a directory entry, drop it and free the inode, so the
+ * decision to free must be made where nobody else can make it. */
+void inode_put(struct sfs_fs *fs, struct sfs_inode *ip)
+{
+	uint32_t r = atomic_load(&ip->refs);
+	while (r > 1)
+		if (atomic_compare_exchange_weak(&ip->refs, &r, r - 1))
+			return;
+	struct table_shard *sh = shard_of(fs, ip->ino);
+	lk_wrlock(&sh->lock);
+	bool gone = atomic_fetch_sub(&ip->refs, 1) == 1 && dead(ip);
+	if (gone)
+		sm_remove(fs->pool, &sh->map, ip->ino / TABLE_SHARDS);
+	lk_wrunlock(&sh->lock);
+	if (gone)
+		inode_free(fs, ip);
+}
+
+static int count_inode(struct sfs_fs *fs)
+{
+	uint64_t max = atomic_load(&fs->max_inodes);
+	uint64_t n = atomic_load(&fs->inodes);
+	do {
+		if (max && n >= max)
+			return -ENOSPC;
+	} while (!atomic_compare_exchange_weak(&fs->inodes, &n, n + 1));
+	return 0;
+}
+
+int inode_new(struct sfs_fs *fs, uint32_t mode, uint32_t uid, uint32_t gid,
+              struct sfs_inode **out)
+{
+	int rc = count_inode(fs);
+	if (rc)
+		return rc;
+	struct sfs_inode *ip = meta_alloc(fs, sizeof(*ip));
+	if (!ip) {
+		rc = -errno;
+		goto fail_alloc;
+	}
+	ip->ino = atomic_fetch_add(&fs->next_ino, 1);
+	ip->mode = mode;
+	ip->uid = uid;
+	ip->gid = gid;
+	ip->generation = fs->generation;
+	atomic_init(&ip->refs, 1);
+	struct timespec now = os_now();
+	inode_set_time(&ip->atime_s, &ip->atime_ns, now);
+	inode_set_time(&ip->mtime_s, &ip->mtime_ns, now);
+	inode_set_time(&ip->ctime_s, &ip->ctime_ns, now);
+	if ((mode & S_IFMT) == S_IFDIR) {
+		rc = dir_new(fs, ip, NULL);
+		if (rc)
+			goto fail_dir;
+	}
+	struct table_shard *sh = shard_of(fs, ip->ino);
+	lk_wrlock(&sh->lock);
+	rc = sm_insert(fs->pool, &sh->map, ip->ino / TABLE_SHARDS, ip);
+	lk_wrunlock(&sh->lock);
+	if (rc)
+		goto fail_table;
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		atomic_fetch_add(&fs->nfiles, 1);
+		break;
+	case S_IFDIR:
+		atomic_fetch_add(&fs->ndirs, 1);
+		break;
+	case S_IFLNK:
+		atomic_fetch_add(&fs->nsymlinks, 1);
+		break;
+	default:
+		atomic_fetch_add(&fs->nothers, 1);
+	}
+	*out = ip;
+	return 0;
+
+fail_table:
+	if ((mode & S_IFMT) == S_IFDIR)
+		dir_free(fs, ip);
+fail_dir:
+	meta_free(fs, ip, sizeof(*ip));
+fail_alloc:
+	atomic_fetch_sub(&fs->inodes, 1);
+	return rc;
+}
+
+void inode_abort(struct sfs_fs *fs, struct sfs_inode *ip)
+{
+	/* Never linked, never looked up: the last put frees it. */
+	atomic_store(&ip->nlink, 0);
+	atomic_store(&ip->nlookup, 0);
+	inode_put(fs, ip);
+}
+
+/* ---- the filesystem ---- */
+
+int sfs_fs_create(const struct sfs_config *cfg, struct sfs_fs **out)
+{
+	struct sfs_config def = {0};
+	if (!cfg)
+		cfg = &def;
+	if (cfg->atime > SFS_ATIME_NEVER)
+		return -EINVAL;
+	struct sfs_fs *fs = os_calloc(1, sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	struct sp_config pc = {
+	        .sector_size = cfg->sector_size,
+	        .limit = cfg->size_limit ? cfg->size_limit : SP_UNLIMITED,
+	        .locked = cfg->noswap,
+	};
+	int rc = sp_create(&pc, &fs->pool);
+	if (rc)
+		goto fail_pool;
+	atomic_init(&fs->next_ino, SFS_ROOT_INO);
+	atomic_init(&fs->max_inodes, cfg->max_inodes);
+	fs->atime = cfg->atime;
+	uint32_t seed[5];
+	if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
+		struct timespec t = os_now();
+		seed[0] = (uint32_t)t.tv_nsec, seed[1] = (uint32_t)t.tv_sec;
+		seed[2] = (uint32_t)(uintptr_t)fs, seed[3] = seed[0] * 2654435761u, seed[4] = 1;
+	}
+	fs->generation = seed[0] | 1;
+	fs->sip_key[0] = (uint64_t)seed[1] << 32 | seed[2];
+	fs->sip_key[1] = (uint64_t)seed[3] << 32 | seed[4];
+
+	mode_t mode = cfg->root_mode ? (cfg->root_mode & 07777) : 01777;
+	rc = inode_new(fs, S_IFDIR | mode, cfg->root_uid, cfg->root_gid, &fs->root);
+	if (rc)
+		goto fail_root;
+	set_dir_parent(fs->root, fs->root);
+	atomic_store(&fs->root->nlink, 2);
+	*out = fs;
+	return 0;
+
+fail_root:
+	sp_destroy(fs->pool);
+fail_pool:
+	os_free(fs);
+	return rc;
+}
+
+/* Free every inode still in the table, whatever its counts. */
+void sfs_fs_destroy(struct sfs_fs *fs)
+{
+	if (!fs)
+		return;
+	for (int s = 0; s < TABLE_SHARDS; s++) {
+		struct table_shard *sh = &fs->shards[s];
+		uint64_t key;
+		struct sfs_inode *ip;
+		while ((ip = sm_next(&sh->map, 0, &key)) != NULL) {
+			sm_remove(fs->pool, &sh->map, key);
+			if (is_dir(ip)) {
+				/* Entries point at inodes freed on their own. */
+				struct sfs_dirent *de;
+				while ((de = dir_next(ip->u.dir, 0)) != NULL)
+					dir_remove(fs, ip, de);
+			}
+			inode_free(fs, ip);
+		}
+	}
+	sp_destroy(fs->pool);
+	os_free(fs);
+}
+
+int sfs_fs_set_limits(struct sfs_fs *fs, uint64_t size_limit, uint64_t max_inodes)
+{
+	if (max_inodes && atomic_load(&fs->inodes) > max_inodes)
+		return -EBUSY;
+	int rc = sp_set_limit(fs->pool, size_limit ? size_limit : SP_UNLIMITED);
+	if (rc)
+		return rc;
+	atomic_store(&fs->max_inodes, max_inodes);
+	return 0;
+}
+
+int sfs_statfs(struct sfs_fs *fs, struct statvfs *st)
+{
+	struct sp_stats ps;
+	sp_get_stats(fs->pool, &ps);
+	memset(st, 0, sizeof(*st));
+	uint64_t bsize = ps.sector_size;
+	st->f_bsize = bsize;
+	st->f_frsize = bsize;
+	if (ps.limit != SP_UNLIMITED) {
+		st->f_blocks = ps.limit / bsize;
+		uint64_t freeb = ps.limit > ps.bytes_reserved ? (ps.limit - ps.bytes_reserved) / bsize : 0;
+		st->f_bfree = freeb;
+		st->f_bavail = freeb;
+	}
+	uint64_t max = atomic_load(&fs->max_inodes), n = atomic_load(&fs->inodes);
+	if (max) {
+		st->f_files = max;
+		st->f_ffree = max > n ? max - n : 0;
+		st->f_favail = st->f_ffree;
+	}
+	st->f_namemax = SFS_NAME_MAX;
+	st->f_fsid = fs->generation;
+	return 0;
+}
+
+void sfs_get_stats(struct sfs_fs *fs, struct sfs_stats *st)
+{
+	struct sp_stats ps;
+	sp_get_stats(fs->pool, &ps);
+	memset(st, 0, sizeof(*st));
+	st->inodes = atomic_load(&fs->inodes);
+	st->max_inodes = atomic_load(&fs->max_inodes);
+	st->files = atomic_load(&fs->nfiles);
+	st->dirs = atomic_load(&fs->ndirs);
+	st->symlinks = atomic_load(&fs->nsymlinks);
+	st->others = atomic_load(&fs->nothers);
+	st->sector_size = ps.sector_size;
+	st->sectors = ps.sectors_in_use;
+	st->small_bytes = ps.small_bytes;
+	st->reserved = ps.bytes_reserved;
+	st->limit = ps.limit == SP_UNLIMITED ? 0 : ps.limit;
+	st->mapped = ps.bytes_mapped;
+	st->overhead = ps.overhead;
+	for (int s = 0; s < TABLE_SHARDS; s++) {
+		struct table_shard *sh = &fs->shards[s];
+		lk_rdlock(&sh->lock);
+		uint64_t key = 0;
+		struct sfs_inode *ip;
+		while ((ip = sm_next(&sh->map, key, &key)) != NULL) {
+			if (is_reg(ip))
+				st->data_bytes += sv_size(&ip->u.data);
+			key++;
+		}
+		lk_rdunlock(&sh->lock);
+	}
+}

@@ -1,0 +1,82 @@
+/* perm.c - who may do what: mode bits, ACLs, the sticky bit, ownership.
+ *
+ * The rules are the kernel's generic_permission() and friends, as tmpfs
+ * gets them: the owner class first, then the access ACL (named users, the
+ * group class under the mask), then the group bits, then the others.  uid 0
+ * stands for a process with CAP_DAC_OVERRIDE and CAP_FOWNER: it may read and
+ * write anything, and execute a file that has at least one execute bit.
+ * A caller that says SFS_CRED_TRUSTED had all this checked by the kernel.
+ */
+#include "core.h"
+
+bool cred_trusted(const struct sfs_cred *cr)
+{
+	return cr == NULL || (cr->flags & SFS_CRED_TRUSTED);
+}
+
+bool cred_privileged(const struct sfs_cred *cr)
+{
+	return cr == NULL || cr->uid == 0;
+}
+
+bool cred_in_group(const struct sfs_cred *cr, uint32_t gid)
+{
+	if (cr->gid == gid)
+		return true;
+	for (int i = 0; i < cr->ngroups; i++)
+		if (cr->groups[i] == gid)
+			return true;
+	return false;
+}
+
+int perm_check(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip, int mask)
+{
+	(void)fs;
+	if (cred_trusted(cr) || mask == 0)
+		return 0;
+	uint32_t mode = ip->mode;
+	if (cred_privileged(cr)) {
+		if ((mask & MAY_EXEC) && !is_dir(ip) && !(mode & 0111))
+			return -EACCES;
+		return 0;
+	}
+	uint32_t bits;
+	if (cr->uid == ip->uid) {
+		bits = mode >> 6;
+	} else {
+		int rc = acl_permission(ip, cr, mask);
+		if (rc != -EAGAIN)
+			return rc;
+		bits = cred_in_group(cr, ip->gid) ? mode >> 3 : mode;
+	}
+	return ((int)bits & mask) == mask ? 0 : -EACCES;
+}
+
+int perm_sticky(const struct sfs_cred *cr, struct sfs_inode *dir, struct sfs_inode *victim)
+{
+	if (cred_trusted(cr) || !(dir->mode & S_ISVTX) || cred_privileged(cr))
+		return 0;
+	if (cr->uid == victim->uid || cr->uid == dir->uid)
+		return 0;
+	return -EPERM;
+}
+
+bool perm_owner(const struct sfs_cred *cr, struct sfs_inode *ip)
+{
+	return cred_trusted(cr) || cred_privileged(cr) || cr->uid == ip->uid;
+}
+
+int sfs_access(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, int mask)
+{
+	if (mask & ~(R_OK | W_OK | X_OK))
+		return -EINVAL;
+	struct sfs_inode *ip = inode_get(fs, ino);
+	if (!ip)
+		return -ENOENT;
+	lk_rdlock(&ip->lock);
+	/* R_OK, W_OK and X_OK are MAY_READ, MAY_WRITE and MAY_EXEC. */
+	int rc = perm_check(fs, cr, ip, mask);
+	lk_rdunlock(&ip->lock);
+	inode_put(fs, ip);
+	return rc;
+}

@@ -1,0 +1,277 @@
+/* sectorfs.h - libsectorfs: a POSIX filesystem in memory, as a C library.
+ *
+ * A `struct sfs_fs` is one filesystem: a tree of directories, regular files,
+ * symlinks, fifos, sockets and device nodes, kept in RAM with the same
+ * semantics as Linux's tmpfs (permissions, ACLs, xattrs, timestamps, link
+ * counts, errors).  It needs no kernel, no mount and no privileges: link
+ * the library and call it.  The sectorfs FUSE daemon is one such caller.
+ *
+ * Two APIs:
+ *
+ *   - The inode API (sfs_lookup, sfs_mkdir, sfs_read, ...) is shaped like
+ *     FUSE's low-level API: objects are named by inode number, names are
+ *     looked up one component at a time, and every successful lookup (and
+ *     every entry returned by mknod/mkdir/symlink/link/create/tmpfile, and
+ *     every entry returned by readdirplus) adds one to the inode's lookup
+ *     count, which the caller gives back with sfs_forget.  Passing a NULL
+ *     entry to the calls that create asks for no lookup.  An inode lives
+ *     while it has links, lookups or open handles.
+ *
+ *   - The path API (sfs_path_*, at the end) resolves whole paths, follows
+ *     symlinks, and manages lookups itself: open by path, mkdir -p, list,
+ *     remove recursively.  Programs that embed a private filesystem will
+ *     usually want only this one.
+ *
+ * Every function that can fail returns a negative errno (as the kernel's
+ * tmpfs would for the same call on the same state) and never aborts on bad
+ * input.  All functions are thread-safe; operations on different files run
+ * in parallel, and reads of one file run in parallel.
+ *
+ * Callers say who they are with a `struct sfs_cred`; the library checks
+ * permissions for it like the kernel would, unless SFS_CRED_TRUSTED says the
+ * caller (the kernel, through FUSE default_permissions) already did.
+ */
+#ifndef SECTORFS_H
+#define SECTORFS_H
+
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SFS_ROOT_INO 1
+#define SFS_NAME_MAX 255
+#define SFS_SYMLINK_MAX 4095 /* as tmpfs: a target must fit in a page */
+#define SFS_XATTR_SIZE_MAX 65536
+#define SFS_XATTR_LIST_MAX 65536
+
+typedef uint64_t sfs_ino_t;
+
+struct sfs_fs;
+struct sfs_file; /* an open file or directory */
+
+/* ---- creating a filesystem ---- */
+
+enum sfs_atime {
+	SFS_ATIME_RELATIME = 0, /* Linux's default: update if older than mtime/ctime or a day */
+	SFS_ATIME_STRICT,
+	SFS_ATIME_NEVER,
+};
+
+struct sfs_config {
+	size_t sector_size;   /* 0: the default (4096) */
+	uint64_t size_limit;  /* bytes of data and metadata; 0: no limit */
+	uint64_t max_inodes;  /* 0: no limit */
+	mode_t root_mode;     /* 0: 01777, as tmpfs */
+	uid_t root_uid;
+	gid_t root_gid;
+	bool noswap;          /* lock memory in RAM (needs RLIMIT_MEMLOCK) */
+	enum sfs_atime atime;
+};
+
+int sfs_fs_create(const struct sfs_config *cfg, struct sfs_fs **out);
+/* Free everything.  Open handles must have been released. */
+void sfs_fs_destroy(struct sfs_fs *fs);
+/* Change the limits of a live filesystem (as remount): -EBUSY if the new
+ * ones are below what is in use. */
+int sfs_fs_set_limits(struct sfs_fs *fs, uint64_t size_limit, uint64_t max_inodes);
+
+/* ---- who is calling ---- */
+
+#define SFS_CRED_TRUSTED 1u /* permissions were checked already: skip them */
+
+struct sfs_cred {
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups; /* supplementary groups */
+	int ngroups;
+	mode_t umask;        /* applied to created objects (unless a default ACL) */
+	unsigned flags;
+};
+
+/* uid 0 is privileged (as with CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_CHOWN,
+ * CAP_FSETID and CAP_MKNOD in the initial namespace). */
+
+/* ---- the inode API ---- */
+
+struct sfs_entry {
+	sfs_ino_t ino;
+	uint64_t generation;
+	struct stat attr;
+};
+
+int sfs_lookup(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
+               struct sfs_entry *out);
+/* Give back n lookups.  -EINVAL if the inode has fewer. */
+int sfs_forget(struct sfs_fs *fs, sfs_ino_t ino, uint64_t nlookup);
+
+int sfs_getattr(struct sfs_fs *fs, sfs_ino_t ino, struct stat *st);
+
+/* setattr: which fields of *attr to apply */
+#define SFS_SET_MODE 0x001u
+#define SFS_SET_UID 0x002u
+#define SFS_SET_GID 0x004u
+#define SFS_SET_SIZE 0x008u
+#define SFS_SET_ATIME 0x010u     /* to attr->st_atim */
+#define SFS_SET_MTIME 0x020u     /* to attr->st_mtim */
+#define SFS_SET_ATIME_NOW 0x040u
+#define SFS_SET_MTIME_NOW 0x080u
+#define SFS_SET_CTIME 0x100u     /* to attr->st_ctim (trusted callers only) */
+/* `fh` (may be NULL) is the open file the change comes through (ftruncate,
+ * futimens), which changes the permission checks as in the kernel.  The
+ * new attributes are stored in *out if not NULL. */
+int sfs_setattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
+                const struct stat *attr, unsigned valid, struct sfs_file *fh, struct stat *out);
+
+int sfs_access(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, int mask);
+
+int sfs_mknod(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
+              mode_t mode, dev_t rdev, struct sfs_entry *out);
+int sfs_mkdir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
+              mode_t mode, struct sfs_entry *out);
+int sfs_symlink(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
+                const char *target, struct sfs_entry *out);
+/* The target of a symlink, NUL-terminated if it fits; returns its length. */
+ssize_t sfs_readlink(struct sfs_fs *fs, sfs_ino_t ino, char *buf, size_t size);
+int sfs_link(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, sfs_ino_t newparent,
+             const char *newname, struct sfs_entry *out);
+int sfs_unlink(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name);
+int sfs_rmdir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name);
+
+#define SFS_RENAME_NOREPLACE 1u /* = RENAME_NOREPLACE */
+#define SFS_RENAME_EXCHANGE 2u  /* = RENAME_EXCHANGE */
+#define SFS_RENAME_WHITEOUT 4u  /* = RENAME_WHITEOUT */
+int sfs_rename(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
+               sfs_ino_t newparent, const char *newname, unsigned flags);
+
+/* Open flags are open(2)'s: O_RDONLY/O_WRONLY/O_RDWR, O_TRUNC, O_APPEND,
+ * O_EXCL (with create), O_DIRECTORY, O_NOFOLLOW, O_NOATIME.  Opening
+ * counts as a reference until sfs_release. */
+int sfs_open(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, int flags,
+             struct sfs_file **out);
+/* Create and open (O_EXCL: fail with EEXIST if the name exists; otherwise
+ * an existing file is opened).  Adds a lookup, like sfs_lookup. */
+int sfs_create(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
+               mode_t mode, int flags, struct sfs_entry *out, struct sfs_file **fh);
+/* An unnamed regular file in `parent` (O_TMPFILE); sfs_link can name it
+ * later.  Adds a lookup. */
+int sfs_tmpfile(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, mode_t mode,
+                int flags, struct sfs_entry *out, struct sfs_file **fh);
+sfs_ino_t sfs_file_ino(const struct sfs_file *fh);
+
+ssize_t sfs_read(struct sfs_fs *fs, struct sfs_file *fh, void *buf, size_t size, off_t off);
+ssize_t sfs_write(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *fh,
+                  const void *buf, size_t size, off_t off);
+/* Zero-copy read: iov[] points straight into the file's memory (holes into
+ * a shared zero area) and stays valid and unchanged until
+ * sfs_read_view_end(fh); writers to this file wait until then.  Returns the
+ * number of entries; *bytes gets how much they cover (short at the end of
+ * the file, or when max is too small). */
+int sfs_read_view(struct sfs_fs *fs, struct sfs_file *fh, off_t off, size_t size,
+                  struct iovec *iov, int max, size_t *bytes);
+void sfs_read_view_end(struct sfs_fs *fs, struct sfs_file *fh);
+
+int sfs_flush(struct sfs_fs *fs, struct sfs_file *fh);
+int sfs_fsync(struct sfs_fs *fs, struct sfs_file *fh, bool datasync);
+int sfs_release(struct sfs_fs *fs, struct sfs_file *fh);
+
+/* fallocate(2): mode 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE |
+ * FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE (+ KEEP_SIZE). */
+int sfs_fallocate(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *fh, int mode,
+                  off_t off, off_t len);
+/* lseek(2) for SEEK_DATA and SEEK_HOLE (and SEEK_SET/SEEK_END for
+ * completeness).  Returns the offset. */
+off_t sfs_lseek(struct sfs_fs *fs, struct sfs_file *fh, off_t off, int whence);
+ssize_t sfs_copy_file_range(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *in,
+                            off_t off_in, struct sfs_file *out, off_t off_out, size_t len,
+                            unsigned flags);
+
+int sfs_opendir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
+                struct sfs_file **out);
+/* Called for each entry from `off` on, with the offset of the next one.
+ * `attr` is set when plus is true (readdirplus).  Return 0 to take the
+ * entry and go on, nonzero to stop (the entry is not taken: with plus, no
+ * lookup is added for it). */
+typedef int (*sfs_fill_fn)(void *ctx, const char *name, const struct stat *attr, off_t next);
+int sfs_readdir(struct sfs_fs *fs, struct sfs_file *dh, off_t off, bool plus, sfs_fill_fn fill,
+                void *ctx);
+int sfs_releasedir(struct sfs_fs *fs, struct sfs_file *dh);
+
+int sfs_statfs(struct sfs_fs *fs, struct statvfs *st);
+
+/* Extended attributes, with setxattr(2)'s XATTR_CREATE / XATTR_REPLACE.
+ * Namespaces user., trusted., security., and the POSIX ACLs
+ * system.posix_acl_access and system.posix_acl_default (in the kernel's
+ * binary format, as getfacl/setfacl exchange them).  getxattr and
+ * listxattr return the size; with size 0 they only tell it. */
+int sfs_setxattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, const char *name,
+                 const void *value, size_t size, int flags);
+ssize_t sfs_getxattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
+                     const char *name, void *value, size_t size);
+ssize_t sfs_listxattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, char *list,
+                      size_t size);
+int sfs_removexattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
+                    const char *name);
+
+/* ---- what the filesystem holds ---- */
+
+struct sfs_stats {
+	uint64_t inodes, max_inodes;     /* max 0: unlimited */
+	uint64_t files, dirs, symlinks, others;
+	uint64_t data_bytes;      /* sum of regular file sizes */
+	uint64_t sector_size;
+	uint64_t sectors;         /* sectors in use */
+	uint64_t small_bytes;     /* inline data, inodes, entries, nodes */
+	uint64_t reserved;        /* bytes counted against the limit */
+	uint64_t limit;           /* 0: unlimited */
+	uint64_t mapped;          /* memory the pool holds */
+	uint64_t overhead;        /* mapped minus what is in use */
+};
+void sfs_get_stats(struct sfs_fs *fs, struct sfs_stats *st);
+
+/* Walk everything and verify the invariants (link counts, sizes against
+ * sectors, counters against the pool, no orphan and no leaked inode).
+ * Returns 0, or -EUCLEAN with a description in msg. */
+int sfs_check(struct sfs_fs *fs, char *msg, size_t msglen);
+
+/* ---- the path API ---- */
+
+/* Paths are absolute or relative to the root; symlinks are followed
+ * (except in the last component where the call says so), up to 40. */
+int sfs_path_open(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path, int flags,
+                  mode_t mode, struct sfs_file **out);
+int sfs_path_stat(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path,
+                  struct stat *st, bool follow);
+/* mkdir -p: create every missing directory; EEXIST is not an error unless
+ * a component is not a directory (ENOTDIR). */
+int sfs_path_mkdir(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path, mode_t mode,
+                   bool parents);
+int sfs_path_unlink(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path);
+int sfs_path_rmdir(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path);
+int sfs_path_rename(struct sfs_fs *fs, const struct sfs_cred *cr, const char *from,
+                    const char *to, unsigned flags);
+int sfs_path_symlink(struct sfs_fs *fs, const struct sfs_cred *cr, const char *target,
+                     const char *path);
+/* rm -r: remove a file, or a directory and everything below it. */
+int sfs_path_remove_all(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path);
+/* ls: call fn for each entry of a directory (not "." and ".."). */
+int sfs_path_list(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path,
+                  int (*fn)(void *ctx, const char *name, const struct stat *st), void *ctx);
+/* Whole-file helpers: write (create or truncate) and read up to size. */
+int sfs_path_write_file(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path,
+                        const void *data, size_t size, mode_t mode);
+ssize_t sfs_path_read_file(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path,
+                           void *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
