@@ -28,10 +28,6 @@
 #include "core.h"
 #include "os.h"
 
-/* From xattr.c (core.h is not ours to change; see there). */
-ssize_t xattr_acl_read(const struct sfs_inode *ip, int type, size_t off, void *buf, size_t n);
-void xattr_acl_write(struct sfs_inode *ip, int type, size_t off, const void *buf, size_t n);
-
 /* <linux/posix_acl.h> and <linux/posix_acl_xattr.h> */
 #define ACL_ACCESS 0
 #define ACL_DEFAULT 1
@@ -72,7 +68,8 @@ static inline void put32(unsigned char *p, uint32_t v)
 
 static inline struct ace ace_get(const unsigned char *p)
 {
-	return (struct ace){(uint16_t)(p[0] | p[1] << 8), (uint16_t)(p[2] | p[3] << 8), get32(p + 4)};
+	return (struct ace){(uint16_t)(p[0] | p[1] << 8), (uint16_t)(p[2] | p[3] << 8),
+	                    get32(p + 4)};
 }
 
 static inline const unsigned char *ent(const void *value, size_t i)
@@ -93,9 +90,9 @@ static inline size_t entry_off(size_t i)
 struct cursor {
 	const struct sfs_inode *ip;
 	int type;
-	size_t count;           /* entries */
-	size_t next;            /* the entry cursor_next() returns */
-	size_t first, have;     /* buf holds entries [first, first + have) */
+	size_t count;       /* entries */
+	size_t next;        /* the entry cursor_next() returns */
+	size_t first, have; /* buf holds entries [first, first + have) */
 	unsigned char buf[BATCH * ACL_ENT];
 };
 
@@ -260,8 +257,9 @@ int acl_set(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip, 
             const void *value, size_t size, int flags)
 {
 	(void)flags; /* do_set_acl() never sees them */
-	int type = !strcmp(name, ACL_ACCESS_NAME) ? ACL_ACCESS
-	         : !strcmp(name, ACL_DEFAULT_NAME) ? ACL_DEFAULT : -1;
+	int type = !strcmp(name, ACL_ACCESS_NAME)    ? ACL_ACCESS
+	           : !strcmp(name, ACL_DEFAULT_NAME) ? ACL_DEFAULT
+	                                             : -1;
 	if (type < 0)
 		return -EINVAL;
 	size_t count = 0;
@@ -323,8 +321,8 @@ int acl_permission(struct sfs_inode *ip, const struct sfs_cred *cr, int mask)
 		return -EAGAIN;
 	unsigned want = (unsigned)mask & 7u;
 	struct ace a;
-	bool found = false;     /* some group entry matched */
-	int match = -1;         /* perms of the entry that decides, before the mask */
+	bool found = false; /* some group entry matched */
+	int match = -1;     /* perms of the entry that decides, before the mask */
 	while (cursor_next(&c, &a)) {
 		if (match >= 0) {
 			/* The entry matched; only the mask can still say no. */

@@ -189,6 +189,12 @@ int xattr_remove(struct sfs_fs *fs, struct sfs_inode *ip, const char *name);
 void xattr_free_all(struct sfs_fs *fs, struct sfs_inode *ip);
 uint64_t xattr_bytes(const struct sfs_inode *ip); /* pool bytes held, for checks */
 
+/* Raw access to a stored ACL (type 0: access, 1: default), for acl.c:
+ * read bytes (buf NULL: just the size, 0 if none), or rewrite bytes in
+ * place.  Inode lock held. */
+ssize_t xattr_acl_read(const struct sfs_inode *ip, int type, size_t off, void *buf, size_t n);
+void xattr_acl_write(struct sfs_inode *ip, int type, size_t off, const void *buf, size_t n);
+
 /* ACL permission check: 0 or -EACCES if the inode has an access ACL;
  * -EAGAIN if it has none (use the mode bits). */
 int acl_permission(struct sfs_inode *ip, const struct sfs_cred *cr, int mask);

@@ -38,27 +38,20 @@
 
 #include "core.h"
 
-/* Shared with acl.c, which declares them too (core.h is not ours to
- * change): read or rewrite bytes of a stored ACL in place.  type 0 is the
- * access ACL, 1 the default ACL.  xattr_acl_read returns the ACL's size (0
- * if there is none) and copies what there is of [off, off+n). */
-ssize_t xattr_acl_read(const struct sfs_inode *ip, int type, size_t off, void *buf, size_t n);
-void xattr_acl_write(struct sfs_inode *ip, int type, size_t off, const void *buf, size_t n);
-
 #define ACL_ACCESS_NAME "system.posix_acl_access"
 #define ACL_DEFAULT_NAME "system.posix_acl_default"
 #define CHUNK SP_SMALL_MAX
 
 struct xent {
-	struct xent *next;      /* the next name in strcmp order */
-	uint32_t size;          /* value bytes */
-	uint8_t nlen;           /* name bytes, 1..255 */
-	char name[];            /* name, NUL, then the value or the chunk pointers */
+	struct xent *next; /* the next name in strcmp order */
+	uint32_t size;     /* value bytes */
+	uint8_t nlen;      /* name bytes, 1..255 */
+	char name[];       /* name, NUL, then the value or the chunk pointers */
 };
 
 struct sfs_xattrs {
-	struct xent *acl[2];    /* system.posix_acl_access, system.posix_acl_default */
-	struct xent *head;      /* every other attribute */
+	struct xent *acl[2]; /* system.posix_acl_access, system.posix_acl_default */
+	struct xent *head;   /* every other attribute */
 };
 
 /* ---- entries ---- */
@@ -387,7 +380,7 @@ enum xns { NS_USER, NS_TRUSTED, NS_SECURITY, NS_SYSTEM, NS_ACL, NS_UNKNOWN };
 
 struct xname {
 	enum xns ns;
-	const char *suffix;     /* after the prefix ("" for an unknown one) */
+	const char *suffix; /* after the prefix ("" for an unknown one) */
 };
 
 static struct xname classify(const char *name)
@@ -397,10 +390,10 @@ static struct xname classify(const char *name)
 		size_t len;
 		enum xns ns;
 	} spaces[] = {
-	        {"user.", 5, NS_USER},
-	        {"trusted.", 8, NS_TRUSTED},
-	        {"security.", 9, NS_SECURITY},
-	        {"system.", 7, NS_SYSTEM},
+	    {"user.", 5, NS_USER},
+	    {"trusted.", 8, NS_TRUSTED},
+	    {"security.", 9, NS_SECURITY},
+	    {"system.", 7, NS_SYSTEM},
 	};
 	if (acl_slot(name) >= 0)
 		return (struct xname){NS_ACL, name};
@@ -433,8 +426,9 @@ static int access_check(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs
 			return write ? -EPERM : -ENODATA;
 		break;
 	case NS_USER:
-		/* Only files and directories: user.* on a device or a symlink
-		 * would let anyone attach data to what they cannot write. */
+		/* Only files and directories: the mode of a symlink or a
+		 * device says who may follow or use it, not who may attach
+		 * data to it, so the kernel refuses user.* there. */
 		if (!is_reg(ip) && !is_dir(ip))
 			return write ? -EPERM : -ENODATA;
 		if (write && is_dir(ip) && (ip->mode & S_ISVTX) && !perm_owner(cr, ip))
@@ -511,8 +505,8 @@ int sfs_setxattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, co
 	return rc;
 }
 
-ssize_t sfs_getxattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
-                     const char *name, void *value, size_t size)
+ssize_t sfs_getxattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, const char *name,
+                     void *value, size_t size)
 {
 	ssize_t rc = name_ok(name);
 	if (rc)
@@ -556,8 +550,7 @@ ssize_t sfs_listxattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t in
 	return rc;
 }
 
-int sfs_removexattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
-                    const char *name)
+int sfs_removexattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, const char *name)
 {
 	int rc = name_ok(name);
 	if (rc)

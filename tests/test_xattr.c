@@ -19,8 +19,8 @@
 static gid_t owner_groups[] = {2000};
 static gid_t g2000[] = {2000};
 static const struct sfs_cred root = {.uid = 0, .gid = 0};
-static const struct sfs_cred owner = {.uid = 1000, .gid = 1000, .groups = owner_groups,
-                                      .ngroups = 1};
+static const struct sfs_cred owner = {
+    .uid = 1000, .gid = 1000, .groups = owner_groups, .ngroups = 1};
 static const struct sfs_cred other = {.uid = 1001, .gid = 1001};
 static const struct sfs_cred member = {.uid = 1002, .gid = 1002, .groups = g2000, .ngroups = 1};
 static const struct sfs_cred stranger = {.uid = 1003, .gid = 1003};
@@ -52,8 +52,7 @@ static void done(void)
 }
 
 /* An object made by `cr` in `parent`, one lookup kept (freed with the fs). */
-static sfs_ino_t mk_as(const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
-                       mode_t mode)
+static sfs_ino_t mk_as(const struct sfs_cred *cr, sfs_ino_t parent, const char *name, mode_t mode)
 {
 	struct sfs_entry e;
 	int rc = S_ISDIR(mode) ? sfs_mkdir(fs, cr, parent, name, mode & 07777, &e)
@@ -191,8 +190,9 @@ static int set_acl(const struct sfs_cred *cr, sfs_ino_t ino, const char *name, c
 
 #define ACCESS "system.posix_acl_access"
 #define DEFAULT "system.posix_acl_default"
-#define AES(...) (const struct ae[]){__VA_ARGS__}, \
-	sizeof((const struct ae[]){__VA_ARGS__}) / sizeof(struct ae)
+#define AES(...)                                                                                   \
+	(const struct ae[]){__VA_ARGS__},                                                          \
+	    sizeof((const struct ae[]){__VA_ARGS__}) / sizeof(struct ae)
 
 /* The stored ACL must read back as these entries. */
 static void expect_acl(sfs_ino_t ino, const char *name, const struct ae *e, size_t n)
@@ -303,7 +303,8 @@ static void test_sizes(void)
 	CHECK_EQ(sfs_setxattr(fs, &owner, f, "user.x", NULL, 0, 0), 0);
 	CHECK_EQ(getx(&owner, f, "user.x"), 0);
 	/* around the inline limit and the chunk boundaries */
-	size_t sizes[] = {0, 1, 2000, 2020, 2021, 2048, 2049, 4095, 4096, 4097, 10000, 65535, 65536};
+	size_t sizes[] = {0,    1,    2000, 2020,  2021,  2048, 2049,
+	                  4095, 4096, 4097, 10000, 65535, 65536};
 	for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
 		size_t n = sizes[k];
 		for (int round = 0; round < 2; round++) {
@@ -311,7 +312,8 @@ static void test_sizes(void)
 			CHECK_EQ(sfs_setxattr(fs, &owner, f, "user.big", v, n, 0), 0);
 			CHECK_EQ(sfs_getxattr(fs, &owner, f, "user.big", NULL, 0), n);
 			if (n > 1) /* (a size of 0 asks for the size) */
-				CHECK_EQ(sfs_getxattr(fs, &owner, f, "user.big", got, n - 1), -ERANGE);
+				CHECK_EQ(sfs_getxattr(fs, &owner, f, "user.big", got, n - 1),
+				         -ERANGE);
 			CHECK_EQ(sfs_getxattr(fs, &owner, f, "user.big", got, sizeof got), n);
 			CHECK(memcmp(got, v, n) == 0);
 			consistent();
@@ -535,10 +537,10 @@ static void test_acl_set(void)
 	CHECK_EQ(listx(&owner, f), 0);
 
 	/* removing: the mode stays; removing a missing ACL succeeds */
-	CHECK_EQ(set_acl(&owner, f, ACCESS,
-	                 AES({A_USER_OBJ, 6, 0}, {A_GROUP_OBJ, 4, 0}, {A_MASK, 0, 0},
-	                     {A_OTHER, 4, 0})),
-	         0);
+	CHECK_EQ(
+	    set_acl(&owner, f, ACCESS,
+	            AES({A_USER_OBJ, 6, 0}, {A_GROUP_OBJ, 4, 0}, {A_MASK, 0, 0}, {A_OTHER, 4, 0})),
+	    0);
 	CHECK_EQ(mode_of(f), S_IFREG | 0604);
 	CHECK_EQ(getx(&owner, f, ACCESS), 36); /* a mask makes it extended */
 	old_ctime(f);
@@ -574,22 +576,34 @@ static void test_acl_set(void)
 		struct ae e[6];
 		size_t n;
 	} bad[] = {
-	        {{{A_USER_OBJ, 6, 0}, {A_GROUP_OBJ, 4, 0}}, 2},                         /* no other */
-	        {{{A_GROUP_OBJ, 4, 0}, {A_OTHER, 4, 0}}, 2},                            /* no user */
-	        {{{A_USER_OBJ, 6, 0}, {A_OTHER, 4, 0}}, 2},                             /* no group */
-	        {{{A_USER_OBJ, 6, 0}, {A_USER, 6, 5}, {A_GROUP_OBJ, 4, 0}, {A_OTHER, 4, 0}}, 4},
-	        {{{A_USER_OBJ, 6, 0}, {A_GROUP_OBJ, 4, 0}, {A_GROUP, 4, 9}, {A_OTHER, 4, 0}}, 4},
-	        {{{A_USER_OBJ, 8, 0}, {A_GROUP_OBJ, 4, 0}, {A_OTHER, 4, 0}}, 3},        /* perm */
-	        {{{A_USER_OBJ, 6, 0}, {A_USER_OBJ, 6, 0}, {A_GROUP_OBJ, 4, 0}, {A_OTHER, 4, 0}}, 4},
-	        {{{A_USER_OBJ, 6, 0}, {A_GROUP_OBJ, 4, 0}, {A_USER, 4, 5}, {A_MASK, 4, 0},
-	          {A_OTHER, 4, 0}}, 5},                                                  /* order */
-	        {{{A_USER_OBJ, 6, 0}, {A_GROUP_OBJ, 4, 0}, {A_OTHER, 4, 0}, {A_MASK, 4, 0}}, 4},
-	        {{{A_USER_OBJ, 6, 0}, {A_GROUP_OBJ, 4, 0}, {A_MASK, 4, 0}, {A_MASK, 4, 0},
-	          {A_OTHER, 4, 0}}, 5},
-	        {{{A_USER_OBJ, 6, 0}, {0x40, 4, 0}, {A_GROUP_OBJ, 4, 0}, {A_OTHER, 4, 0}}, 4},
-	        {{{A_USER_OBJ, 6, 0}, {A_USER, 4, NOID}, {A_GROUP_OBJ, 4, 0}, {A_MASK, 4, 0},
-	          {A_OTHER, 4, 0}}, 5},                                                  /* bad uid */
-	        {{{A_USER_OBJ, 6, 0}, {A_GROUP_OBJ, 4, 0}, {A_OTHER, 4, 0}, {A_OTHER, 4, 0}}, 4},
+	    {{{A_USER_OBJ, 6, 0}, {A_GROUP_OBJ, 4, 0}}, 2}, /* no other */
+	    {{{A_GROUP_OBJ, 4, 0}, {A_OTHER, 4, 0}}, 2},    /* no user */
+	    {{{A_USER_OBJ, 6, 0}, {A_OTHER, 4, 0}}, 2},     /* no group */
+	    {{{A_USER_OBJ, 6, 0}, {A_USER, 6, 5}, {A_GROUP_OBJ, 4, 0}, {A_OTHER, 4, 0}}, 4},
+	    {{{A_USER_OBJ, 6, 0}, {A_GROUP_OBJ, 4, 0}, {A_GROUP, 4, 9}, {A_OTHER, 4, 0}}, 4},
+	    {{{A_USER_OBJ, 8, 0}, {A_GROUP_OBJ, 4, 0}, {A_OTHER, 4, 0}}, 3}, /* perm */
+	    {{{A_USER_OBJ, 6, 0}, {A_USER_OBJ, 6, 0}, {A_GROUP_OBJ, 4, 0}, {A_OTHER, 4, 0}}, 4},
+	    {{{A_USER_OBJ, 6, 0},
+	      {A_GROUP_OBJ, 4, 0},
+	      {A_USER, 4, 5},
+	      {A_MASK, 4, 0},
+	      {A_OTHER, 4, 0}},
+	     5}, /* order */
+	    {{{A_USER_OBJ, 6, 0}, {A_GROUP_OBJ, 4, 0}, {A_OTHER, 4, 0}, {A_MASK, 4, 0}}, 4},
+	    {{{A_USER_OBJ, 6, 0},
+	      {A_GROUP_OBJ, 4, 0},
+	      {A_MASK, 4, 0},
+	      {A_MASK, 4, 0},
+	      {A_OTHER, 4, 0}},
+	     5},
+	    {{{A_USER_OBJ, 6, 0}, {0x40, 4, 0}, {A_GROUP_OBJ, 4, 0}, {A_OTHER, 4, 0}}, 4},
+	    {{{A_USER_OBJ, 6, 0},
+	      {A_USER, 4, NOID},
+	      {A_GROUP_OBJ, 4, 0},
+	      {A_MASK, 4, 0},
+	      {A_OTHER, 4, 0}},
+	     5}, /* bad uid */
+	    {{{A_USER_OBJ, 6, 0}, {A_GROUP_OBJ, 4, 0}, {A_OTHER, 4, 0}, {A_OTHER, 4, 0}}, 4},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		CHECK_EQ(set_acl(&owner, f, ACCESS, bad[i].e, bad[i].n), -EINVAL);
@@ -621,7 +635,8 @@ static void test_acl_set(void)
 	                 AES({A_USER_OBJ, 7, 0}, {A_GROUP_OBJ, 5, 0}, {A_OTHER, 0, 0})),
 	         0);
 	CHECK_EQ(mode_of(d), S_IFDIR | 0755); /* a default ACL does not touch the mode */
-	expect_acl(d, DEFAULT, AES({A_USER_OBJ, 7, NOID}, {A_GROUP_OBJ, 5, NOID}, {A_OTHER, 0, NOID}));
+	expect_acl(d, DEFAULT,
+	           AES({A_USER_OBJ, 7, NOID}, {A_GROUP_OBJ, 5, NOID}, {A_OTHER, 0, NOID}));
 	CHECK_EQ(set_acl(&other, d, DEFAULT,
 	                 AES({A_USER_OBJ, 7, 0}, {A_GROUP_OBJ, 5, 0}, {A_OTHER, 0, 0})),
 	         -EPERM);
@@ -1081,18 +1096,18 @@ int main(void)
 		const char *name;
 		void (*fn)(void);
 	} tests[] = {
-	        {"basic", test_basic},
-	        {"sizes", test_sizes},
-	        {"list_limits", test_list_limits},
-	        {"namespaces", test_namespaces},
-	        {"acl_set", test_acl_set},
-	        {"acl_sgid", test_acl_sgid},
-	        {"acl_chmod", test_acl_chmod},
-	        {"acl_permission", test_acl_permission},
-	        {"acl_inherit", test_acl_inherit},
-	        {"acl_large", test_acl_large},
-	        {"size_limit", test_size_limit},
-	        {"faults", test_faults},
+	    {"basic", test_basic},
+	    {"sizes", test_sizes},
+	    {"list_limits", test_list_limits},
+	    {"namespaces", test_namespaces},
+	    {"acl_set", test_acl_set},
+	    {"acl_sgid", test_acl_sgid},
+	    {"acl_chmod", test_acl_chmod},
+	    {"acl_permission", test_acl_permission},
+	    {"acl_inherit", test_acl_inherit},
+	    {"acl_large", test_acl_large},
+	    {"size_limit", test_size_limit},
+	    {"faults", test_faults},
 	};
 	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
 		printf("%s\n", tests[i].name);
