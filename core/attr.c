@@ -119,16 +119,17 @@ static int setattr_allowed(struct sfs_fs *fs, const struct sfs_cred *cr, struct 
                            const struct stat *attr, unsigned valid, struct sfs_file *fh)
 {
 	if (valid & SFS_SET_SIZE) {
+		/* ftruncate: EINVAL unless a regular file open for writing;
+		 * truncate: EISDIR for a directory, EINVAL for the rest. */
+		if (fh && (!is_reg(ip) || (fh->flags & O_ACCMODE) == O_RDONLY))
+			return -EINVAL;
 		if (is_dir(ip))
 			return -EISDIR;
 		if (!is_reg(ip))
 			return -EINVAL;
 		if (attr->st_size < 0)
 			return -EINVAL;
-		if (fh) {
-			if ((fh->flags & O_ACCMODE) == O_RDONLY)
-				return -EINVAL;
-		} else {
+		if (!fh) {
 			int rc = perm_check(fs, cr, ip, MAY_WRITE);
 			if (rc)
 				return rc;
@@ -185,6 +186,7 @@ int sfs_setattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
 		}
 		if (!cred_privileged(cr))
 			ip->mode &= ~privs_to_kill(ip->mode);
+		xattr_kill_caps(fs, ip);
 	}
 	if (valid & (SFS_SET_UID | SFS_SET_GID)) {
 		if (valid & SFS_SET_UID)
@@ -193,6 +195,7 @@ int sfs_setattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
 			ip->gid = attr->st_gid;
 		if (!is_dir(ip))
 			ip->mode &= ~privs_to_kill(ip->mode);
+		xattr_kill_caps(fs, ip);
 		ctime = true;
 	}
 	if (valid & SFS_SET_MODE) {

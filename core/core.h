@@ -49,6 +49,10 @@
 #include "sectorfs/engine.h"
 
 #define BOGO_DIRENT_SIZE 20 /* tmpfs's directory size per entry */
+
+/* inode->flags */
+#define I_LINKABLE 1u /* an O_TMPFILE that may still be linked */
+#define I_CAPS 2u     /* has security.capability (a write removes it) */
 #define TABLE_SHARDS 64
 
 struct sfs_dir;
@@ -65,7 +69,7 @@ struct sfs_inode {
 	_Atomic uint64_t nlookup;     /* [atomic] the caller's lookups */
 	_Atomic int64_t atime_s, mtime_s, ctime_s;    /* [atomic] */
 	_Atomic uint32_t atime_ns, mtime_ns, ctime_ns; /* [atomic] */
-	uint32_t pad;
+	_Atomic uint32_t flags;       /* [lock] written, [atomic] read: I_* */
 	struct sfs_xattrs *xattrs;    /* [lock] NULL: none */
 	union {
 		struct sv_vector data;  /* regular file, symlink: own lock */
@@ -188,6 +192,9 @@ ssize_t xattr_list(struct sfs_inode *ip, char *list, size_t size);
 int xattr_remove(struct sfs_fs *fs, struct sfs_inode *ip, const char *name);
 void xattr_free_all(struct sfs_fs *fs, struct sfs_inode *ip);
 uint64_t xattr_bytes(const struct sfs_inode *ip); /* pool bytes held, for checks */
+/* A change of contents or owner drops file capabilities, as the kernel's
+ * file_remove_privs() does for anyone.  Inode lock held (write). */
+void xattr_kill_caps(struct sfs_fs *fs, struct sfs_inode *ip);
 
 /* Raw access to a stored ACL (type 0: access, 1: default), for acl.c:
  * read bytes (buf NULL: just the size, 0 if none), or rewrite bytes in

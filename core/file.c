@@ -36,22 +36,26 @@ static bool writable(const struct sfs_file *fh)
 
 /* Clear suid (and sgid with group execute) when an unprivileged caller
  * changes a file's contents. */
-static void kill_privs(const struct sfs_cred *cr, struct sfs_inode *ip)
+static void kill_privs(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip)
 {
 	uint32_t mode = ip->mode;
 	bool sgid = (mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
-	if ((!(mode & S_ISUID) && !sgid) || cred_privileged(cr))
-		return;
+	bool bits = ((mode & S_ISUID) || sgid) && !cred_privileged(cr);
+	if (!bits && !(atomic_load(&ip->flags) & I_CAPS))
+		return; /* the common case: one load of each, no lock */
 	lk_wrlock(&ip->lock);
-	ip->mode &= ~(uint32_t)S_ISUID;
-	if ((ip->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
-		ip->mode &= ~(uint32_t)S_ISGID;
+	if (!cred_privileged(cr)) {
+		ip->mode &= ~(uint32_t)S_ISUID;
+		if ((ip->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+			ip->mode &= ~(uint32_t)S_ISGID;
+	}
+	xattr_kill_caps(fs, ip);
 	lk_wrunlock(&ip->lock);
 }
 
-static void data_modified(const struct sfs_cred *cr, struct sfs_inode *ip)
+static void data_modified(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip)
 {
-	kill_privs(cr, ip);
+	kill_privs(fs, cr, ip);
 	inode_touch(ip, false, true, true);
 }
 
@@ -89,6 +93,7 @@ int file_open_inode(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_ino
 				if ((ip->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
 					ip->mode &= ~(uint32_t)S_ISGID;
 			}
+			xattr_kill_caps(fs, ip);
 			inode_touch(ip, false, true, true);
 		}
 	}
@@ -146,14 +151,15 @@ int sfs_fsync(struct sfs_fs *fs, struct sfs_file *fh, bool datasync)
 
 /* ---- read and write ---- */
 
+/* As vfs_read/vfs_write: the access mode first, then what the file is. */
 static int data_fh(struct sfs_file *fh, bool write)
 {
 	if (!fh)
 		return -EBADF;
-	if (is_dir(fh->ip))
-		return -EISDIR;
 	if (write ? !writable(fh) : !readable(fh))
 		return -EBADF;
+	if (is_dir(fh->ip))
+		return -EISDIR;
 	if (!is_reg(fh->ip))
 		return -EINVAL;
 	return 0;
@@ -235,7 +241,7 @@ ssize_t sfs_write(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file 
 		n = sv_write(fs->pool, v, buf, size, off);
 	}
 	if (n > 0)
-		data_modified(cr, fh->ip);
+		data_modified(fs, cr, fh->ip);
 	return n;
 }
 
@@ -273,7 +279,7 @@ int sfs_fallocate(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file 
 			rc = sv_zero(fs->pool, v, off, len);
 	}
 	if (rc == 0)
-		data_modified(cr, fh->ip);
+		data_modified(fs, cr, fh->ip);
 	return rc;
 }
 
@@ -360,7 +366,7 @@ ssize_t sfs_copy_file_range(struct sfs_fs *fs, const struct sfs_cred *cr, struct
 	os_free(buf);
 	if (done) {
 		read_done(fs, in);
-		data_modified(cr, out->ip);
+		data_modified(fs, cr, out->ip);
 		return (ssize_t)done;
 	}
 	return rc;

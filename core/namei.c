@@ -32,7 +32,6 @@
 #include "core.h"
 #include "os.h"
 
-#define I_LINKABLE 1u /* inode->pad: an O_TMPFILE that may still be linked */
 
 int name_check(const char *name, size_t *len)
 {
@@ -243,7 +242,7 @@ static int make_node(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_in
 	} else if (a->named) {
 		atomic_store(&ip->nlink, 1);
 	} else {
-		ip->pad |= I_LINKABLE;
+		atomic_fetch_or(&ip->flags, I_LINKABLE);
 	}
 	lk_wrunlock(&ip->lock);
 	if (a->named) {
@@ -381,7 +380,7 @@ int sfs_tmpfile(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, 
 	if (rc)
 		return rc;
 	if (flags & O_EXCL)
-		ip->pad &= ~I_LINKABLE;
+		atomic_fetch_and(&ip->flags, ~I_LINKABLE);
 	entry_out(fs, ip, out);
 	struct sfs_cred t = cr ? *cr : (struct sfs_cred){0};
 	t.flags |= SFS_CRED_TRUSTED;
@@ -466,13 +465,13 @@ int sfs_link(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, sfs_in
 	}
 	lk_wrlock(&ip->lock);
 	rc = may_link(fs, cr, ip);
-	if (rc == 0 && atomic_load(&ip->nlink) == 0 && !(ip->pad & I_LINKABLE))
+	if (rc == 0 && atomic_load(&ip->nlink) == 0 && !(atomic_load(&ip->flags) & I_LINKABLE))
 		rc = -ENOENT;
 	if (rc == 0)
 		rc = dir_add(fs, dir, newname, len, ip);
 	if (rc == 0) {
 		atomic_fetch_add(&ip->nlink, 1);
-		ip->pad &= ~I_LINKABLE;
+		atomic_fetch_and(&ip->flags, ~I_LINKABLE);
 		inode_touch(ip, false, false, true);
 		inode_touch(dir, false, true, true);
 	}

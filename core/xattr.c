@@ -38,6 +38,7 @@
 
 #include "core.h"
 
+#define CAPS_NAME "security.capability"
 #define ACL_ACCESS_NAME "system.posix_acl_access"
 #define ACL_DEFAULT_NAME "system.posix_acl_default"
 #define CHUNK SP_SMALL_MAX
@@ -258,6 +259,8 @@ int xattr_set(struct sfs_fs *fs, struct sfs_inode *ip, const char *name, const v
 	e->next = old ? old->next : *link;
 	*link = e;
 	ent_free(fs, old);
+	if (!strcmp(name, CAPS_NAME))
+		atomic_fetch_or(&ip->flags, I_CAPS);
 	return 0;
 }
 
@@ -322,7 +325,15 @@ int xattr_remove(struct sfs_fs *fs, struct sfs_inode *ip, const char *name)
 	*link = e->next;
 	ent_free(fs, e);
 	drop_if_empty(fs, ip);
+	if (!strcmp(name, CAPS_NAME))
+		atomic_fetch_and(&ip->flags, ~I_CAPS);
 	return 0;
+}
+
+void xattr_kill_caps(struct sfs_fs *fs, struct sfs_inode *ip)
+{
+	if ((atomic_load(&ip->flags) & I_CAPS) && xattr_remove(fs, ip, CAPS_NAME) == 0)
+		inode_touch(ip, false, false, true);
 }
 
 void xattr_free_all(struct sfs_fs *fs, struct sfs_inode *ip)
