@@ -140,20 +140,28 @@ static int setattr_allowed(struct sfs_fs *fs, const struct sfs_cred *cr, struct 
 	bool owner = perm_owner(cr, ip);
 	if ((valid & SFS_SET_MODE) && !owner)
 		return -EPERM;
-	if ((valid & SFS_SET_UID) && !cred_privileged(cr) &&
-	    !(cr->uid == ip->uid && attr->st_uid == ip->uid))
+	bool uid = (valid & SFS_SET_UID) && attr->st_uid != (uid_t)-1;
+	bool gid = (valid & SFS_SET_GID) && attr->st_gid != (gid_t)-1;
+	if (uid && !cred_privileged(cr) && !(cr->uid == ip->uid && attr->st_uid == ip->uid))
 		return -EPERM;
-	if ((valid & SFS_SET_GID) && !cred_privileged(cr) &&
+	if (gid && !cred_privileged(cr) &&
 	    !(cr->uid == ip->uid && (attr->st_gid == ip->gid || cred_in_group(cr, attr->st_gid))))
+		return -EPERM;
+	/* A chown clears suid/sgid: a mode change only the owner may make,
+	 * even when neither id changes (chown(f, -1, -1)). */
+	if ((valid & (SFS_SET_UID | SFS_SET_GID)) && !is_dir(ip) && privs_to_kill(ip->mode) &&
+	    !owner)
 		return -EPERM;
 	if (valid & SFS_SET_CTIME)
 		return -EPERM;
-	if ((valid & (SFS_SET_ATIME | SFS_SET_MTIME)) && !owner)
-		return -EPERM; /* a given time: only the owner */
-	if ((valid & (SFS_SET_ATIME_NOW | SFS_SET_MTIME_NOW)) && !owner) {
-		/* "now": the owner, or anyone who may write */
-		if (fh && (fh->flags & O_ACCMODE) != O_RDONLY)
-			return 0;
+	/* Times: both "now" (utimes(f, NULL)) is a touch, which anyone who may
+	 * write can do; any other request (a given time, or one "now" with
+	 * the other left alone) needs the owner, as setattr_prepare(). */
+	const unsigned times = SFS_SET_ATIME | SFS_SET_MTIME | SFS_SET_ATIME_NOW | SFS_SET_MTIME_NOW;
+	const unsigned touch = SFS_SET_ATIME_NOW | SFS_SET_MTIME_NOW;
+	if ((valid & times) && !owner) {
+		if ((valid & times) != touch)
+			return -EPERM;
 		int rc = perm_check(fs, cr, ip, MAY_WRITE);
 		if (rc)
 			return rc;
@@ -189,9 +197,9 @@ int sfs_setattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
 		xattr_kill_caps(fs, ip);
 	}
 	if (valid & (SFS_SET_UID | SFS_SET_GID)) {
-		if (valid & SFS_SET_UID)
+		if ((valid & SFS_SET_UID) && attr->st_uid != (uid_t)-1)
 			ip->uid = attr->st_uid;
-		if (valid & SFS_SET_GID)
+		if ((valid & SFS_SET_GID) && attr->st_gid != (gid_t)-1)
 			ip->gid = attr->st_gid;
 		if (!is_dir(ip))
 			ip->mode &= ~privs_to_kill(ip->mode);

@@ -67,10 +67,10 @@ int file_open_inode(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_ino
 	int acc = flags & O_ACCMODE;
 	if (acc == O_ACCMODE)
 		return -EINVAL;
-	if (is_lnk(ip))
-		return -ELOOP;
 	if ((flags & O_DIRECTORY) && !is_dir(ip))
 		return -ENOTDIR;
+	if (is_lnk(ip))
+		return -ELOOP;
 	if (is_dir(ip) && (acc != O_RDONLY || (flags & O_TRUNC)))
 		return -EISDIR;
 	lk_wrlock(&ip->lock);
@@ -247,35 +247,53 @@ ssize_t sfs_write(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file 
 
 /* ---- fallocate, lseek, copy_file_range ---- */
 
+/* The modes the kernel's vfs_fallocate() knows; tmpfs (and sectorfs) then
+ * implement a subset.  FALLOC_FL_WRITE_ZEROES is newer than some headers. */
+#define FALLOC_WRITE_ZEROES 0x80
+#define FALLOC_MODES                                                                    \
+	(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_ZERO_RANGE |        \
+	 FALLOC_FL_INSERT_RANGE | FALLOC_FL_UNSHARE_RANGE | FALLOC_WRITE_ZEROES)
+
 int sfs_fallocate(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *fh, int mode,
                   off_t off, off_t len)
 {
 	if (!fh)
 		return -EBADF;
-	const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+	/* vfs_fallocate()'s checks, in its order. */
 	if (off < 0 || len <= 0)
 		return -EINVAL;
-	if (mode & ~known)
+	if (mode & ~(FALLOC_MODES | FALLOC_FL_KEEP_SIZE))
 		return -EOPNOTSUPP;
-	if ((mode & FALLOC_FL_PUNCH_HOLE) &&
-	    (!(mode & FALLOC_FL_KEEP_SIZE) || (mode & FALLOC_FL_ZERO_RANGE)))
+	int kind = mode & FALLOC_MODES;
+	if (kind & (kind - 1))
+		return -EOPNOTSUPP; /* two modes at once */
+	if (kind == FALLOC_FL_PUNCH_HOLE && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	if ((kind == FALLOC_FL_COLLAPSE_RANGE || kind == FALLOC_FL_INSERT_RANGE ||
+	     kind == FALLOC_WRITE_ZEROES) &&
+	    (mode & FALLOC_FL_KEEP_SIZE))
 		return -EOPNOTSUPP;
 	if (!writable(fh))
 		return -EBADF;
+	if (S_ISFIFO(fh->ip->mode))
+		return -ESPIPE;
 	if (is_dir(fh->ip))
 		return -EISDIR;
 	if (!is_reg(fh->ip))
 		return -ENODEV;
 	if (off > SV_MAX_SIZE - len)
 		return -EFBIG;
+	/* What sectorfs implements: tmpfs's allocate and punch, plus zero. */
+	if (kind != 0 && kind != FALLOC_FL_PUNCH_HOLE && kind != FALLOC_FL_ZERO_RANGE)
+		return -EOPNOTSUPP;
 	struct sv_vector *v = &fh->ip->u.data;
 	bool keep = mode & FALLOC_FL_KEEP_SIZE;
 	int rc;
-	if (mode & FALLOC_FL_PUNCH_HOLE) {
+	if (kind == FALLOC_FL_PUNCH_HOLE) {
 		rc = sv_punch(fs->pool, v, off, len);
 	} else {
 		rc = sv_allocate(fs->pool, v, off, len, keep);
-		if (rc == 0 && (mode & FALLOC_FL_ZERO_RANGE))
+		if (rc == 0 && kind == FALLOC_FL_ZERO_RANGE)
 			rc = sv_zero(fs->pool, v, off, len);
 	}
 	if (rc == 0)
@@ -316,18 +334,25 @@ ssize_t sfs_copy_file_range(struct sfs_fs *fs, const struct sfs_cred *cr, struct
 		return -EBADF;
 	if (flags)
 		return -EINVAL;
-	if (in->fs != fs || out->fs != fs)
-		return -EXDEV;
-	if (!readable(in) || !writable(out) || (out->flags & O_APPEND))
-		return -EBADF;
+	/* generic_file_rw_checks(): types first, then access modes. */
 	if (is_dir(in->ip) || is_dir(out->ip))
 		return -EISDIR;
 	if (!is_reg(in->ip) || !is_reg(out->ip))
 		return -EINVAL;
+	if (!readable(in) || !writable(out) || (out->flags & O_APPEND))
+		return -EBADF;
+	if (in->fs != fs || out->fs != fs)
+		return -EXDEV;
 	if (off_in < 0 || off_out < 0)
 		return -EINVAL;
-	if (len > (size_t)INT64_MAX)
-		len = (size_t)INT64_MAX;
+	/* generic_copy_file_checks(), in its order: wrap, EOF, limits, overlap. */
+	if (len > (uint64_t)INT64_MAX - (uint64_t)off_in || len > (uint64_t)INT64_MAX - (uint64_t)off_out)
+		return -EOVERFLOW;
+	uint64_t size = sv_size(&in->ip->u.data);
+	if ((uint64_t)off_in >= size)
+		len = 0;
+	else if (len > size - (uint64_t)off_in)
+		len = (size_t)(size - (uint64_t)off_in);
 	if ((uint64_t)off_out >= (uint64_t)SV_MAX_SIZE)
 		return -EFBIG;
 	if (len > (uint64_t)SV_MAX_SIZE - (uint64_t)off_out)
@@ -335,11 +360,8 @@ ssize_t sfs_copy_file_range(struct sfs_fs *fs, const struct sfs_cred *cr, struct
 	if (in->ip == out->ip && (uint64_t)off_in < (uint64_t)off_out + len &&
 	    (uint64_t)off_out < (uint64_t)off_in + len)
 		return -EINVAL;
-	uint64_t size = sv_size(&in->ip->u.data);
-	if ((uint64_t)off_in >= size || len == 0)
+	if (len == 0)
 		return 0;
-	if (len > size - (uint64_t)off_in)
-		len = (size_t)(size - (uint64_t)off_in);
 	/* Through a bounce buffer, a chunk at a time: holding the source's lock
 	 * while waiting for the target's could deadlock with a copy the other
 	 * way. */

@@ -201,7 +201,9 @@ static int make_node(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_in
 	rc = perm_check(fs, cr, dir, MAY_WRITE | MAY_EXEC);
 	if (rc)
 		goto out;
-	if ((S_ISCHR(a->mode) || S_ISBLK(a->mode)) && !cred_privileged(cr)) {
+	/* Devices need CAP_MKNOD, except a whiteout (char 0:0), since 5.8. */
+	bool whiteout = S_ISCHR(a->mode) && a->rdev == 0;
+	if ((S_ISCHR(a->mode) || S_ISBLK(a->mode)) && !whiteout && !cred_privileged(cr)) {
 		rc = -EPERM;
 		goto out;
 	}
@@ -308,7 +310,9 @@ int sfs_mknod(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, co
 int sfs_mkdir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
               mode_t mode, struct sfs_entry *out)
 {
-	struct make_args a = {.mode = S_IFDIR | (mode & 07777), .named = true};
+	/* As vfs_mkdir(): suid and sgid in the request are ignored (sgid may
+	 * still come from a setgid parent). */
+	struct make_args a = {.mode = S_IFDIR | (mode & (0777 | S_ISVTX)), .named = true};
 	return create_named(fs, cr, parent, name, &a, out, NULL);
 }
 
@@ -352,7 +356,8 @@ int sfs_create(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, c
 			continue;
 		if (rc)
 			return rc;
-		rc = sfs_open(fs, cr, e.ino, flags, fh);
+		/* open(O_CREAT) of a directory is EISDIR, whatever the access */
+		rc = S_ISDIR(e.attr.st_mode) ? -EISDIR : sfs_open(fs, cr, e.ino, flags, fh);
 		if (rc == 0 && out) {
 			rc = sfs_getattr(fs, e.ino, &e.attr);
 			*out = e;
@@ -444,6 +449,15 @@ int sfs_link(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, sfs_in
 		inode_put(fs, ip);
 		return rc;
 	}
+	/* A directory is never linked, and its lock may not be taken under
+	 * dir's (it could be dir's ancestor): judge may_linkat() for it
+	 * before taking any lock. */
+	int dir_source = 0;
+	if (is_dir(ip)) {
+		lk_rdlock(&ip->lock);
+		dir_source = may_link(fs, cr, ip);
+		lk_rdunlock(&ip->lock);
+	}
 	lk_wrlock(&dir->lock);
 	rc = perm_check(fs, cr, dir, MAY_EXEC);
 	if (rc)
@@ -456,15 +470,17 @@ int sfs_link(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, sfs_in
 		rc = -ENOENT;
 		goto unlock_dir;
 	}
-	rc = perm_check(fs, cr, dir, MAY_WRITE | MAY_EXEC);
-	if (rc)
-		goto unlock_dir;
+	/* The kernel's order: may_linkat(), then may_create(), then the type,
+	 * then a dead source. */
 	if (is_dir(ip)) {
-		rc = -EPERM;
+		rc = dir_source ? dir_source : perm_check(fs, cr, dir, MAY_WRITE | MAY_EXEC);
+		rc = rc ? rc : -EPERM;
 		goto unlock_dir;
 	}
 	lk_wrlock(&ip->lock);
 	rc = may_link(fs, cr, ip);
+	if (rc == 0)
+		rc = perm_check(fs, cr, dir, MAY_WRITE | MAY_EXEC);
 	if (rc == 0 && atomic_load(&ip->nlink) == 0 && !(atomic_load(&ip->flags) & I_LINKABLE))
 		rc = -ENOENT;
 	if (rc == 0)
@@ -722,8 +738,6 @@ int sfs_rename(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, c
 	const unsigned known = SFS_RENAME_NOREPLACE | SFS_RENAME_EXCHANGE | SFS_RENAME_WHITEOUT;
 	if ((flags & ~known) || ((flags & SFS_RENAME_EXCHANGE) && (flags & ~SFS_RENAME_EXCHANGE)))
 		return -EINVAL;
-	if ((flags & SFS_RENAME_WHITEOUT) && !cred_privileged(cr))
-		return -EPERM;
 	size_t len, newlen;
 	int rc = name_check(name, &len);
 	if (rc == 0 && is_dot(name, len))

@@ -79,6 +79,7 @@ struct walk {
 struct target {
 	sfs_ino_t ino;
 	bool held;
+	uint64_t generation; /* when found by name (not for LAST_ROOT) */
 	struct stat st;
 };
 
@@ -212,6 +213,12 @@ static int walk_parent(struct walk *w)
 			w->last[0] = '\0';
 			return 0;
 		}
+		/* Search permission on the directory before anything about
+		 * the name (even the last one, even "." or too long), as the
+		 * kernel's link_path_walk() checks may_lookup() first. */
+		int rc = sfs_access(w->fs, w->cr, w->dir, X_OK);
+		if (rc)
+			return rc;
 		size_t len = strcspn(s, "/");
 		if (len > SFS_NAME_MAX)
 			return -ENAMETOOLONG;
@@ -227,7 +234,7 @@ static int walk_parent(struct walk *w)
 			w->p = tail;
 			return 0;
 		}
-		int rc = step(w, kind, tail, next);
+		rc = step(w, kind, tail, next);
 		if (rc)
 			return rc;
 	}
@@ -266,6 +273,7 @@ static int lookup_final(struct walk *w, bool follow_last, struct target *t)
 		}
 		t->ino = e.ino;
 		t->held = true;
+		t->generation = e.generation;
 		t->st = e.attr;
 		return 0;
 	}
@@ -293,7 +301,8 @@ static int open_existing(struct walk *w, int flags, struct sfs_file **out)
 	if (rc)
 		return rc;
 	if (S_ISLNK(t.st.st_mode))
-		rc = -ELOOP; /* O_NOFOLLOW on a symlink */
+		/* O_NOFOLLOW on a symlink; O_DIRECTORY's ENOTDIR comes first */
+		rc = (flags & O_DIRECTORY) ? -ENOTDIR : -ELOOP;
 	else
 		rc = sfs_open(w->fs, w->cr, t.ino, flags, out);
 	put_target(w->fs, &t);
@@ -309,10 +318,27 @@ static int create_last(struct walk *w, int flags, mode_t mode, struct sfs_file *
 	return rc;
 }
 
+/* The kernel's may_create_in_sticky(): O_CREAT that finds an existing
+ * object in a sticky, world-writable directory may not open it unless the
+ * caller or the directory's owner owns it.  For regular files and fifos
+ * that depends on the protected_regular/protected_fifos sysctls, which this
+ * library takes as 0 (their default); for the rest it always holds. */
+static int may_create_in_sticky(struct walk *w, const struct stat *st)
+{
+	if (S_ISREG(st->st_mode) || S_ISFIFO(st->st_mode) || !w->cr ||
+	    (w->cr->flags & SFS_CRED_TRUSTED))
+		return 0;
+	struct stat dir;
+	if (sfs_getattr(w->fs, w->dir, &dir) != 0 || !(dir.st_mode & S_ISVTX) ||
+	    !(dir.st_mode & S_IWOTH))
+		return 0;
+	if (st->st_uid == dir.st_uid || st->st_uid == w->cr->uid)
+		return 0;
+	return -EACCES;
+}
+
 static int open_create(struct walk *w, int flags, mode_t mode, struct sfs_file **out)
 {
-	if (flags & O_DIRECTORY)
-		return -EINVAL; /* as Linux since 6.4: O_CREAT never makes a directory */
 	for (;;) {
 		if (w->kind != LAST_NORM) /* "/", "." or "..": an existing directory */
 			return (flags & O_EXCL) ? -EEXIST : -EISDIR;
@@ -342,7 +368,7 @@ static int open_create(struct walk *w, int flags, mode_t mode, struct sfs_file *
 			rc = -ELOOP;
 		else if (S_ISDIR(e.attr.st_mode))
 			rc = -EISDIR;
-		else
+		else if ((rc = may_create_in_sticky(w, &e.attr)) == 0)
 			rc = sfs_open(w->fs, w->cr, e.ino, flags & ~(O_CREAT | O_EXCL), out);
 		drop(w->fs, e.ino);
 		return rc;
@@ -376,6 +402,10 @@ int sfs_path_open(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path
 	if (!out)
 		return -EFAULT;
 	*out = NULL;
+	/* Flags the kernel refuses before it looks at the path: O_CREAT never
+	 * makes a directory (Linux 6.4 and later). */
+	if ((flags & (O_CREAT | O_DIRECTORY)) == (O_CREAT | O_DIRECTORY) && !(flags & TMPFILE_BIT))
+		return -EINVAL;
 	struct walk w;
 	int rc = walk_start(&w, fs, cr, path);
 	if (rc == 0)
@@ -411,7 +441,90 @@ int sfs_path_stat(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path
 	return rc;
 }
 
+int sfs_path_lookup(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path,
+                    bool follow_last, struct sfs_entry *out)
+{
+	if (!out)
+		return -EFAULT;
+	struct walk w;
+	struct target t;
+	int rc = resolve(&w, fs, cr, path, follow_last, &t);
+	if (rc == 0) {
+		if (w.kind == LAST_ROOT) {
+			/* A directory reached by "/", "." or "..": take the
+			 * caller's lookup (with its generation) afresh. */
+			rc = sfs_lookup(fs, NULL, t.ino, ".", out);
+			put_target(fs, &t);
+		} else {
+			out->ino = t.ino;
+			out->generation = t.generation;
+			out->attr = t.st;
+			t.held = false; /* the lookup is the caller's now */
+		}
+	}
+	walk_end(&w);
+	return rc;
+}
+
 /* ---- creating and removing names ---- */
+
+/* The last component of a path that names something new: "/", "." and
+ * ".." exist already, and "name/" asks for a directory, so both are EEXIST
+ * if the name is taken (ENOENT otherwise), as the kernel's
+ * filename_create() says for link, mknod and symlink. */
+static int new_name(struct walk *w)
+{
+	if (w->kind != LAST_NORM)
+		return -EEXIST;
+	if (!w->slash)
+		return 0;
+	struct sfs_entry e;
+	int rc = sfs_lookup(w->fs, w->cr, w->dir, w->last, &e);
+	if (rc == 0) {
+		drop(w->fs, e.ino);
+		rc = -EEXIST;
+	}
+	return rc;
+}
+
+int sfs_path_link(struct sfs_fs *fs, const struct sfs_cred *cr, const char *from, const char *to,
+                  bool follow)
+{
+	struct walk a, b;
+	struct target t;
+	int rc = resolve(&a, fs, cr, from, follow, &t);
+	int rc2 = walk_start(&b, fs, cr, to);
+	if (rc == 0) {
+		rc = rc2 ? rc2 : walk_parent(&b);
+		if (rc == 0)
+			rc = new_name(&b);
+		if (rc == 0)
+			rc = sfs_link(fs, cr, t.ino, b.dir, b.last, NULL);
+		put_target(fs, &t);
+	}
+	walk_end(&a);
+	walk_end(&b);
+	return rc;
+}
+
+int sfs_path_mknod(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path, mode_t mode,
+                   dev_t rdev)
+{
+	/* The type is refused before the path is even looked at, as mknod(2). */
+	if ((mode & S_IFMT) == S_IFDIR)
+		return -EPERM;
+	struct walk w;
+	int rc = walk_start(&w, fs, cr, path);
+	if (rc == 0)
+		rc = walk_parent(&w);
+	if (rc == 0)
+		rc = new_name(&w);
+	if (rc == 0)
+		rc = sfs_mknod(fs, cr, w.dir, w.last, mode, rdev, NULL);
+	walk_end(&w);
+	return rc;
+}
+
 
 int sfs_path_mkdir(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path, mode_t mode,
                    bool parents)
@@ -503,19 +616,6 @@ int sfs_path_rmdir(struct sfs_fs *fs, const struct sfs_cred *cr, const char *pat
 	return rc;
 }
 
-/* A trailing slash on either side of a rename asks for a directory: the
- * source must be one, and with EXCHANGE the target too (as the kernel). */
-static int must_be_dir(struct walk *w)
-{
-	struct sfs_entry e;
-	int rc = sfs_lookup(w->fs, w->cr, w->dir, w->last, &e);
-	if (rc)
-		return rc;
-	rc = S_ISDIR(e.attr.st_mode) ? 0 : -ENOTDIR;
-	drop(w->fs, e.ino);
-	return rc;
-}
-
 int sfs_path_rename(struct sfs_fs *fs, const struct sfs_cred *cr, const char *from,
                     const char *to, unsigned flags)
 {
@@ -538,10 +638,28 @@ int sfs_path_rename(struct sfs_fs *fs, const struct sfs_cred *cr, const char *fr
 		rc = (flags & SFS_RENAME_NOREPLACE) ? -EEXIST : -EBUSY;
 		goto out;
 	}
+	/* Trailing slashes, in do_renameat2()'s order: the source must exist,
+	 * then NOREPLACE and EXCHANGE have their say about the new name ("new/"
+	 * with EXCHANGE must be a directory), then a source that is not a
+	 * directory may have no slash, nor may the new name unless EXCHANGE. */
 	if (a.slash || b.slash) {
-		rc = must_be_dir(&a);
-		if (rc == 0 && b.slash && (flags & SFS_RENAME_EXCHANGE))
-			rc = must_be_dir(&b);
+		struct sfs_entry oe, ne;
+		rc = sfs_lookup(fs, cr, a.dir, a.last, &oe);
+		if (rc)
+			goto out;
+		int nrc = sfs_lookup(fs, cr, b.dir, b.last, &ne);
+		bool old_dir = S_ISDIR(oe.attr.st_mode), new_dir = nrc == 0 && S_ISDIR(ne.attr.st_mode);
+		drop(fs, oe.ino);
+		if (nrc == 0)
+			drop(fs, ne.ino);
+		if ((flags & SFS_RENAME_NOREPLACE) && nrc == 0)
+			rc = -EEXIST;
+		else if ((flags & SFS_RENAME_EXCHANGE) && nrc == -ENOENT)
+			rc = -ENOENT;
+		else if ((flags & SFS_RENAME_EXCHANGE) && nrc == 0 && !new_dir && b.slash)
+			rc = -ENOTDIR;
+		else if (!old_dir && (a.slash || (!(flags & SFS_RENAME_EXCHANGE) && b.slash)))
+			rc = -ENOTDIR;
 		if (rc)
 			goto out;
 	}
@@ -561,24 +679,10 @@ int sfs_path_symlink(struct sfs_fs *fs, const struct sfs_cred *cr, const char *t
 	int rc = walk_start(&w, fs, cr, path);
 	if (rc == 0)
 		rc = walk_parent(&w);
-	if (rc == 0) {
-		struct sfs_entry e;
-		if (w.kind != LAST_NORM) {
-			rc = -EEXIST;
-		} else if (w.slash) {
-			/* "name/" asks for a directory: EEXIST if the name is
-			 * taken, ENOENT if not (as the kernel). */
-			rc = sfs_lookup(fs, cr, w.dir, w.last, &e);
-			if (rc == 0) {
-				drop(fs, e.ino);
-				rc = -EEXIST;
-			}
-		} else {
-			rc = sfs_symlink(fs, cr, w.dir, w.last, target, &e);
-			if (rc == 0)
-				drop(fs, e.ino);
-		}
-	}
+	if (rc == 0)
+		rc = new_name(&w);
+	if (rc == 0)
+		rc = sfs_symlink(fs, cr, w.dir, w.last, target, NULL);
 	walk_end(&w);
 	return rc;
 }

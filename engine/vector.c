@@ -44,6 +44,22 @@ struct node {
 };
 _Static_assert(sizeof(struct node) == SP_NODE_SIZE, "a node fills a node slot");
 
+/* A sector that was allocated (fallocate) but never written carries this
+ * tag in its leaf pointer: it reads as zero without being touched, and
+ * seeks count it as a hole, as tmpfs does with pages it preallocated.  The
+ * first write into it clears the tag. */
+#define UNWRITTEN ((uintptr_t)1)
+
+static inline char *sec_of(const void *p)
+{
+	return (char *)((uintptr_t)p & ~UNWRITTEN);
+}
+
+static inline bool unwritten(const void *p)
+{
+	return (uintptr_t)p & UNWRITTEN;
+}
+
 /* Sectors covered by a subtree of height h (h <= 10, so no overflow). */
 static inline uint64_t cap(unsigned h)
 {
@@ -159,14 +175,16 @@ static void vec_copy(struct sp_pool *pool, struct sv_vector *v, char *buf, size_
 			continue;
 		}
 		for (uint64_t j = 0; j < span && len; j++) {
-			char *sec = ref[j];
+			char *sec = sec_of(ref[j]);
 			size_t n = S - in < len ? S - in : len;
-			if (to_vector)
+			if (to_vector) {
 				memcpy(sec + in, buf, n);
-			else if (sec)
+				ref[j] = sec; /* written now */
+			} else if (sec && !unwritten(ref[j])) {
 				memcpy(buf, sec + in, n);
-			else
+			} else {
 				memset(buf, 0, n);
+			}
 			buf += n, len -= n, off += n;
 			in = 0;
 		}
@@ -353,13 +371,14 @@ static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uin
 	uint64_t first = off >> sh, last = (end - 1) >> sh;
 	struct plan pl;
 	vec_plan(v, first, last, &pl);
-	if (pl.holes == 0 && pl.nodes == 0)
+	const bool allocating = keep_from >= keep_to;
+	if (pl.holes == 0 && pl.nodes == 0 && !allocating)
 		return 0;
 	/* For a write, only the uncovered parts of new sectors are zeroed,
 	 * below; otherwise the pool zeroes them, free of charge when their
 	 * memory is clean. */
 	struct stash st;
-	int rc = stash_take(pool, &pl, keep_from >= keep_to, &st);
+	int rc = stash_take(pool, &pl, allocating, &st);
 	if (rc != 0)
 		return rc;
 
@@ -380,8 +399,14 @@ static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uin
 			stop = last;
 		for (; i <= stop; i++) {
 			void **ref = v->height == 0 ? leaf : &leaf[i & (FAN - 1)];
-			if (*ref)
+			if (*ref) {
+				/* Allocating again over unwritten space makes it
+				 * data (zeros), as tmpfs initializes a folio it
+				 * preallocated before. */
+				if (allocating)
+					*ref = sec_of(*ref);
 				continue;
+			}
 			char *sec = st.sectors[st.used_sectors++];
 			if (keep_from < keep_to) {
 				/* Zero what the caller's write will not cover. */
@@ -393,7 +418,8 @@ static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uin
 				if (k1 < s1)
 					memset(sec + (k1 - s0), 0, (size_t)(s1 - k1));
 			}
-			*ref = sec;
+			/* Space given without data (allocate) is unwritten. */
+			*ref = allocating ? (void *)((uintptr_t)sec | UNWRITTEN) : sec;
 		}
 	}
 	/* The plan was exact: the stash is empty now. */
@@ -474,7 +500,7 @@ static int vec_fill_any(struct sp_pool *pool, struct sv_vector *v, uint64_t off,
 	}
 	uint64_t span;
 	void **sector0 = slot_ref(v, 0, &span);
-	memcpy(*sector0, buf, size);
+	memcpy(sec_of(*sector0), buf, size);
 	sp_free_small(pool, buf);
 	sp_release(pool, cap);
 	return 0;
@@ -511,7 +537,7 @@ static void drop_range(struct dropper *d, void **ref, unsigned k, uint64_t base,
 	if (!*ref)
 		return;
 	if (k == 0) {
-		d->batch[d->n++] = *ref;
+		d->batch[d->n++] = sec_of(*ref);
 		*ref = NULL;
 		d->sectors++;
 		if (d->n == FAN)
@@ -572,8 +598,8 @@ static void zero_within(struct sp_pool *pool, struct sv_vector *v, uint64_t from
 	const unsigned sh = sshift(pool);
 	uint64_t span;
 	void **ref = slot_ref(v, from >> sh, &span);
-	if (ref && *ref)
-		memset((char *)*ref + (from & ((UINT64_C(1) << sh) - 1)), 0, (size_t)(to - from));
+	if (ref && *ref && !unwritten(*ref))
+		memset(sec_of(*ref) + (from & ((UINT64_C(1) << sh) - 1)), 0, (size_t)(to - from));
 }
 
 /* Shrink to `size`: free sectors past it, zero the tail of the last one. */
@@ -729,7 +755,7 @@ static int vec_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int6
 				uint64_t span;
 				void **ref = slot_ref(v, i, &span);
 				for (uint64_t j = 0; ref && j < span && i + j < b; j++)
-					if (ref[j])
+					if (ref[j] && !unwritten(ref[j]))
 						memset(ref[j], 0, (size_t)S);
 				i = span > b - i ? b : i + span;
 			}
@@ -792,7 +818,7 @@ int64_t sv_seek(struct sp_pool *pool, struct sv_vector *v, int64_t off, bool dat
 		if (!ref && !data)
 			goto found;
 		for (uint64_t j = 0; ref && j < span; j++) {
-			if ((ref[j] != NULL) == data) {
+			if ((ref[j] != NULL && !unwritten(ref[j])) == data) {
 				i += j;
 				goto found;
 			}
@@ -903,8 +929,9 @@ int sv_view(struct sp_pool *pool, struct sv_vector *v, int64_t off, size_t len,
 		}
 		for (uint64_t j = 0; j < span && left; j++) {
 			size_t n = S - in < left ? S - in : left;
-			size_t done = ref[j] ? (view_add(&w, (char *)ref[j] + in, n) ? n : 0)
-			                     : view_zero(&w, n);
+			size_t done = ref[j] && !unwritten(ref[j])
+			                      ? (view_add(&w, (char *)ref[j] + in, n) ? n : 0)
+			                      : view_zero(&w, n);
 			pos += done, left -= done;
 			if (done < n)
 				goto full;
@@ -934,16 +961,20 @@ static void check_fail(struct checker *c, const char *what, uint64_t where)
 	c->rc = -EUCLEAN;
 }
 
-static void check_sector(struct checker *c, const char *sec, uint64_t i)
+static void check_sector(struct checker *c, const void *p, uint64_t i)
 {
 	const unsigned sh = sshift(c->pool);
 	const uint64_t S = UINT64_C(1) << sh, size = sv_size(c->v);
+	const char *sec = sec_of(p);
 	c->sectors++;
 	uint64_t start = i << sh;
-	uint64_t from = size > start ? size - start : 0;
+	/* Past the end, or anywhere in an unwritten sector: zeros only. */
+	uint64_t from = unwritten(p) ? 0 : size > start ? size - start : 0;
 	for (uint64_t b = from; b < S; b++)
 		if (sec[b]) {
-			check_fail(c, "non-zero byte past the end of the vector", i);
+			check_fail(c, unwritten(p) ? "non-zero byte in an unwritten sector"
+			                           : "non-zero byte past the end of the vector",
+			           i);
 			return;
 		}
 }

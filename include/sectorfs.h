@@ -117,8 +117,8 @@ int sfs_getattr(struct sfs_fs *fs, sfs_ino_t ino, struct stat *st);
 
 /* setattr: which fields of *attr to apply */
 #define SFS_SET_MODE 0x001u
-#define SFS_SET_UID 0x002u
-#define SFS_SET_GID 0x004u
+#define SFS_SET_UID 0x002u      /* as chown(2): (uid_t)-1 leaves it, but it is a chown */
+#define SFS_SET_GID 0x004u      /* likewise (gid_t)-1 */
 #define SFS_SET_SIZE 0x008u
 #define SFS_SET_ATIME 0x010u     /* to attr->st_atim */
 #define SFS_SET_MTIME 0x020u     /* to attr->st_mtim */
@@ -250,6 +250,10 @@ int sfs_path_open(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path
                   mode_t mode, struct sfs_file **out);
 int sfs_path_stat(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path,
                   struct stat *st, bool follow);
+/* The inode a path names, with one lookup (give it back with sfs_forget):
+ * the bridge from paths to the inode API (chmod, xattrs, ...). */
+int sfs_path_lookup(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path, bool follow,
+                    struct sfs_entry *out);
 /* mkdir -p: create every missing directory; EEXIST is not an error unless
  * a component is not a directory (ENOTDIR). */
 int sfs_path_mkdir(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path, mode_t mode,
@@ -260,6 +264,11 @@ int sfs_path_rename(struct sfs_fs *fs, const struct sfs_cred *cr, const char *fr
                     const char *to, unsigned flags);
 int sfs_path_symlink(struct sfs_fs *fs, const struct sfs_cred *cr, const char *target,
                      const char *path);
+/* link(2) (follow: linkat's AT_SYMLINK_FOLLOW) and mknod(2). */
+int sfs_path_link(struct sfs_fs *fs, const struct sfs_cred *cr, const char *from, const char *to,
+                  bool follow);
+int sfs_path_mknod(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path, mode_t mode,
+                   dev_t rdev);
 /* rm -r: remove a file, or a directory and everything below it. */
 int sfs_path_remove_all(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path);
 /* ls: call fn for each entry of a directory (not "." and ".."). */

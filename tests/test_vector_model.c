@@ -18,7 +18,7 @@ struct model {
 	size_t S;
 	uint64_t max;          /* bytes the model can hold */
 	unsigned char *data;   /* bytes at and past size are zero */
-	unsigned char *alloc;  /* one flag per sector */
+	unsigned char *alloc;  /* one flag per sector: 0 hole, 1 data, 2 unwritten */
 	uint64_t size;
 	bool inl;              /* the vector keeps its bytes inline */
 };
@@ -36,19 +36,23 @@ static uint64_t model_sectors(const struct model *m)
 	if (m->inl)
 		return 0;
 	for (uint64_t i = 0; i < m->max / m->S; i++)
-		n += m->alloc[i];
+		n += m->alloc[i] != 0;
 	return n;
 }
 
-static void model_touch(struct model *m, uint64_t off, uint64_t end)
+/* Sectors a write touches hold data; sectors an allocation gives are
+ * unwritten (they read as zero and seek as holes) until written or
+ * allocated again. */
+static void model_touch(struct model *m, uint64_t off, uint64_t end, bool write)
 {
+	/* Allocating over unwritten space makes it data (as tmpfs). */
 	for (uint64_t i = off / m->S; end > off && i <= (end - 1) / m->S; i++)
-		m->alloc[i] = 1;
+		m->alloc[i] = write || m->alloc[i] ? 1 : 2;
 }
 
 /* The engine's rule: a vector without sectors, or already inline, keeps
  * its bytes inline while they fit; past that, they move to sector 0. */
-static void model_fill(struct model *m, uint64_t off, uint64_t end)
+static void model_fill(struct model *m, uint64_t off, uint64_t end, bool write)
 {
 	uint64_t n = end > m->size ? end : m->size;
 	bool empty = !m->inl && model_sectors(m) == 0;
@@ -57,10 +61,11 @@ static void model_fill(struct model *m, uint64_t off, uint64_t end)
 		return;
 	}
 	if (m->inl) {
+		/* Inline bytes move to sector 0: data, unless there were none. */
 		m->inl = false;
-		m->alloc[0] = 1;
+		m->alloc[0] = m->size ? 1 : 2;
 	}
-	model_touch(m, off, end);
+	model_touch(m, off, end, write);
 }
 
 static void compare(struct model *m, struct sv_vector *v, unsigned char *buf)
@@ -127,7 +132,7 @@ static int64_t model_seek(const struct model *m, uint64_t off, bool data)
 	if (m->inl)
 		return data ? (int64_t)off : (int64_t)m->size;
 	for (uint64_t i = off / m->S; i * m->S < m->size; i++) {
-		if (m->alloc[i] == data) {
+		if ((m->alloc[i] == 1) == data) {
 			uint64_t pos = i * m->S > off ? i * m->S : off;
 			return pos < m->size ? (int64_t)pos : (data ? -ENXIO : (int64_t)m->size);
 		}
@@ -172,7 +177,7 @@ static void run(size_t S, uint64_t max, uint64_t seed, int steps)
 			CHECK_EQ(rc, (long long)len);
 			if (len) {
 				memcpy(m.data + off, src, len);
-				model_fill(&m, off, off + len);
+				model_fill(&m, off, off + len, true);
 				if (off + len > m.size)
 					m.size = off + len;
 			}
@@ -193,7 +198,7 @@ static void run(size_t S, uint64_t max, uint64_t seed, int steps)
 			CHECK_EQ(where, m.size);
 			memcpy(m.data + m.size, src, len);
 			if (len)
-				model_fill(&m, m.size, m.size + len);
+				model_fill(&m, m.size, m.size + len, true);
 			m.size += len;
 			break;
 		}
@@ -207,7 +212,7 @@ static void run(size_t S, uint64_t max, uint64_t seed, int steps)
 			if (off > m.size) {
 				if (m.inl && off > inline_max(&m)) {
 					m.inl = false;
-					m.alloc[0] = 1;
+					m.alloc[0] = m.size ? 1 : 2;
 				}
 				m.size = off;
 			} else {
@@ -239,7 +244,7 @@ static void run(size_t S, uint64_t max, uint64_t seed, int steps)
 				break;
 			}
 			CHECK_EQ(rc, 0);
-			model_fill(&m, off, off + len);
+			model_fill(&m, off, off + len, false);
 			if (!keep && off + len > m.size)
 				m.size = off + len;
 			break;
