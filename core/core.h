@@ -239,6 +239,13 @@ uint64_t dir_bytes(const struct sfs_dir *d); /* pool bytes held, for checks */
  * creator opening what it just made), the permissions; handles O_TRUNC. */
 int file_open_inode(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip,
                     int flags, struct sfs_file **out);
+/* A handle in two steps, for callers that must not fail once they have
+ * created something: file_new() may fail (NULL, errno), file_init() not;
+ * file_discard() frees one that was never initialised. */
+struct sfs_file *file_new(struct sfs_fs *fs);
+struct sfs_file *file_init(struct sfs_fs *fs, struct sfs_file *fh, struct sfs_inode *ip,
+                           int flags);
+void file_discard(struct sfs_fs *fs, struct sfs_file *fh);
 
 /* ---- helpers ---- */
 

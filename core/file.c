@@ -85,6 +85,14 @@ int file_open_inode(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_ino
 	}
 	if (rc == 0 && !is_reg(ip) && !is_dir(ip))
 		rc = -ENXIO; /* a device, fifo or socket: nothing behind it here */
+	/* The handle before the truncation: once that is done, nothing may
+	 * fail (and truncating to 0 cannot). */
+	struct sfs_file *fh = NULL;
+	if (rc == 0) {
+		fh = file_new(fs);
+		if (!fh)
+			rc = -errno;
+	}
 	if (rc == 0 && (flags & O_TRUNC) && is_reg(ip)) {
 		rc = sv_resize(fs->pool, &ip->u.data, 0);
 		if (rc == 0) {
@@ -97,22 +105,35 @@ int file_open_inode(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_ino
 			inode_touch(ip, false, true, true);
 		}
 	}
-	struct sfs_file *fh = NULL;
-	if (rc == 0) {
-		fh = meta_alloc(fs, sizeof(*fh));
-		if (!fh)
-			rc = -errno;
-	}
 	lk_wrunlock(&ip->lock);
-	if (rc)
+	if (rc) {
+		if (fh)
+			file_discard(fs, fh);
 		return rc;
+	}
+	*out = file_init(fs, fh, ip, flags);
+	return 0;
+}
+
+struct sfs_file *file_new(struct sfs_fs *fs)
+{
+	return meta_alloc(fs, sizeof(struct sfs_file));
+}
+
+struct sfs_file *file_init(struct sfs_fs *fs, struct sfs_file *fh, struct sfs_inode *ip,
+                           int flags)
+{
 	inode_hold(ip);
 	atomic_fetch_add(&fs->open_files, 1);
 	fh->ip = ip;
 	fh->fs = fs;
 	fh->flags = flags;
-	*out = fh;
-	return 0;
+	return fh;
+}
+
+void file_discard(struct sfs_fs *fs, struct sfs_file *fh)
+{
+	meta_free(fs, fh, sizeof(*fh));
 }
 
 int sfs_open(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, int flags,

@@ -334,19 +334,22 @@ int sfs_create(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, c
                mode_t mode, int flags, struct sfs_entry *out, struct sfs_file **fh)
 {
 	struct make_args a = {.mode = S_IFREG | (mode & 07777), .named = true};
+	if ((flags & O_ACCMODE) == O_ACCMODE)
+		return -EINVAL;
 	for (;;) {
+		/* The handle first: once the file exists nothing may fail. */
+		struct sfs_file *nfh = file_new(fs);
+		if (!nfh)
+			return -errno;
 		struct sfs_inode *ip = NULL;
 		int rc = create_named(fs, cr, parent, name, &a, out, &ip);
 		if (rc == 0) {
-			/* Created: it is ours, no permission check on open. */
-			struct sfs_cred t = cr ? *cr : (struct sfs_cred){0};
-			t.flags |= SFS_CRED_TRUSTED;
-			rc = file_open_inode(fs, &t, ip, flags & ~O_TRUNC, fh);
-			if (rc && out)
-				sfs_forget(fs, ip->ino, 1);
+			/* Created: it is ours, opened without a permission check. */
+			*fh = file_init(fs, nfh, ip, flags & ~O_TRUNC);
 			inode_put(fs, ip);
-			return rc;
+			return 0;
 		}
+		file_discard(fs, nfh);
 		if (rc != -EEXIST || (flags & O_EXCL))
 			return rc;
 		/* It exists: open it, unless it disappears meanwhile. */
@@ -373,27 +376,30 @@ int sfs_create(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, c
 int sfs_tmpfile(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, mode_t mode,
                 int flags, struct sfs_entry *out, struct sfs_file **fh)
 {
-	if ((flags & O_ACCMODE) == O_RDONLY)
+	if ((flags & O_ACCMODE) == O_RDONLY || (flags & O_ACCMODE) == O_ACCMODE)
 		return -EINVAL;
 	struct sfs_inode *dir, *ip;
 	int rc = get_dir(fs, parent, &dir);
 	if (rc)
 		return rc;
+	struct sfs_file *nfh = file_new(fs);
+	if (!nfh) {
+		inode_put(fs, dir);
+		return -errno;
+	}
 	struct make_args a = {.mode = S_IFREG | (mode & 07777), .named = false};
 	rc = make_node(fs, cr, dir, NULL, 0, &a, &ip);
 	inode_put(fs, dir);
-	if (rc)
+	if (rc) {
+		file_discard(fs, nfh);
 		return rc;
+	}
 	if (flags & O_EXCL)
 		atomic_fetch_and(&ip->flags, ~I_LINKABLE);
 	entry_out(fs, ip, out);
-	struct sfs_cred t = cr ? *cr : (struct sfs_cred){0};
-	t.flags |= SFS_CRED_TRUSTED;
-	rc = file_open_inode(fs, &t, ip, flags, fh);
-	if (rc && out)
-		sfs_forget(fs, ip->ino, 1);
+	*fh = file_init(fs, nfh, ip, flags & ~O_TRUNC);
 	inode_put(fs, ip);
-	return rc;
+	return 0;
 }
 
 ssize_t sfs_readlink(struct sfs_fs *fs, sfs_ino_t ino, char *buf, size_t size)
