@@ -53,6 +53,7 @@
 /* inode->flags */
 #define I_LINKABLE 1u /* an O_TMPFILE that may still be linked */
 #define I_CAPS 2u     /* has security.capability (a write removes it) */
+#define I_DATA_GONE 4u /* unlinked and closed: its data was freed */
 #define TABLE_SHARDS 64
 
 struct sfs_dir;

@@ -127,12 +127,27 @@ void inode_put(struct sfs_fs *fs, struct sfs_inode *ip)
 			return;
 	struct table_shard *sh = shard_of(fs, ip->ino);
 	lk_wrlock(&sh->lock);
-	bool gone = atomic_fetch_sub(&ip->refs, 1) == 1 && dead(ip);
+	bool last = atomic_fetch_sub(&ip->refs, 1) == 1;
+	bool gone = last && dead(ip);
+	/* Unlinked and no longer open, but still looked up (FUSE forgets
+	 * later, and asynchronously): its data goes now, as tmpfs frees a
+	 * file's pages at its last close.  Under a reference of our own, so
+	 * nobody can free the inode meanwhile. */
+	bool drop_data = last && !gone && atomic_load(&ip->nlink) == 0 && is_reg(ip) &&
+	                 !(atomic_load(&ip->flags) & I_DATA_GONE);
 	if (gone)
 		sm_remove(fs->pool, &sh->map, ip->ino / TABLE_SHARDS);
+	if (drop_data) {
+		atomic_fetch_or(&ip->flags, I_DATA_GONE);
+		atomic_fetch_add(&ip->refs, 1);
+	}
 	lk_wrunlock(&sh->lock);
-	if (gone)
+	if (gone) {
 		inode_free(fs, ip);
+	} else if (drop_data) {
+		sv_clear(fs->pool, &ip->u.data);
+		inode_put(fs, ip);
+	}
 }
 
 static int count_inode(struct sfs_fs *fs)

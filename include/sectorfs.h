@@ -15,7 +15,9 @@
  *     every entry returned by readdirplus) adds one to the inode's lookup
  *     count, which the caller gives back with sfs_forget.  Passing a NULL
  *     entry to the calls that create asks for no lookup.  An inode lives
- *     while it has links, lookups or open handles.
+ *     while it has links, lookups or open handles; an unlinked file's data
+ *     is freed at its last release (as tmpfs frees it at the last close),
+ *     its inode at the last forget.
  *
  *   - The path API (sfs_path_*, at the end) resolves whole paths, follows
  *     symlinks, and manages lookups itself: open by path, mkdir -p, list,

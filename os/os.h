@@ -42,6 +42,9 @@ void *os_map_zero(size_t size);
  * os_map() call.  Returns 0 or -errno. */
 int os_purge(void *addr, size_t size, bool locked);
 
+/* RLIMIT_MEMLOCK in bytes (UINT64_MAX: unlimited). */
+uint64_t os_memlock_limit(void);
+
 /* Resident set size of this process in bytes (0 if unknown). */
 uint64_t os_rss(void);
 

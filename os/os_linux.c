@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -118,6 +119,14 @@ int os_purge(void *addr, size_t size, bool locked)
 	int rc = madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : -errno;
 	int rc2 = lock_on_fault(addr, size);
 	return rc != 0 ? rc : rc2;
+}
+
+uint64_t os_memlock_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return UINT64_MAX;
+	return (uint64_t)rl.rlim_cur;
 }
 
 uint64_t os_rss(void)

@@ -217,6 +217,22 @@ static void test_open_unlinked(void)
 	sfs_get_stats(fs, &s);
 	CHECK_EQ(s.inodes, 1);
 	CHECK_EQ(s.small_bytes > 0, 1);
+	/* Still looked up (as by the kernel, which forgets later), but
+	 * unlinked and closed: the data is freed at the last release. */
+	CHECK_EQ(sfs_create(fs, &root, SFS_ROOT_INO, "g", 0644, O_RDWR, &e, &fh), 0);
+	static char blob[100000];
+	CHECK_EQ(sfs_write(fs, &root, fh, blob, sizeof blob, 0), (long long)sizeof blob);
+	CHECK_EQ(sfs_unlink(fs, &root, SFS_ROOT_INO, "g"), 0);
+	sfs_get_stats(fs, &s);
+	CHECK(s.sectors >= sizeof blob / 4096);
+	CHECK_EQ(sfs_release(fs, fh), 0);
+	sfs_get_stats(fs, &s);
+	CHECK_EQ(s.sectors, 0);
+	CHECK_EQ(s.inodes, 2); /* the inode waits for its forget */
+	consistent();
+	forget(e.ino);
+	sfs_get_stats(fs, &s);
+	CHECK_EQ(s.inodes, 1);
 	/* O_TMPFILE, then linked into the tree. */
 	CHECK_EQ(sfs_tmpfile(fs, &root, SFS_ROOT_INO, 0600, O_RDWR, &e, &fh), 0);
 	CHECK_EQ(e.attr.st_nlink, 0);

@@ -1,0 +1,286 @@
+/* main.c - the sectorfs command: mount a RAM filesystem, or report on one.
+ *
+ *   sectorfs [-f] [-d] [-o OPTIONS] [SOURCE] MOUNTPOINT
+ *   sectorfs stats MOUNTPOINT
+ *
+ * Mounting checks what a user can get wrong before anything happens, so
+ * that every mistake is one line on stderr, a non-zero exit and nothing
+ * mounted: bad options, a missing or non-directory mount point, one that
+ * is already mounted.  libfuse's own messages are caught and reworded the
+ * same way.  Once the mount is live the command goes to the background;
+ * SIGTERM, SIGINT or fusermount3 -u unmount it cleanly.
+ *
+ * `sectorfs stats` asks a mounted daemon for its report through a getxattr
+ * of a name no file can have (sectorfs.stats on the root), so it needs no
+ * socket and works for anyone who can see the mount.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "ops.h"
+#include "os.h"
+
+#ifndef SECTORFS_VERSION
+#define SECTORFS_VERSION "0"
+#endif
+
+static char mountpoint_real[PATH_MAX];
+
+/* ---- messages ---- */
+
+static char fuse_message[512];
+
+/* libfuse's messages: keep the first error, for one clear line. */
+static void catch_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	if (level > FUSE_LOG_ERR || fuse_message[0])
+		return;
+	vsnprintf(fuse_message, sizeof fuse_message, fmt, ap);
+	char *p = fuse_message;
+	if (!strncmp(p, "fuse: ", 6))
+		memmove(p, p + 6, strlen(p + 6) + 1);
+	size_t n = strlen(p);
+	while (n && (p[n - 1] == '\n' || p[n - 1] == ' '))
+		p[--n] = '\0';
+}
+
+static int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("sectorfs: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return 1;
+}
+
+/* ---- the mount point ---- */
+
+/* The mount's entry in /proc/self/mountinfo for `path`: major:minor into
+ * dev (if not NULL).  True if there is one. */
+static bool mounted_at(const char *path, char *dev, size_t devlen)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return false;
+	char line[4096];
+	bool found = false;
+	while (fgets(line, sizeof line, f)) {
+		char mdev[64], mpoint[PATH_MAX];
+		if (sscanf(line, "%*d %*d %63s %*s %4095s", mdev, mpoint) != 2)
+			continue;
+		/* mountinfo escapes spaces and such as \ooo */
+		char un[PATH_MAX], *o = un;
+		for (const char *s = mpoint; *s && o < un + sizeof un - 1; s++) {
+			if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] && s[3]) {
+				*o++ = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
+				s += 3;
+			} else {
+				*o++ = *s;
+			}
+		}
+		*o = '\0';
+		if (!strcmp(un, path)) {
+			found = true;
+			if (dev)
+				snprintf(dev, devlen, "%s", mdev);
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static int check_mountpoint(const char *mp)
+{
+	struct stat st;
+	if (stat(mp, &st) != 0) {
+		if (errno == ENOTCONN)
+			return die("%s is a dead mount: clear it with fusermount3 -u %s", mp, mp);
+		return die("mount point %s: %s", mp, strerror(errno));
+	}
+	if (!S_ISDIR(st.st_mode))
+		return die("mount point %s is not a directory", mp);
+	if (!realpath(mp, mountpoint_real))
+		return die("mount point %s: %s", mp, strerror(errno));
+	if (mounted_at(mountpoint_real, NULL, 0))
+		return die("%s is already a mount point", mountpoint_real);
+	return 0;
+}
+
+/* As root, let the page cache read ahead 1 MiB at a time, in line with
+ * max_write: the kernel starts a FUSE mount at 128 KiB. */
+static void tune_readahead(void)
+{
+	char dev[64], path[128];
+	if (geteuid() != 0 || !mounted_at(mountpoint_real, dev, sizeof dev))
+		return;
+	snprintf(path, sizeof path, "/sys/class/bdi/%s/read_ahead_kb", dev);
+	int fd = open(path, O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, "1024", 4) != 4)
+			fprintf(stderr, "sectorfs: could not raise %s\n", path);
+		close(fd);
+	}
+}
+
+/* ---- the report ---- */
+
+static double mib(uint64_t b)
+{
+	return (double)b / 1048576.0;
+}
+
+size_t daemon_report(struct daemon *d, char *buf, size_t size)
+{
+	struct sfs_stats s;
+	sfs_get_stats(d->fs, &s);
+	uint64_t rss = os_rss();
+	char limit[64], inodes[64];
+	if (s.limit)
+		snprintf(limit, sizeof limit, "%.1f MiB, %.1f MiB free", mib(s.limit),
+		         mib(s.limit > s.reserved ? s.limit - s.reserved : 0));
+	else
+		snprintf(limit, sizeof limit, "none");
+	if (s.max_inodes)
+		snprintf(inodes, sizeof inodes, "%llu of %llu", (unsigned long long)s.inodes,
+		         (unsigned long long)s.max_inodes);
+	else
+		snprintf(inodes, sizeof inodes, "%llu (no limit)", (unsigned long long)s.inodes);
+	int n = snprintf(
+	        buf, size,
+	        "mount point:   %s (daemon pid %d)\n"
+	        "inodes:        %s: %llu files, %llu directories, %llu symlinks, %llu other\n"
+	        "file data:     %.1f MiB (sum of file sizes)\n"
+	        "sectors:       %llu in use x %llu B = %.1f MiB\n"
+	        "small objects: %.1f MiB (inodes, entries, inline data, tree nodes)\n"
+	        "used:          %.1f MiB counted against the limit\n"
+	        "limit:         %s\n"
+	        "pool memory:   %.1f MiB mapped, %.1f MiB of it overhead\n"
+	        "daemon memory: %.1f MiB resident\n",
+	        mountpoint_real, (int)getpid(), inodes, (unsigned long long)s.files,
+	        (unsigned long long)s.dirs, (unsigned long long)s.symlinks,
+	        (unsigned long long)s.others, mib(s.data_bytes), (unsigned long long)s.sectors,
+	        (unsigned long long)s.sector_size, mib(s.sectors * s.sector_size), mib(s.small_bytes),
+	        mib(s.reserved), limit, mib(s.mapped), mib(s.overhead), mib(rss));
+	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+static int stats_command(const char *mp)
+{
+	char buf[4096];
+	ssize_t n = getxattr(mp, STATS_XATTR, buf, sizeof buf - 1);
+	if (n < 0) {
+		if (errno == EOPNOTSUPP || errno == ENODATA)
+			return die("%s is not a sectorfs mount", mp);
+		return die("%s: %s", mp, strerror(errno));
+	}
+	buf[n] = '\0';
+	fputs(buf, stdout);
+	return 0;
+}
+
+/* ---- mounting ---- */
+
+static int mount_and_serve(struct opts *o)
+{
+	if (check_mountpoint(o->mountpoint))
+		return 1;
+	struct sfs_config cfg = {
+	        .sector_size = o->sector_size,
+	        .size_limit = o->size,
+	        .max_inodes = o->nr_inodes,
+	        .root_mode = o->mode ? o->mode : 0,
+	        .root_uid = o->uid,
+	        .root_gid = o->gid,
+	        .noswap = o->noswap,
+	        .atime = (enum sfs_atime)o->atime,
+	};
+	struct daemon d = {.cache = o->cache, .writeback = o->writeback};
+	int rc = sfs_fs_create(&cfg, &d.fs);
+	if (rc)
+		return die("cannot create the filesystem: %s", strerror(-rc));
+
+	/* default_permissions: the kernel checks access with the attributes it
+	 * caches, as tmpfs would, with no request to us. */
+	char opts[8192];
+	snprintf(opts, sizeof opts, "default_permissions,subtype=sectorfs%s%s%s%s",
+	         o->source ? ",fsname=" : "", o->source ? o->source : "",
+	         o->fuse_opts ? "," : "", o->fuse_opts ? o->fuse_opts : "");
+	char *argv[] = {"sectorfs", "-o", opts, o->debug ? "-d" : NULL, NULL};
+	struct fuse_args args = FUSE_ARGS_INIT(o->debug ? 4 : 3, argv);
+	fuse_set_log_func(catch_fuse_log);
+	struct fuse_session *se = fuse_session_new(&args, &sectorfs_ops, sizeof sectorfs_ops, &d);
+	if (!se) {
+		rc = die("%s", fuse_message[0] ? fuse_message : "bad options");
+		goto out_fs;
+	}
+	if (fuse_set_signal_handlers(se) != 0) {
+		rc = die("cannot set signal handlers");
+		goto out_session;
+	}
+	if (fuse_session_mount(se, mountpoint_real) != 0) {
+		rc = die("cannot mount on %s: %s", mountpoint_real,
+		         fuse_message[0] ? fuse_message : "mount failed");
+		goto out_signals;
+	}
+	fuse_set_log_func(NULL); /* from here on, libfuse's own logging */
+	tune_readahead();
+	if (fuse_daemonize(o->foreground) != 0) {
+		rc = 1;
+		goto out_unmount;
+	}
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(lc, o->clone_fd);
+	fuse_loop_cfg_set_max_threads(lc, o->max_threads);
+	rc = o->max_threads == 1 ? fuse_session_loop(se) : fuse_session_loop_mt(se, lc);
+	fuse_loop_cfg_destroy(lc);
+	rc = rc < 0 ? 1 : 0;
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_fs:
+	fuse_opt_free_args(&args);
+	sfs_fs_destroy(d.fs);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	enum opt_action action;
+	char err[512];
+	if (opt_parse(argc, argv, &o, &action, err, sizeof err) != 0) {
+		opt_free(&o);
+		return die("%s", err);
+	}
+	int rc = 0;
+	switch (action) {
+	case OPT_HELP:
+		opt_usage("sectorfs");
+		break;
+	case OPT_VERSION:
+		printf("sectorfs %s (libfuse %s)\n", SECTORFS_VERSION, fuse_pkgversion());
+		break;
+	case OPT_STATS:
+		rc = stats_command(o.mountpoint);
+		break;
+	case OPT_MOUNT:
+		rc = mount_and_serve(&o);
+		break;
+	}
+	opt_free(&o);
+	return rc;
+}

@@ -1,0 +1,597 @@
+/* ops.c - libfuse's low-level operations on top of libsectorfs (prefix op_).
+ *
+ * A thin adapter: each request is one call into the core and one reply.
+ * Node ids are inode numbers (the root's is FUSE_ROOT_ID = SFS_ROOT_INO),
+ * file handles are the core's open-file pointers, and the kernel's lookup
+ * counts are the core's.  The kernel checks permissions itself
+ * (default_permissions), so requests come in with trusted credentials; the
+ * caller's uid still decides what a write or a chown clears and who owns
+ * what is created.
+ *
+ * The daemon is the only writer of its files, so what the kernel caches
+ * stays right: entries, negative entries and attributes are cached for a
+ * long time, and the kernel invalidates them itself when its own requests
+ * change them.  Reads reply straight from the sectors (fuse_reply_iov over
+ * the core's zero-copy view, the file's read lock held until the reply is
+ * written); writes are copied once, from libfuse's buffer into sectors.
+ */
+#include "ops.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "os.h"
+
+#define TIMEOUT 86400.0 /* seconds: nothing but us changes the tree */
+#define MAX_IOV 1023    /* fuse_reply_iov adds the header: IOV_MAX in all */
+
+static struct daemon *dm(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct sfs_fs *fs_of(fuse_req_t req)
+{
+	return dm(req)->fs;
+}
+
+static struct sfs_cred cred_of(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	return (struct sfs_cred){.uid = c->uid, .gid = c->gid, .umask = c->umask,
+	                         .flags = SFS_CRED_TRUSTED};
+}
+
+static struct sfs_file *fh_of(struct fuse_file_info *fi)
+{
+	return (struct sfs_file *)(uintptr_t)fi->fh;
+}
+
+/* ---- replies ---- */
+
+static void reply_entry(fuse_req_t req, int rc, const struct sfs_entry *e)
+{
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	struct fuse_entry_param p = {.ino = e->ino, .generation = e->generation, .attr = e->attr,
+	                             .attr_timeout = TIMEOUT, .entry_timeout = TIMEOUT};
+	if (fuse_reply_entry(req, &p) == -ENOENT)
+		sfs_forget(fs_of(req), e->ino, 1); /* the request was interrupted */
+}
+
+/* A lookup that finds nothing answers with a negative entry, which the
+ * kernel may cache: only our own requests create names. */
+static void reply_lookup(fuse_req_t req, int rc, const struct sfs_entry *e)
+{
+	if (rc == -ENOENT) {
+		struct fuse_entry_param neg = {.ino = 0, .entry_timeout = TIMEOUT};
+		fuse_reply_entry(req, &neg);
+	} else {
+		reply_entry(req, rc, e);
+	}
+}
+
+static void reply_err(fuse_req_t req, int rc)
+{
+	fuse_reply_err(req, rc < 0 ? -rc : 0);
+}
+
+/* ---- the connection ---- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct daemon *d = userdata;
+	const unsigned wanted = FUSE_CAP_ASYNC_READ | FUSE_CAP_EXPORT_SUPPORT |
+	                        FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS |
+	                        FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_POSIX_ACL |
+	                        FUSE_CAP_DONT_MASK | FUSE_CAP_ATOMIC_O_TRUNC |
+	                        FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_AUTO_INVAL_DATA;
+	conn->want |= wanted & conn->capable;
+	/* Only we change the files: the kernel need not compare mtimes. */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	if (d->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	conn->time_gran = 1;
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
+}
+
+static void op_destroy(void *userdata)
+{
+	(void)userdata;
+}
+
+/* ---- names ---- */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_cred cr = cred_of(req);
+	struct sfs_entry e;
+	reply_lookup(req, sfs_lookup(fs_of(req), &cr, parent, name, &e), &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	sfs_forget(fs_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		sfs_forget(fs_of(req), forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	struct stat st;
+	int rc = sfs_getattr(fs_of(req), ino, &st);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, TIMEOUT);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+	static const struct {
+		int fuse;
+		unsigned sfs;
+	} map[] = {
+	        {FUSE_SET_ATTR_MODE, SFS_SET_MODE},          {FUSE_SET_ATTR_UID, SFS_SET_UID},
+	        {FUSE_SET_ATTR_GID, SFS_SET_GID},            {FUSE_SET_ATTR_SIZE, SFS_SET_SIZE},
+	        {FUSE_SET_ATTR_ATIME, SFS_SET_ATIME},        {FUSE_SET_ATTR_MTIME, SFS_SET_MTIME},
+	        {FUSE_SET_ATTR_ATIME_NOW, SFS_SET_ATIME_NOW}, {FUSE_SET_ATTR_MTIME_NOW, SFS_SET_MTIME_NOW},
+	        {FUSE_SET_ATTR_CTIME, SFS_SET_CTIME},
+	};
+	unsigned valid = 0;
+	for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+		if (to_set & map[i].fuse)
+			valid |= map[i].sfs;
+	/* "now" wins over a given time: the kernel sends both for utimes. */
+	if (valid & SFS_SET_ATIME_NOW)
+		valid &= ~SFS_SET_ATIME;
+	if (valid & SFS_SET_MTIME_NOW)
+		valid &= ~SFS_SET_MTIME;
+	/* An unchanged id arrives as the current one; the core takes -1. */
+	if (!(valid & SFS_SET_UID))
+		attr->st_uid = (uid_t)-1;
+	if (!(valid & SFS_SET_GID))
+		attr->st_gid = (gid_t)-1;
+	struct sfs_cred cr = cred_of(req);
+	struct stat out;
+	int rc = sfs_setattr(fs_of(req), &cr, ino, attr, valid, fi ? fh_of(fi) : NULL, &out);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &out, TIMEOUT);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[SFS_SYMLINK_MAX + 1];
+	ssize_t n = sfs_readlink(fs_of(req), ino, buf, sizeof buf);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_readlink(req, buf);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                     dev_t rdev)
+{
+	struct sfs_cred cr = cred_of(req);
+	struct sfs_entry e;
+	int rc = sfs_mknod(fs_of(req), &cr, parent, name, mode, rdev, &e);
+	reply_entry(req, rc, &e);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct sfs_cred cr = cred_of(req);
+	struct sfs_entry e;
+	int rc = sfs_mkdir(fs_of(req), &cr, parent, name, mode, &e);
+	reply_entry(req, rc, &e);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct sfs_cred cr = cred_of(req);
+	struct sfs_entry e;
+	int rc = sfs_symlink(fs_of(req), &cr, parent, name, link, &e);
+	reply_entry(req, rc, &e);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct sfs_cred cr = cred_of(req);
+	struct sfs_entry e;
+	int rc = sfs_link(fs_of(req), &cr, ino, newparent, newname, &e);
+	reply_entry(req, rc, &e);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_cred cr = cred_of(req);
+	reply_err(req, sfs_unlink(fs_of(req), &cr, parent, name));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct sfs_cred cr = cred_of(req);
+	reply_err(req, sfs_rmdir(fs_of(req), &cr, parent, name));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+	struct sfs_cred cr = cred_of(req);
+	reply_err(req, sfs_rename(fs_of(req), &cr, parent, name, newparent, newname, flags));
+}
+
+/* ---- files ---- */
+
+/* With the writeback cache the kernel reads to fill pages written in part
+ * (so a write-only open must read), and it places appends itself: its
+ * writebacks carry real offsets, which O_APPEND would move to the end. */
+static int open_flags(struct daemon *d, int flags)
+{
+	if (!d->writeback)
+		return flags;
+	if ((flags & O_ACCMODE) == O_WRONLY)
+		flags = (flags & ~O_ACCMODE) | O_RDWR;
+	return flags & ~O_APPEND;
+}
+
+static void set_open_flags(struct daemon *d, struct fuse_file_info *fi, bool dir)
+{
+	fi->keep_cache = d->cache == OPT_CACHE_KEEP;
+	fi->noflush = 1; /* nothing to flush: skip the round trip at close */
+	if (dir)
+		fi->cache_readdir = 1;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_cred cr = cred_of(req);
+	struct sfs_file *fh;
+	int rc = sfs_open(fs_of(req), &cr, ino, open_flags(dm(req), fi->flags), &fh);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)fh;
+	set_open_flags(dm(req), fi, false);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		sfs_release(fs_of(req), fh);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+	struct sfs_cred cr = cred_of(req);
+	struct sfs_file *fh;
+	struct sfs_entry e;
+	int rc = sfs_create(fs_of(req), &cr, parent, name, mode, open_flags(dm(req), fi->flags), &e,
+	                    &fh);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)fh;
+	set_open_flags(dm(req), fi, false);
+	struct fuse_entry_param p = {.ino = e.ino, .generation = e.generation, .attr = e.attr,
+	                             .attr_timeout = TIMEOUT, .entry_timeout = TIMEOUT};
+	if (fuse_reply_create(req, &p, fi) == -ENOENT) {
+		sfs_release(fs_of(req), fh);
+		sfs_forget(fs_of(req), e.ino, 1);
+	}
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct sfs_fs *fs = fs_of(req);
+	struct sfs_file *fh = fh_of(fi);
+	struct iovec iov[MAX_IOV];
+	size_t bytes;
+	int n = sfs_read_view(fs, fh, off, size, iov, MAX_IOV, &bytes);
+	if (n < 0) {
+		fuse_reply_err(req, -n);
+		return;
+	}
+	if (n < MAX_IOV || bytes == size) {
+		/* The common case: the view covers the request (a short view
+		 * means the end of the file). */
+		fuse_reply_iov(req, iov, n);
+		sfs_read_view_end(fs, fh);
+		return;
+	}
+	/* Too fragmented for one writev: copy instead. */
+	sfs_read_view_end(fs, fh);
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t got = sfs_read(fs, fh, buf, size, off);
+	if (got < 0)
+		fuse_reply_err(req, (int)-got);
+	else
+		fuse_reply_buf(req, buf, (size_t)got);
+	free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct sfs_cred cr = cred_of(req);
+	ssize_t n = sfs_write(fs_of(req), &cr, fh_of(fi), buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	reply_err(req, sfs_flush(fs_of(req), fh_of(fi)));
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	reply_err(req, sfs_release(fs_of(req), fh_of(fi)));
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	reply_err(req, sfs_fsync(fs_of(req), fh_of(fi), datasync));
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                         struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct sfs_cred cr = cred_of(req);
+	reply_err(req, sfs_fallocate(fs_of(req), &cr, fh_of(fi), mode, off, len));
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+	(void)ino;
+	off_t r = sfs_lseek(fs_of(req), fh_of(fi), off, whence);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                               struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                               struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	(void)ino_in, (void)ino_out;
+	struct sfs_cred cr = cred_of(req);
+	ssize_t n = sfs_copy_file_range(fs_of(req), &cr, fh_of(fi_in), off_in, fh_of(fi_out),
+	                                off_out, len, (unsigned)flags);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+/* ---- directories ---- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct sfs_cred cr = cred_of(req);
+	struct sfs_file *dh;
+	int rc = sfs_opendir(fs_of(req), &cr, ino, &dh);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)dh;
+	set_open_flags(dm(req), fi, true);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		sfs_releasedir(fs_of(req), dh);
+}
+
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+	bool plus;
+};
+
+static int fill(void *ctx, const char *name, const struct stat *attr, off_t next)
+{
+	struct dirbuf *b = ctx;
+	size_t room = b->size - b->used, n;
+	if (b->plus) {
+		struct fuse_entry_param e = {.ino = attr->st_ino, .attr = *attr,
+		                             .attr_timeout = TIMEOUT, .entry_timeout = TIMEOUT};
+		n = fuse_add_direntry_plus(b->req, b->buf + b->used, room, name, &e, next);
+	} else {
+		n = fuse_add_direntry(b->req, b->buf + b->used, room, name, attr, next);
+	}
+	if (n > room)
+		return 1; /* full: the entry is not taken (no lookup added) */
+	b->used += n;
+	return 0;
+}
+
+static void readdir_common(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi,
+                           bool plus)
+{
+	struct dirbuf b = {.req = req, .size = size, .plus = plus};
+	b.buf = malloc(size);
+	if (!b.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int rc = sfs_readdir(fs_of(req), fh_of(fi), off, plus, fill, &b);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, b.buf, b.used);
+	free(b.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_common(req, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+	(void)ino;
+	readdir_common(req, size, off, fi, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	reply_err(req, sfs_releasedir(fs_of(req), fh_of(fi)));
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino, (void)datasync, (void)fi;
+	fuse_reply_err(req, 0);
+}
+
+/* ---- the filesystem ---- */
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	struct statvfs st;
+	int rc = sfs_statfs(fs_of(req), &st);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_statfs(req, &st);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+	struct sfs_cred cr = cred_of(req);
+	reply_err(req, sfs_setxattr(fs_of(req), &cr, ino, name, value, size, flags));
+}
+
+static void reply_sized(fuse_req_t req, ssize_t n, const char *buf, size_t size)
+{
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct sfs_cred cr = cred_of(req);
+	if (ino == FUSE_ROOT_ID && !strcmp(name, STATS_XATTR)) {
+		/* `sectorfs stats` asks the daemon through this name. */
+		char report[2048];
+		size_t n = daemon_report(dm(req), report, sizeof report);
+		reply_sized(req, size && size < n ? -ERANGE : (ssize_t)n, report, size);
+		return;
+	}
+	char stack[4096], *buf = size <= sizeof stack ? stack : malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = sfs_getxattr(fs_of(req), &cr, ino, name, size ? buf : NULL, size);
+	reply_sized(req, n, buf, size);
+	if (buf != stack)
+		free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct sfs_cred cr = cred_of(req);
+	char stack[4096], *buf = size <= sizeof stack ? stack : malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = sfs_listxattr(fs_of(req), &cr, ino, size ? buf : NULL, size);
+	reply_sized(req, n, buf, size);
+	if (buf != stack)
+		free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct sfs_cred cr = cred_of(req);
+	reply_err(req, sfs_removexattr(fs_of(req), &cr, ino, name));
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct sfs_cred cr = {.uid = c->uid, .gid = c->gid};
+	reply_err(req, sfs_access(fs_of(req), &cr, ino, mask));
+}
+
+const struct fuse_lowlevel_ops sectorfs_ops = {
+        .init = op_init,
+        .destroy = op_destroy,
+        .lookup = op_lookup,
+        .forget = op_forget,
+        .forget_multi = op_forget_multi,
+        .getattr = op_getattr,
+        .setattr = op_setattr,
+        .readlink = op_readlink,
+        .mknod = op_mknod,
+        .mkdir = op_mkdir,
+        .symlink = op_symlink,
+        .link = op_link,
+        .unlink = op_unlink,
+        .rmdir = op_rmdir,
+        .rename = op_rename,
+        .open = op_open,
+        .create = op_create,
+        .read = op_read,
+        .write = op_write,
+        .flush = op_flush,
+        .release = op_release,
+        .fsync = op_fsync,
+        .fallocate = op_fallocate,
+        .lseek = op_lseek,
+        .copy_file_range = op_copy_file_range,
+        .opendir = op_opendir,
+        .readdir = op_readdir,
+        .readdirplus = op_readdirplus,
+        .releasedir = op_releasedir,
+        .fsyncdir = op_fsyncdir,
+        .statfs = op_statfs,
+        .setxattr = op_setxattr,
+        .getxattr = op_getxattr,
+        .listxattr = op_listxattr,
+        .removexattr = op_removexattr,
+        .access = op_access,
+};

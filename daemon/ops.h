@@ -1,0 +1,25 @@
+/* ops.h - the daemon's state and its libfuse operations. */
+#ifndef SECTORFS_OPS_H
+#define SECTORFS_OPS_H
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 14)
+#include <fuse_lowlevel.h>
+
+#include "options.h"
+#include "sectorfs.h"
+
+/* The name `sectorfs stats` reads on the root to get the daemon's report. */
+#define STATS_XATTR "sectorfs.stats"
+
+struct daemon {
+	struct sfs_fs *fs;
+	enum opt_cache cache;
+	bool writeback;
+};
+
+extern const struct fuse_lowlevel_ops sectorfs_ops;
+
+/* The text of `sectorfs stats`: what the filesystem holds and costs. */
+size_t daemon_report(struct daemon *d, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,309 @@
+/* options.c - parsing the command line (see options.h).
+ *
+ * Sizes are parsed as tmpfs parses them (memparse: k, m, g, t, p, e, in
+ * either case, or a percentage of physical memory), with the checks a
+ * tmpfs user would want and tmpfs does not do: a size larger than the
+ * machine's memory, or a percentage over 100, is refused.  size=0 and
+ * nr_inodes=0 mean unlimited, as on tmpfs.
+ */
+#include "options.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "os.h"
+#include "sectorfs.h"
+#include "sectorfs/engine.h"
+
+static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int opt_parse_size(const char *s, bool percent_ok, uint64_t *out)
+{
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -1;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	case 'p': case 'P': shift = 50; end++; break;
+	case 'e': case 'E': shift = 60; end++; break;
+	case '%':
+		if (!percent_ok || v > 100)
+			return -1;
+		*out = os_physical_memory() / 100 * v;
+		return end[1] ? -1 : 0;
+	default:
+		break;
+	}
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int parse_uint(const char *s, int base, unsigned long max, unsigned long *out)
+{
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, base);
+	if (errno || *end || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Append one option to the string that goes to libfuse. */
+static int pass_on(struct opts *o, const char *opt)
+{
+	size_t have = o->fuse_opts ? strlen(o->fuse_opts) : 0, add = strlen(opt);
+	char *s = realloc(o->fuse_opts, have + add + 2);
+	if (!s)
+		return -1;
+	if (have)
+		s[have++] = ',';
+	memcpy(s + have, opt, add + 1);
+	o->fuse_opts = s;
+	return 0;
+}
+
+/* One option from a -o list: ours, or libfuse's. */
+static int one_option(struct opts *o, const char *opt, char *err, size_t len)
+{
+	const char *eq = strchr(opt, '=');
+	size_t klen = eq ? (size_t)(eq - opt) : strlen(opt);
+	const char *val = eq ? eq + 1 : NULL;
+	unsigned long v;
+#define IS(name) (klen == strlen(name) && !strncmp(opt, name, klen))
+	if (IS("size")) {
+		if (opt_parse_size(val, true, &o->size))
+			return fail(err, len, "bad size: '%s'", val ? val : "");
+		uint64_t ram = os_physical_memory();
+		if (ram && o->size > ram)
+			return fail(err, len, "size=%s is more than the %llu MiB of memory this machine has",
+			            val, (unsigned long long)(ram >> 20));
+	} else if (IS("nr_inodes")) {
+		uint64_t n;
+		if (opt_parse_size(val, false, &n))
+			return fail(err, len, "bad nr_inodes: '%s'", val ? val : "");
+		o->nr_inodes = n;
+	} else if (IS("mode")) {
+		if (parse_uint(val, 8, 07777, &v))
+			return fail(err, len, "bad mode: '%s' (octal, at most 7777)", val ? val : "");
+		o->mode = (mode_t)v;
+	} else if (IS("uid")) {
+		if (parse_uint(val, 10, UINT32_MAX - 1, &v))
+			return fail(err, len, "bad uid: '%s'", val ? val : "");
+		o->uid = (uid_t)v;
+	} else if (IS("gid")) {
+		if (parse_uint(val, 10, UINT32_MAX - 1, &v))
+			return fail(err, len, "bad gid: '%s'", val ? val : "");
+		o->gid = (gid_t)v;
+	} else if (IS("noswap") && !val) {
+		o->noswap = true;
+	} else if (IS("sector_size")) {
+		uint64_t s;
+		if (opt_parse_size(val, false, &s) || s < SP_SECTOR_MIN || s > SP_SECTOR_MAX ||
+		    (s & (s - 1)))
+			return fail(err, len, "bad sector_size: '%s' (a power of two, 512 to 64k)",
+			            val ? val : "");
+		o->sector_size = (size_t)s;
+	} else if (IS("cache")) {
+		if (val && !strcmp(val, "keep"))
+			o->cache = OPT_CACHE_KEEP;
+		else if (val && !strcmp(val, "open"))
+			o->cache = OPT_CACHE_OPEN;
+		else
+			return fail(err, len, "bad cache: '%s' (keep or open)", val ? val : "");
+	} else if (IS("writeback") && !val) {
+		o->writeback = true;
+	} else if (IS("max_threads")) {
+		if (parse_uint(val, 10, 1024, &v) || v == 0)
+			return fail(err, len, "bad max_threads: '%s'", val ? val : "");
+		o->max_threads = (unsigned)v;
+	} else if (IS("clone_fd") && !val) {
+		o->clone_fd = true;
+	} else if (IS("noclone_fd") && !val) {
+		o->clone_fd = false;
+	} else {
+		/* libfuse's (and the kernel's) options, which libfuse checks;
+		 * a few also matter to us. */
+		if (IS("allow_other"))
+			o->allow_other = true;
+		else if (IS("ro"))
+			o->read_only = true;
+		else if (IS("rw"))
+			o->read_only = false;
+		else if (IS("noatime"))
+			o->atime = SFS_ATIME_NEVER;
+		else if (IS("strictatime"))
+			o->atime = SFS_ATIME_STRICT;
+		else if (IS("relatime"))
+			o->atime = SFS_ATIME_RELATIME;
+		else if (IS("fsname"))
+			o->source = NULL; /* fsname= names the mount, not SOURCE */
+		if (pass_on(o, opt))
+			return fail(err, len, "out of memory");
+	}
+#undef IS
+	return 0;
+}
+
+/* Split a -o argument at unescaped commas. */
+static int option_list(struct opts *o, const char *list, char *err, size_t len)
+{
+	char *copy = strdup(list), *p = copy, *start = copy;
+	if (!copy)
+		return fail(err, len, "out of memory");
+	int rc = 0;
+	for (;; p++) {
+		if (*p == '\\' && p[1]) {
+			memmove(p, p + 1, strlen(p));
+			continue;
+		}
+		if (*p != ',' && *p)
+			continue;
+		bool last = !*p;
+		*p = '\0';
+		if (*start && (rc = one_option(o, start, err, len)))
+			break;
+		if (last)
+			break;
+		start = p + 1;
+	}
+	free(copy);
+	return rc;
+}
+
+int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, char *err,
+              size_t errlen)
+{
+	memset(o, 0, sizeof(*o));
+	o->source = "sectorfs";
+	o->mode = 01777;
+	o->uid = getuid();
+	o->gid = getgid();
+	o->sector_size = SP_SECTOR_DEFAULT;
+	o->cache = OPT_CACHE_KEEP;
+	/* No writeback cache by default: with it the kernel takes writes
+	 * without asking us, so a full filesystem could only fail them later,
+	 * at writeback, after write() said yes; tmpfs says ENOSPC at write(). */
+	o->writeback = false;
+	o->atime = SFS_ATIME_RELATIME;
+	o->max_threads = 8;
+	o->clone_fd = true;
+	/* tmpfs's defaults: half the memory, and one inode per two pages of it. */
+	o->size = os_physical_memory() / 2;
+	o->nr_inodes = os_physical_memory() / os_page_size() / 2;
+	*action = OPT_MOUNT;
+
+	const char *pos[3];
+	int npos = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			*action = OPT_HELP;
+			return 0;
+		}
+		if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			*action = OPT_VERSION;
+			return 0;
+		}
+		if (!strcmp(a, "-f")) {
+			o->foreground = true;
+		} else if (!strcmp(a, "-d") || !strcmp(a, "--debug")) {
+			o->debug = o->foreground = true;
+		} else if (!strcmp(a, "-s")) {
+			o->max_threads = 1;
+		} else if (!strncmp(a, "-o", 2)) {
+			const char *list = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!list)
+				return fail(err, errlen, "-o needs a list of options");
+			if (option_list(o, list, err, errlen))
+				return -1;
+		} else if (a[0] == '-' && a[1]) {
+			return fail(err, errlen, "unknown option %s (see --help)", a);
+		} else {
+			if (npos == 3)
+				return fail(err, errlen, "too many arguments: %s (see --help)", a);
+			pos[npos++] = a;
+		}
+	}
+	if (npos >= 1 && !strcmp(pos[0], "stats")) {
+		if (npos != 2)
+			return fail(err, errlen, "usage: sectorfs stats MOUNTPOINT");
+		*action = OPT_STATS;
+		o->mountpoint = pos[1];
+		return 0;
+	}
+	if (npos == 0)
+		return fail(err, errlen, "no mount point given (see --help)");
+	if (npos == 3)
+		return fail(err, errlen, "too many arguments (see --help)");
+	o->mountpoint = pos[npos - 1];
+	if (npos == 2 && o->source)
+		o->source = pos[0];
+	if (o->noswap && geteuid() != 0) {
+		uint64_t lim = os_memlock_limit();
+		if (lim != UINT64_MAX && (o->size == 0 || o->size > lim))
+			return fail(err, errlen,
+			            "noswap needs RLIMIT_MEMLOCK of at least size= (ulimit -l is %llu KiB)",
+			            (unsigned long long)(lim >> 10));
+	}
+	return 0;
+}
+
+void opt_free(struct opts *o)
+{
+	free(o->fuse_opts);
+	o->fuse_opts = NULL;
+}
+
+void opt_usage(const char *prog)
+{
+	printf("usage: %s [-f] [-d] [-o OPTIONS] [SOURCE] MOUNTPOINT\n"
+	       "       %s stats MOUNTPOINT\n"
+	       "\n"
+	       "A RAM filesystem that uses only the memory its files need.\n"
+	       "\n"
+	       "  -f              stay in the foreground\n"
+	       "  -d              debug: print every request (implies -f)\n"
+	       "  -s              one thread\n"
+	       "  -o OPTIONS      comma-separated:\n"
+	       "     size=N[kmgt]|N%%   limit of data and metadata (default 50%% of RAM; 0: none)\n"
+	       "     nr_inodes=N[kmg]  limit of files (default: half the RAM pages; 0: none)\n"
+	       "     mode=OCTAL        root directory mode (default 1777)\n"
+	       "     uid=N,gid=N       root directory owner (default: who mounts)\n"
+	       "     noswap            keep the data locked in RAM (needs RLIMIT_MEMLOCK)\n"
+	       "     sector_size=N     512 to 64k, a power of two (default 4k)\n"
+	       "     cache=keep|open   the kernel keeps file pages across opens, or not\n"
+	       "     writeback         kernel writeback cache: faster small writes, but a full\n"
+	       "                       filesystem fails them at writeback, not at write()\n"
+	       "     max_threads=N     worker threads (default 8)\n"
+	       "     allow_other, default_permissions (on), fsname=, subtype=, ro,\n"
+	       "     noatime, strictatime, and the other FUSE mount options\n"
+	       "\n"
+	       "Unmount with fusermount3 -u MOUNTPOINT (or umount as root).\n"
+	       "See sectorfs(8).\n",
+	       prog, prog);
+}

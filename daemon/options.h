@@ -1,0 +1,62 @@
+/* options.h - the daemon's command line (prefix opt_).
+ *
+ * sectorfs takes tmpfs's mount options with their names and meanings
+ * (size, nr_inodes, mode, uid, gid, noswap), a few of its own (sector_size,
+ * cache, writeback, max_threads, clone_fd), and passes everything else to
+ * libfuse.  Parsing never prints more than one line and never leaves half
+ * a configuration: opt_parse() either fills everything or fails with a
+ * message for the caller to print.
+ */
+#ifndef SECTORFS_OPTIONS_H
+#define SECTORFS_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum opt_cache {
+	OPT_CACHE_KEEP, /* the kernel keeps file pages across opens */
+	OPT_CACHE_OPEN, /* the kernel drops them at each open */
+};
+
+struct opts {
+	const char *mountpoint;
+	const char *source;      /* "sectorfs" unless given */
+	bool foreground, debug;
+	uint64_t size;           /* bytes; 0: unlimited */
+	uint64_t nr_inodes;      /* 0: unlimited */
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	bool noswap;
+	size_t sector_size;
+	enum opt_cache cache;
+	bool writeback;          /* kernel writeback cache */
+	int atime;               /* enum sfs_atime */
+	unsigned max_threads;
+	bool clone_fd;
+	bool allow_other;
+	bool read_only;
+	/* What goes to libfuse: "-o" and one comma-separated string. */
+	char *fuse_opts;
+};
+
+enum opt_action {
+	OPT_MOUNT,
+	OPT_STATS,   /* sectorfs stats MOUNTPOINT */
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+/* Parse argv.  On error returns -1 with a one-line message in err. */
+int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, char *err,
+              size_t errlen);
+void opt_free(struct opts *o);
+
+/* "12k", "3G", "50%" (of physical memory): bytes, or -1 if malformed. */
+int opt_parse_size(const char *s, bool percent_ok, uint64_t *out);
+
+void opt_usage(const char *prog);
+
+#endif

@@ -1,0 +1,336 @@
+# lib.sh - shared helpers for the sectorfs mount tests (sourced, bash).
+#
+# A test script does:
+#
+#     . "$(dirname "$0")/lib.sh"
+#     mt_init mount_foo "$@"        # root check (exit 77), binary, temp dir, trap
+#     mount_tmpfs "$T/tmpfs" size=64m,mode=1777
+#     mount_sfs   "$T/sfs"   size=64m
+#     section "what is checked" check_fn     # same steps on both, outputs compared
+#     mt_pass
+#
+# Everything this file creates lives under one private directory $T
+# (/tmp/sfsmt.NAME.XXXXXX).  The EXIT trap unmounts every mount made under
+# it (fusermount3 -u, then umount, then umount -l), kills any sectorfs
+# daemon serving one of them (only those: found by their mount point), and
+# removes $T only when nothing is mounted below it any more, so a failed or
+# interrupted run never leaves a mount behind and never deletes files
+# through a mount.
+#
+# The binary: $SECTORFS if set, else the first argument (the binary, or the
+# build directory that holds it), else /work/main/build/sectorfs.
+
+set -euo pipefail
+umask 022
+export LC_ALL=C LANG=C
+unset POSIXLY_CORRECT
+
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+SFS_UID=4242       # the ordinary user "sfstest" (and its group)
+SFS_UID2=4243      # a second ordinary uid, no passwd entry needed
+T=""
+MT_NAME=""
+MT_MOUNTS=()       # every mount point this test may have mounted
+MT_RESTORE_FUSE="" # mode of /dev/fuse to put back, if a test changed it
+
+say() { printf '%s\n' "$*"; }
+die() {
+	printf 'FAIL [%s]: %s\n' "$MT_NAME" "$*" >&2
+	exit 1
+}
+
+# ---- setup and teardown ----
+
+mt_init() {
+	MT_NAME=$1
+	shift
+	if [ "$(id -u)" -ne 0 ]; then
+		say "needs root: skipped"
+		exit 77
+	fi
+	if [ -z "${SECTORFS:-}" ]; then
+		if [ $# -ge 1 ] && [ -n "$1" ]; then
+			if [ -d "$1" ]; then SECTORFS=$1/sectorfs; else SECTORFS=$1; fi
+		else
+			SECTORFS=/work/main/build/sectorfs
+		fi
+	fi
+	[ -x "$SECTORFS" ] || die "no sectorfs binary at $SECTORFS (set SECTORFS or pass the build dir)"
+	SECTORFS=$(readlink -f "$SECTORFS")
+	export SECTORFS
+	for tool in mount umount fusermount3 findmnt "$PY"; do
+		command -v "$tool" >/dev/null || die "missing tool: $tool"
+	done
+	T=$(mktemp -d "/tmp/sfsmt.$MT_NAME.XXXXXX")
+	chmod 0755 "$T"
+	trap 'mt_exit_trap' EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	say "$MT_NAME: binary $SECTORFS, work dir $T"
+}
+
+mt_exit_trap() {
+	local rc=$?
+	set +e
+	mt_cleanup
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+		say "$MT_NAME: FAILED (exit $rc)" >&2
+	fi
+	exit $rc
+}
+
+# Is $1 a mount point right now (exact path, as in /proc/self/mountinfo)?
+is_mounted() {
+	awk -v m="$1" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo
+}
+
+# The filesystem type mounted at $1 ("" if none).
+mount_type() {
+	awk -v m="$1" '$5 == m { for (i = 7; $i != "-"; i++); t = $(i + 1) } END { print t }' \
+		/proc/self/mountinfo
+}
+
+# Is process $1 alive (zombies count as dead)?
+pid_alive() {
+	local st
+	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# Pids of the sectorfs daemons whose command line ends in (or has, before a
+# space) the mount point $1.  Nothing else matches: the process must be
+# called sectorfs.
+sfs_pids() {
+	local mp=$1 p
+	for p in $(pgrep -f -- "${mp}( |\$)" 2>/dev/null); do
+		[ "$p" = "$$" ] && continue
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = sectorfs ] || continue
+		pid_alive "$p" && echo "$p"
+	done
+	return 0
+}
+
+# Wait up to $2 seconds (default 5) for every daemon of mount point $1 to end.
+wait_daemon_gone() {
+	local mp=$1 n=$(( ${2:-5} * 20 ))
+	while [ $n -gt 0 ]; do
+		[ -z "$(sfs_pids "$mp")" ] && return 0
+		sleep 0.05
+		n=$((n - 1))
+	done
+	return 1
+}
+
+# Unmount whatever is at $1, by all means; kill its daemon.  Never fails.
+force_unmount() {
+	local mp=$1 p i
+	for i in 1 2 3; do
+		is_mounted "$mp" || break
+		if [ "$(mount_type "$mp")" = fuse.sectorfs ] || [[ "$(mount_type "$mp")" == fuse* ]]; then
+			fusermount3 -u "$mp" 2>/dev/null || umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null
+		else
+			umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null
+		fi
+	done
+	for p in $(sfs_pids "$mp"); do kill -TERM "$p" 2>/dev/null; done
+	wait_daemon_gone "$mp" 3 || for p in $(sfs_pids "$mp"); do kill -KILL "$p" 2>/dev/null; done
+	if is_mounted "$mp"; then
+		umount -l "$mp" 2>/dev/null
+	fi
+	return 0
+}
+
+mt_cleanup() {
+	local i mp
+	[ -n "$T" ] || return 0
+	cd /
+	for ((i = ${#MT_MOUNTS[@]} - 1; i >= 0; i--)); do
+		force_unmount "${MT_MOUNTS[$i]}"
+	done
+	# Anything else mounted below $T (a test that mounted without registering).
+	for mp in $(awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
+		force_unmount "$mp"
+	done
+	if [ -n "$MT_RESTORE_FUSE" ]; then
+		chmod "$MT_RESTORE_FUSE" /dev/fuse
+	fi
+	if awk -v t="$T/" 'index($5, t) == 1 { f = 1 } END { exit !f }' /proc/self/mountinfo; then
+		say "WARNING: something is still mounted under $T; not removing it" >&2
+		return 1
+	fi
+	rm -rf --one-file-system "$T"
+}
+
+# ---- mounting ----
+
+register_mount() { MT_MOUNTS+=("$1"); }
+
+# mount_tmpfs DIR OPTIONS
+mount_tmpfs() {
+	mkdir -p "$1"
+	register_mount "$1"
+	mount -t tmpfs -o "$2" tmpfs "$1" || die "cannot mount tmpfs on $1 with -o $2"
+}
+
+# mount_sfs DIR [OPTIONS [more arguments...]]: mount and wait until live.
+mount_sfs() {
+	local mp=$1 opts=${2:-} err
+	shift 2 || shift $#
+	mkdir -p "$mp"
+	register_mount "$mp"
+	err=$T/.mount_sfs.err
+	if [ -n "$opts" ]; then
+		timeout 30 "$SECTORFS" "$@" -o "$opts" "$mp" 2>"$err" ||
+			die "sectorfs -o $opts $mp failed: $(cat "$err")"
+	else
+		timeout 30 "$SECTORFS" "$@" "$mp" 2>"$err" || die "sectorfs $mp failed: $(cat "$err")"
+	fi
+	is_mounted "$mp" || die "sectorfs returned but $mp is not a mount point"
+	[ "$(mount_type "$mp")" = fuse.sectorfs ] ||
+		die "$mp has type '$(mount_type "$mp")', expected fuse.sectorfs"
+}
+
+# The one daemon of mount point $1 (dies if not exactly one).
+sfs_pid() {
+	local p
+	p=$(sfs_pids "$1")
+	[ -n "$p" ] || die "no sectorfs daemon found for $1"
+	[ "$(echo "$p" | wc -l)" -eq 1 ] || die "several daemons for $1: $p"
+	echo "$p"
+}
+
+unmount_sfs() {
+	fusermount3 -u "$1" || die "fusermount3 -u $1 failed"
+	wait_daemon_gone "$1" 5 || die "daemon of $1 still running 5 s after unmount"
+	is_mounted "$1" && die "$1 still mounted after fusermount3 -u"
+	return 0
+}
+
+# Flush everything to the filesystems and drop the page cache, so that
+# reads that follow go to the daemon rather than the kernel's copy.
+drop_caches() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+}
+
+# ---- the ordinary user ----
+
+ensure_user() {
+	if ! getent group sfstest >/dev/null; then
+		groupadd -g "$SFS_UID" sfstest || die "groupadd sfstest failed"
+	fi
+	if ! getent passwd sfstest >/dev/null; then
+		useradd -u "$SFS_UID" -g "$SFS_UID" -M -d /nonexistent -s /bin/sh sfstest ||
+			die "useradd sfstest failed"
+	fi
+	[ "$(id -u sfstest)" = "$SFS_UID" ] || die "user sfstest exists with uid $(id -u sfstest), expected $SFS_UID"
+	[ "$(getent group sfstest | cut -d: -f3)" = "$SFS_UID" ] || die "group sfstest is not gid $SFS_UID"
+}
+
+# as_user UID GID CMD...: run CMD as that uid/gid (supplementary: just GID),
+# with a clean environment.
+as_user() {
+	local u=$1 g=$2
+	shift 2
+	setpriv --reuid="$u" --regid="$g" --groups="$g" --inh-caps=-all \
+		env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/ LC_ALL=C "$@"
+}
+
+# /dev/fuse as Debian's udev leaves it (0666); put back at exit.
+fuse_dev_world() {
+	local m
+	m=$(stat -c %a /dev/fuse)
+	if [ "$m" != 666 ]; then
+		MT_RESTORE_FUSE=$m
+		chmod 0666 /dev/fuse
+	fi
+}
+
+# ---- comparing ----
+
+# section TITLE FUNCTION [DIR_A DIR_B]: run FUNCTION in DIR_A (default
+# $TM, the tmpfs) and in DIR_B (default $SM, the sectorfs), each time in a
+# subshell whose cwd is that directory and with $MNT set to it; the
+# outputs (stdout+stderr, with the directory replaced by MNT) must be
+# identical.
+section() {
+	local title=$1 fn=$2 a=${3:-$TM} b=${4:-$SM} oa ob rc
+	printf '%s ... ' "$title"
+	oa=$T/out.$fn.a
+	ob=$T/out.$fn.b
+	run_in "$a" "$fn" >"$oa"
+	run_in "$b" "$fn" >"$ob"
+	if ! cmp -s "$oa" "$ob"; then
+		say "DIFFERENT"
+		say "--- tmpfs ($a)   +++ sectorfs ($b):"
+		diff -u "$oa" "$ob" | sed -n '3,60p'
+		die "$title: sectorfs differs from tmpfs (first difference above; full outputs: $oa $ob)"
+	fi
+	say "same ($(wc -l <"$oa") lines)"
+	return 0
+}
+
+run_in() {
+	local dir=$1 fn=$2 rc=0
+	(
+		cd "$dir" || exit 99
+		MNT=$dir
+		"$fn"
+	) 2>&1 | sed "s|$dir|MNT|g" || rc=$?
+	return 0
+}
+
+# r CMD...: run CMD, print the command, its output and exit status.
+# (Used inside section functions; never fails.)
+r() {
+	local out rc=0
+	out=$("$@" 2>&1) || rc=$?
+	printf '$ %s\n' "$*"
+	[ -n "$out" ] && printf '%s\n' "$out"
+	printf '[rc=%d]\n' "$rc"
+	return 0
+}
+
+# Python with a prelude: t(label, fn) prints "label: result" or
+# "label: ERRNAME"; dropc() drops the page cache; sha(bytes) is sha256.
+PY_PRELUDE='
+import os, sys, errno, hashlib, stat, time, mmap, ctypes, random, struct
+def ename(e):
+    return errno.errorcode.get(e.errno, str(e.errno))
+def t(label, fn, *a):
+    try:
+        r = fn(*a)
+        print("%s: %s" % (label, "ok" if r is None else r))
+    except OSError as e:
+        print("%s: %s" % (label, ename(e)))
+def dropc():
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3")
+    except OSError:
+        pass
+def sha(b):
+    return hashlib.sha256(b).hexdigest()[:16]
+def readall(p):
+    with open(p, "rb") as f:
+        return f.read()
+def writeall(p, b, mode=0o644):
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, b)
+    finally:
+        os.close(fd)
+'
+# py [ARGS...] <<'EOF' ... EOF: run the Python on stdin after the prelude.
+py() {
+	local code
+	code=$(cat)
+	"$PY" -c "$PY_PRELUDE
+$code" "$@"
+}
+
+mt_pass() {
+	say "PASS"
+}
