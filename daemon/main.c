@@ -38,18 +38,28 @@ static char mountpoint_real[PATH_MAX];
 
 static char fuse_message[512];
 
-/* libfuse's messages: keep the first error, for one clear line. */
+/* libfuse's messages: keep the first error (libfuse writes some in several
+ * pieces: gather them up to the first newline), for one clear line. */
 static void catch_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
 {
-	if (level > FUSE_LOG_ERR || fuse_message[0])
+	size_t n = strlen(fuse_message);
+	if (level > FUSE_LOG_ERR || (n && fuse_message[n - 1] == '\n'))
 		return;
-	vsnprintf(fuse_message, sizeof fuse_message, fmt, ap);
+	vsnprintf(fuse_message + n, sizeof fuse_message - n, fmt, ap);
+}
+
+/* The gathered message, without libfuse's prefix and the newline. */
+static const char *fuse_error(const char *otherwise)
+{
 	char *p = fuse_message;
+	if (!*p)
+		return otherwise;
 	if (!strncmp(p, "fuse: ", 6))
-		memmove(p, p + 6, strlen(p + 6) + 1);
+		p += 6;
 	size_t n = strlen(p);
 	while (n && (p[n - 1] == '\n' || p[n - 1] == ' '))
 		p[--n] = '\0';
+	return p;
 }
 
 static int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -221,7 +231,7 @@ static int mount_and_serve(struct opts *o)
 	fuse_set_log_func(catch_fuse_log);
 	struct fuse_session *se = fuse_session_new(&args, &sectorfs_ops, sizeof sectorfs_ops, &d);
 	if (!se) {
-		rc = die("%s", fuse_message[0] ? fuse_message : "bad options");
+		rc = die("%s", fuse_error("bad options"));
 		goto out_fs;
 	}
 	if (fuse_set_signal_handlers(se) != 0) {
@@ -229,8 +239,7 @@ static int mount_and_serve(struct opts *o)
 		goto out_session;
 	}
 	if (fuse_session_mount(se, mountpoint_real) != 0) {
-		rc = die("cannot mount on %s: %s", mountpoint_real,
-		         fuse_message[0] ? fuse_message : "mount failed");
+		rc = die("cannot mount on %s: %s", mountpoint_real, fuse_error("mount failed"));
 		goto out_signals;
 	}
 	fuse_set_log_func(NULL); /* from here on, libfuse's own logging */
