@@ -27,6 +27,7 @@
 
 #include "ops.h"
 #include "os.h"
+#include "transport.h"
 
 #ifndef SECTORFS_VERSION
 #define SECTORFS_VERSION "0"
@@ -241,6 +242,11 @@ static int mount_and_serve(struct opts *o)
 	if (fuse_session_mount(se, mountpoint_real) != 0) {
 		rc = die("cannot mount on %s: %s", mountpoint_real, fuse_error("mount failed"));
 		goto out_signals;
+	}
+	rc = tr_install(se);
+	if (rc) {
+		rc = die("cannot take over the FUSE channel: %s", strerror(-rc));
+		goto out_unmount;
 	}
 	fuse_set_log_func(NULL); /* from here on, libfuse's own logging */
 	tune_readahead();
