@@ -169,7 +169,7 @@ static int setattr_allowed(struct sfs_fs *fs, const struct sfs_cred *cr, struct 
 	return 0;
 }
 
-int sfs_setattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
+static int do_setattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
                 const struct stat *attr, unsigned valid, struct sfs_file *fh, struct stat *out)
 {
 	struct sfs_inode *ip = fh ? fh->ip : inode_get(fs, ino);
@@ -233,5 +233,16 @@ int sfs_setattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
 out:
 	lk_wrunlock(&ip->lock);
 	inode_put(fs, ip);
+	return rc;
+}
+
+/* ---- entry points: changes wait while a snapshot is taken (snapshot.c) ---- */
+
+int sfs_setattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
+                const struct stat *attr, unsigned valid, struct sfs_file *fh, struct stat *out)
+{
+	freeze_enter(fs);
+	int rc = do_setattr(fs, cr, ino, attr, valid, fh, out);
+	freeze_exit(fs);
 	return rc;
 }

@@ -117,6 +117,17 @@ struct table_shard {
 	struct sm_map map;            /* ino / TABLE_SHARDS -> inode [lock] */
 } __attribute__((aligned(64)));
 
+#define FREEZE_SLOTS 16
+
+/* Changes enter this shared, a snapshot exclusively (see snapshot.c). */
+struct freeze {
+	_Atomic uint32_t frozen;      /* a snapshot holds the filesystem still */
+	struct lk_mutex lock;         /* one snapshot at a time */
+	struct {
+		_Atomic int64_t n;    /* changes in flight from this thread slot */
+	} __attribute__((aligned(64))) readers[FREEZE_SLOTS];
+};
+
 struct sfs_fs {
 	struct sp_pool *pool;
 	struct table_shard shards[TABLE_SHARDS];
@@ -131,6 +142,7 @@ struct sfs_fs {
 	/* per-type counts for statistics [atomic] */
 	_Atomic uint64_t nfiles, ndirs, nsymlinks, nothers;
 	_Atomic uint64_t open_files;  /* handles not yet released */
+	struct freeze freeze;
 };
 
 /* ---- fs.c: inode table and lifetime ---- */
@@ -233,6 +245,12 @@ void dir_remove(struct sfs_fs *fs, struct sfs_inode *dir, struct sfs_dirent *de)
 /* The first entry with cookie >= from. */
 struct sfs_dirent *dir_next(struct sfs_dir *d, uint64_t from);
 uint64_t dir_bytes(const struct sfs_dir *d); /* pool bytes held, for checks */
+
+/* ---- snapshot.c: every call that changes the tree or a file's data
+ * brackets the change with these (never nested) ---- */
+
+void freeze_enter(struct sfs_fs *fs);
+void freeze_exit(struct sfs_fs *fs);
 
 /* ---- file.c ---- */
 

@@ -142,7 +142,12 @@ int sfs_open(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, int fl
 	struct sfs_inode *ip = inode_get(fs, ino);
 	if (!ip)
 		return -ENOENT;
+	/* O_TRUNC changes the file: it waits for a snapshot like a write. */
+	if (flags & O_TRUNC)
+		freeze_enter(fs);
 	int rc = file_open_inode(fs, cr, ip, flags, out);
+	if (flags & O_TRUNC)
+		freeze_exit(fs);
 	inode_put(fs, ip);
 	return rc;
 }
@@ -233,7 +238,7 @@ void sfs_read_view_end(struct sfs_fs *fs, struct sfs_file *fh)
 	sv_read_unlock(&fh->ip->u.data);
 }
 
-ssize_t sfs_write(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *fh,
+static ssize_t do_write(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *fh,
                   const void *buf, size_t size, off_t off)
 {
 	int rc = data_fh(fh, true);
@@ -275,7 +280,7 @@ ssize_t sfs_write(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file 
 	(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_ZERO_RANGE |        \
 	 FALLOC_FL_INSERT_RANGE | FALLOC_FL_UNSHARE_RANGE | FALLOC_WRITE_ZEROES)
 
-int sfs_fallocate(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *fh, int mode,
+static int do_fallocate(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *fh, int mode,
                   off_t off, off_t len)
 {
 	if (!fh)
@@ -347,7 +352,7 @@ off_t sfs_lseek(struct sfs_fs *fs, struct sfs_file *fh, off_t off, int whence)
 	}
 }
 
-ssize_t sfs_copy_file_range(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *in,
+static ssize_t do_copy_file_range(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *in,
                             off_t off_in, struct sfs_file *out, off_t off_out, size_t len,
                             unsigned flags)
 {
@@ -484,4 +489,34 @@ int sfs_readdir(struct sfs_fs *fs, struct sfs_file *dh, off_t off, bool plus, sf
 	lk_rdunlock(&dir->lock);
 	inode_accessed(fs, dir);
 	return 0;
+}
+
+/* ---- entry points: changes wait while a snapshot is taken (snapshot.c) ---- */
+
+int sfs_fallocate(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *fh, int mode,
+                  off_t off, off_t len)
+{
+	freeze_enter(fs);
+	int rc = do_fallocate(fs, cr, fh, mode, off, len);
+	freeze_exit(fs);
+	return rc;
+}
+
+ssize_t sfs_write(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *fh,
+                  const void *buf, size_t size, off_t off)
+{
+	freeze_enter(fs);
+	ssize_t rc = do_write(fs, cr, fh, buf, size, off);
+	freeze_exit(fs);
+	return rc;
+}
+
+ssize_t sfs_copy_file_range(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *in,
+                            off_t off_in, struct sfs_file *out, off_t off_out, size_t len,
+                            unsigned flags)
+{
+	freeze_enter(fs);
+	ssize_t rc = do_copy_file_range(fs, cr, in, off_in, out, off_out, len, flags);
+	freeze_exit(fs);
+	return rc;
 }

@@ -285,7 +285,7 @@ static int create_named(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t 
 	return 0;
 }
 
-int sfs_mknod(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
+static int do_mknod(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
               mode_t mode, dev_t rdev, struct sfs_entry *out)
 {
 	switch (mode & S_IFMT) {
@@ -307,7 +307,7 @@ int sfs_mknod(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, co
 	return create_named(fs, cr, parent, name, &a, out, NULL);
 }
 
-int sfs_mkdir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
+static int do_mkdir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
               mode_t mode, struct sfs_entry *out)
 {
 	/* As vfs_mkdir(): suid and sgid in the request are ignored (sgid may
@@ -316,7 +316,7 @@ int sfs_mkdir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, co
 	return create_named(fs, cr, parent, name, &a, out, NULL);
 }
 
-int sfs_symlink(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
+static int do_symlink(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
                 const char *target, struct sfs_entry *out)
 {
 	if (!target)
@@ -342,7 +342,9 @@ int sfs_create(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, c
 		if (!nfh)
 			return -errno;
 		struct sfs_inode *ip = NULL;
+		freeze_enter(fs);
 		int rc = create_named(fs, cr, parent, name, &a, out, &ip);
+		freeze_exit(fs);
 		if (rc == 0) {
 			/* Created: it is ours, opened without a permission check. */
 			*fh = file_init(fs, nfh, ip, flags & ~O_TRUNC);
@@ -373,7 +375,7 @@ int sfs_create(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, c
 	}
 }
 
-int sfs_tmpfile(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, mode_t mode,
+static int do_tmpfile(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, mode_t mode,
                 int flags, struct sfs_entry *out, struct sfs_file **fh)
 {
 	if ((flags & O_ACCMODE) == O_RDONLY || (flags & O_ACCMODE) == O_ACCMODE)
@@ -437,7 +439,7 @@ static int may_link(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_ino
 	return -EPERM;
 }
 
-int sfs_link(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, sfs_ino_t newparent,
+static int do_link(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, sfs_ino_t newparent,
              const char *newname, struct sfs_entry *out)
 {
 	size_t len;
@@ -569,12 +571,12 @@ out:
 	return rc;
 }
 
-int sfs_unlink(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name)
+static int do_unlink(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name)
 {
 	return remove_name(fs, cr, parent, name, false);
 }
 
-int sfs_rmdir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name)
+static int do_rmdir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name)
 {
 	return remove_name(fs, cr, parent, name, true);
 }
@@ -738,7 +740,7 @@ static void rename_apply(struct sfs_fs *fs, struct rename_ctx *r, const char *ne
 		inode_touch(dst, false, false, true);
 }
 
-int sfs_rename(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
+static int do_rename(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
                sfs_ino_t newparent, const char *newname, unsigned flags)
 {
 	const unsigned known = SFS_RENAME_NOREPLACE | SFS_RENAME_EXCHANGE | SFS_RENAME_WHITEOUT;
@@ -817,5 +819,77 @@ out_put:
 	}
 	inode_put(fs, r.np);
 	inode_put(fs, r.op);
+	return rc;
+}
+
+/* ---- entry points: changes wait while a snapshot is taken (snapshot.c) ---- */
+
+int sfs_link(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, sfs_ino_t newparent,
+             const char *newname, struct sfs_entry *out)
+{
+	freeze_enter(fs);
+	int rc = do_link(fs, cr, ino, newparent, newname, out);
+	freeze_exit(fs);
+	return rc;
+}
+
+int sfs_mkdir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
+              mode_t mode, struct sfs_entry *out)
+{
+	freeze_enter(fs);
+	int rc = do_mkdir(fs, cr, parent, name, mode, out);
+	freeze_exit(fs);
+	return rc;
+}
+
+int sfs_mknod(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
+              mode_t mode, dev_t rdev, struct sfs_entry *out)
+{
+	freeze_enter(fs);
+	int rc = do_mknod(fs, cr, parent, name, mode, rdev, out);
+	freeze_exit(fs);
+	return rc;
+}
+
+int sfs_rename(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
+               sfs_ino_t newparent, const char *newname, unsigned flags)
+{
+	freeze_enter(fs);
+	int rc = do_rename(fs, cr, parent, name, newparent, newname, flags);
+	freeze_exit(fs);
+	return rc;
+}
+
+int sfs_rmdir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name)
+{
+	freeze_enter(fs);
+	int rc = do_rmdir(fs, cr, parent, name);
+	freeze_exit(fs);
+	return rc;
+}
+
+int sfs_symlink(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
+                const char *target, struct sfs_entry *out)
+{
+	freeze_enter(fs);
+	int rc = do_symlink(fs, cr, parent, name, target, out);
+	freeze_exit(fs);
+	return rc;
+}
+
+int sfs_unlink(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name)
+{
+	freeze_enter(fs);
+	int rc = do_unlink(fs, cr, parent, name);
+	freeze_exit(fs);
+	return rc;
+}
+
+int sfs_tmpfile(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, mode_t mode,
+                int flags, struct sfs_entry *out, struct sfs_file **fh)
+{
+	freeze_enter(fs);
+	int rc = do_tmpfile(fs, cr, parent, mode, flags, out, fh);
+	freeze_exit(fs);
 	return rc;
 }

@@ -478,7 +478,7 @@ static int capability_ok(const void *value, size_t size)
 	return (size == 20 && rev == 2) || (size == 24 && rev == 3) ? 0 : -EINVAL;
 }
 
-int sfs_setxattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, const char *name,
+static int do_setxattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, const char *name,
                  const void *value, size_t size, int flags)
 {
 	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
@@ -561,7 +561,7 @@ ssize_t sfs_listxattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t in
 	return rc;
 }
 
-int sfs_removexattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, const char *name)
+static int do_removexattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, const char *name)
 {
 	int rc = name_ok(name);
 	if (rc)
@@ -584,5 +584,24 @@ int sfs_removexattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
 		inode_touch(ip, false, false, true);
 	lk_wrunlock(&ip->lock);
 	inode_put(fs, ip);
+	return rc;
+}
+
+/* ---- entry points: changes wait while a snapshot is taken (snapshot.c) ---- */
+
+int sfs_setxattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, const char *name,
+                 const void *value, size_t size, int flags)
+{
+	freeze_enter(fs);
+	int rc = do_setxattr(fs, cr, ino, name, value, size, flags);
+	freeze_exit(fs);
+	return rc;
+}
+
+int sfs_removexattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, const char *name)
+{
+	freeze_enter(fs);
+	int rc = do_removexattr(fs, cr, ino, name);
+	freeze_exit(fs);
 	return rc;
 }

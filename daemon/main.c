@@ -2,6 +2,8 @@
  *
  *   sectorfs [-f] [-d] [-o OPTIONS] [SOURCE] MOUNTPOINT
  *   sectorfs stats MOUNTPOINT
+ *   sectorfs save MOUNTPOINT
+ *   sectorfs image create PATH [DIR] | check PATH | info PATH
  *
  * Mounting checks what a user can get wrong before anything happens, so
  * that every mistake is one line on stderr, a non-zero exit and nothing
@@ -13,6 +15,12 @@
  * `sectorfs stats` asks a mounted daemon for its report through a getxattr
  * of a name no file can have (sectorfs.stats on the root), so it needs no
  * socket and works for anyone who can see the mount.
+ *
+ * With -o image=PATH the image is loaded before anything is mounted (so a
+ * bad one is refused like a bad option) and saved when the session ends,
+ * before the mount goes away when we end it (a signal): whoever sees the
+ * mount point free again finds the image complete.  The rest is in
+ * image_cmd.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +33,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "image_cmd.h"
 #include "ops.h"
 #include "os.h"
 #include "transport.h"
@@ -216,10 +225,36 @@ static int mount_and_serve(struct opts *o)
 	        .noswap = o->noswap,
 	        .atime = (enum sfs_atime)o->atime,
 	};
+	char *image = NULL;
+	if (o->image) {
+		char err[PATH_MAX + 128];
+		image = image_resolve(o->image, err, sizeof err);
+		if (!image)
+			return die("%s", err);
+		/* A save writes the image through the path: inside the mount it
+		 * would be written into the filesystem being saved. */
+		size_t n = strlen(mountpoint_real);
+		if (!strncmp(image, mountpoint_real, n) && (image[n] == '/' || n == 1)) {
+			die("image=%s is inside the mount point %s", image, mountpoint_real);
+			free(image);
+			return 1;
+		}
+	}
 	struct daemon d = {.cache = o->cache, .writeback = o->writeback};
 	int rc = sfs_fs_create(&cfg, &d.fs);
-	if (rc)
+	if (rc) {
+		free(image);
 		return die("cannot create the filesystem: %s", strerror(-rc));
+	}
+	if (image) {
+		char err[PATH_MAX + 1024];
+		rc = image_mount_load(d.fs, image, err, sizeof err);
+		if (rc) {
+			sfs_fs_destroy(d.fs);
+			free(image);
+			return die("%s", err);
+		}
+	}
 
 	/* default_permissions: the kernel checks access with the attributes it
 	 * caches, as tmpfs would, with no request to us. */
@@ -254,12 +289,18 @@ static int mount_and_serve(struct opts *o)
 		rc = 1;
 		goto out_unmount;
 	}
+	/* Threads only now: fuse_daemonize() forks, and a fork keeps one. */
+	image_serve(d.fs, image, mountpoint_real, o->save_interval, !o->read_only);
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, o->clone_fd);
 	fuse_loop_cfg_set_max_threads(lc, o->max_threads);
 	rc = o->max_threads == 1 ? fuse_session_loop(se) : fuse_session_loop_mt(se, lc);
 	fuse_loop_cfg_destroy(lc);
 	rc = rc < 0 ? 1 : 0;
+	/* The loop ends on a signal (the mount is still there: save, then
+	 * unmount) or after an unmount (the tree is still in our memory). */
+	if (image_finish() != 0)
+		rc = 1;
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
@@ -269,6 +310,7 @@ out_session:
 out_fs:
 	fuse_opt_free_args(&args);
 	sfs_fs_destroy(d.fs);
+	free(image);
 	return rc;
 }
 
@@ -291,6 +333,12 @@ int main(int argc, char **argv)
 		break;
 	case OPT_STATS:
 		rc = stats_command(o.mountpoint);
+		break;
+	case OPT_SAVE:
+		rc = image_save_command(o.mountpoint);
+		break;
+	case OPT_IMAGE:
+		rc = image_command(o.image_what, o.image_path, o.image_dir);
 		break;
 	case OPT_MOUNT:
 		rc = mount_and_serve(&o);

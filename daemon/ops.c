@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image_cmd.h"
 #include "os.h"
 
 #define TIMEOUT 86400.0 /* seconds: nothing but us changes the tree */
@@ -496,6 +497,12 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
                         size_t size, int flags)
 {
 	struct sfs_cred cr = cred_of(req);
+	if (ino == FUSE_ROOT_ID && !strcmp(name, SAVE_XATTR)) {
+		/* `sectorfs save` asks for a save through this name, and waits:
+		 * the reply carries the save's errno. */
+		reply_err(req, image_save_request(fuse_req_ctx(req)->uid));
+		return;
+	}
 	reply_err(req, sfs_setxattr(fs_of(req), &cr, ino, name, value, size, flags));
 }
 
@@ -517,6 +524,14 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		char report[2048];
 		size_t n = daemon_report(dm(req), report, sizeof report);
 		reply_sized(req, size && size < n ? -ERANGE : (ssize_t)n, report, size);
+		return;
+	}
+	if (ino == FUSE_ROOT_ID && !strcmp(name, SAVE_XATTR)) {
+		/* ... and reads the last save's result line here. */
+		char result[1100];
+		size_t n = image_last_result(result, sizeof result);
+		n = n < sizeof result ? n : sizeof result;
+		reply_sized(req, size && size < n ? -ERANGE : (ssize_t)n, result, size);
 		return;
 	}
 	char stack[4096], *buf = size <= sizeof stack ? stack : malloc(size);

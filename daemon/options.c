@@ -141,6 +141,20 @@ static int one_option(struct opts *o, const char *opt, char *err, size_t len)
 		if (parse_uint(val, 10, 1024, &v) || v == 0)
 			return fail(err, len, "bad max_threads: '%s'", val ? val : "");
 		o->max_threads = (unsigned)v;
+	} else if (IS("image")) {
+		if (!val || !*val)
+			return fail(err, len, "image= needs a file name");
+		free(o->image);
+		o->image = strdup(val);
+		if (!o->image)
+			return fail(err, len, "out of memory");
+	} else if (IS("save_interval")) {
+		/* At most a year: a longer wait is a typo, and the deadline
+		 * must not overflow. */
+		if (parse_uint(val, 10, 366UL * 86400, &v) || v == 0)
+			return fail(err, len, "bad save_interval: '%s' (seconds, 1 or more)",
+			            val ? val : "");
+		o->save_interval = (unsigned)v;
 	} else if (IS("clone_fd") && !val) {
 		o->clone_fd = true;
 	} else if (IS("noclone_fd") && !val) {
@@ -217,7 +231,7 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 	o->nr_inodes = os_physical_memory() / os_page_size() / 2;
 	*action = OPT_MOUNT;
 
-	const char *pos[3];
+	const char *pos[4];
 	int npos = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -244,7 +258,7 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 		} else if (a[0] == '-' && a[1]) {
 			return fail(err, errlen, "unknown option %s (see --help)", a);
 		} else {
-			if (npos == 3)
+			if (npos == 4)
 				return fail(err, errlen, "too many arguments: %s (see --help)", a);
 			pos[npos++] = a;
 		}
@@ -256,13 +270,35 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 		o->mountpoint = pos[1];
 		return 0;
 	}
+	if (npos >= 1 && !strcmp(pos[0], "save")) {
+		if (npos != 2)
+			return fail(err, errlen, "usage: sectorfs save MOUNTPOINT");
+		*action = OPT_SAVE;
+		o->mountpoint = pos[1];
+		return 0;
+	}
+	if (npos >= 1 && !strcmp(pos[0], "image")) {
+		const char *what = npos >= 2 ? pos[1] : "";
+		bool create = !strcmp(what, "create");
+		if ((!create && strcmp(what, "check") && strcmp(what, "info")) || npos < 3 ||
+		    npos > (create ? 4 : 3))
+			return fail(err, errlen,
+			            "usage: sectorfs image create PATH [DIR] | check PATH | info PATH");
+		*action = OPT_IMAGE;
+		o->image_what = what;
+		o->image_path = pos[2];
+		o->image_dir = npos == 4 ? pos[3] : NULL;
+		return 0;
+	}
 	if (npos == 0)
 		return fail(err, errlen, "no mount point given (see --help)");
-	if (npos == 3)
+	if (npos >= 3)
 		return fail(err, errlen, "too many arguments (see --help)");
 	o->mountpoint = pos[npos - 1];
 	if (npos == 2 && o->source)
 		o->source = pos[0];
+	if (o->save_interval && !o->image)
+		return fail(err, errlen, "save_interval= needs image=");
 	if (o->noswap && geteuid() != 0) {
 		uint64_t lim = os_memlock_limit();
 		if (lim != UINT64_MAX && (o->size == 0 || o->size > lim))
@@ -277,12 +313,16 @@ void opt_free(struct opts *o)
 {
 	free(o->fuse_opts);
 	o->fuse_opts = NULL;
+	free(o->image);
+	o->image = NULL;
 }
 
 void opt_usage(const char *prog)
 {
 	printf("usage: %s [-f] [-d] [-o OPTIONS] [SOURCE] MOUNTPOINT\n"
 	       "       %s stats MOUNTPOINT\n"
+	       "       %s save MOUNTPOINT\n"
+	       "       %s image create PATH [DIR] | check PATH | info PATH\n"
 	       "\n"
 	       "A RAM filesystem that uses only the memory its files need.\n"
 	       "\n"
@@ -300,10 +340,17 @@ void opt_usage(const char *prog)
 	       "     writeback         kernel writeback cache: faster small writes, but a full\n"
 	       "                       filesystem fails them at writeback, not at write()\n"
 	       "     max_threads=N     worker threads (default 8)\n"
+	       "     image=PATH        load PATH at mount (if it exists), save to it at unmount\n"
+	       "     save_interval=S   with image=, also save every S seconds\n"
 	       "     allow_other, default_permissions (on), fsname=, subtype=, ro,\n"
 	       "     noatime, strictatime, and the other FUSE mount options\n"
 	       "\n"
 	       "Unmount with fusermount3 -u MOUNTPOINT (or umount as root).\n"
+	       "\n"
+	       "  save            save a mount with image= now, and wait for it\n"
+	       "  image create    an image of DIR's tree (an empty one without DIR)\n"
+	       "  image check     verify an image end to end\n"
+	       "  image info      what an image holds\n"
 	       "See sectorfs(8).\n",
-	       prog, prog);
+	       prog, prog, prog, prog);
 }

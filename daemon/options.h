@@ -2,8 +2,8 @@
  *
  * sectorfs takes tmpfs's mount options with their names and meanings
  * (size, nr_inodes, mode, uid, gid, noswap), a few of its own (sector_size,
- * cache, writeback, max_threads, clone_fd), and passes everything else to
- * libfuse.  Parsing never prints more than one line and never leaves half
+ * cache, writeback, max_threads, clone_fd, image, save_interval), and
+ * passes everything else to libfuse.  Parsing never prints more than one line and never leaves half
  * a configuration: opt_parse() either fills everything or fails with a
  * message for the caller to print.
  */
@@ -38,6 +38,10 @@ struct opts {
 	bool clone_fd;
 	bool allow_other;
 	bool read_only;
+	char *image;             /* image=: load at mount, save at unmount */
+	unsigned save_interval;  /* seconds; 0: only at unmount and on request */
+	/* sectorfs image create|check|info PATH [DIR] */
+	const char *image_what, *image_path, *image_dir;
 	/* What goes to libfuse: "-o" and one comma-separated string. */
 	char *fuse_opts;
 };
@@ -45,6 +49,8 @@ struct opts {
 enum opt_action {
 	OPT_MOUNT,
 	OPT_STATS,   /* sectorfs stats MOUNTPOINT */
+	OPT_SAVE,    /* sectorfs save MOUNTPOINT */
+	OPT_IMAGE,   /* sectorfs image create|check|info PATH [DIR] */
 	OPT_HELP,
 	OPT_VERSION,
 };

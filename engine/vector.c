@@ -34,6 +34,7 @@
 
 #include "os.h"
 #include "sectorfs/engine.h"
+#include "vector_internal.h"
 
 #define FAN_SHIFT 6u
 #define FAN 64u
@@ -43,22 +44,6 @@ struct node {
 	void *slot[FAN];
 };
 _Static_assert(sizeof(struct node) == SP_NODE_SIZE, "a node fills a node slot");
-
-/* A sector that was allocated (fallocate) but never written carries this
- * tag in its leaf pointer: it reads as zero without being touched, and
- * seeks count it as a hole, as tmpfs does with pages it preallocated.  The
- * first write into it clears the tag. */
-#define UNWRITTEN ((uintptr_t)1)
-
-static inline char *sec_of(const void *p)
-{
-	return (char *)((uintptr_t)p & ~UNWRITTEN);
-}
-
-static inline bool unwritten(const void *p)
-{
-	return (uintptr_t)p & UNWRITTEN;
-}
 
 /* Sectors covered by a subtree of height h (h <= 10, so no overflow). */
 static inline uint64_t cap(unsigned h)
@@ -79,16 +64,6 @@ static unsigned height_for(uint64_t i)
 static inline unsigned child(uint64_t i, unsigned k)
 {
 	return (unsigned)(i >> (FAN_SHIFT * (k - 1))) & (FAN - 1);
-}
-
-static inline unsigned sshift(const struct sp_pool *pool)
-{
-	return (unsigned)__builtin_ctzl(sp_sector_size(pool));
-}
-
-static inline bool is_inline(const struct sv_vector *v)
-{
-	return sv_inline_bytes(v) != 0;
 }
 
 /* Make root an inline buffer of cap bytes (0: not inline any more). */
@@ -144,6 +119,11 @@ static void **slot_ref(struct sv_vector *v, uint64_t i, uint64_t *span)
 	return ref;
 }
 
+void **vec_slot(struct sv_vector *v, uint64_t i, uint64_t *span)
+{
+	return slot_ref(v, i, span);
+}
+
 /* ---- the one copy routine ---- */
 
 /* Move len bytes between buf and the vector at off: into the vector when
@@ -161,6 +141,7 @@ static void vec_copy(struct sp_pool *pool, struct sv_vector *v, char *buf, size_
 			memcpy(buf, (char *)v->root + off, len);
 		return;
 	}
+	struct sv_frozen *frozen = to_vector ? frozen_find(v) : NULL;
 	while (len) {
 		uint64_t i = off >> sh;
 		size_t in = (size_t)(off & (S - 1));
@@ -178,6 +159,8 @@ static void vec_copy(struct sp_pool *pool, struct sv_vector *v, char *buf, size_
 			char *sec = sec_of(ref[j]);
 			size_t n = S - in < len ? S - in : len;
 			if (to_vector) {
+				if (frozen)
+					frozen_keep(pool, frozen, i + j, ref[j], false);
 				memcpy(sec + in, buf, n);
 				ref[j] = sec; /* written now */
 			} else if (sec && !unwritten(ref[j])) {
@@ -392,6 +375,7 @@ static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uin
 		}
 		v->height = (uint8_t)pl.height;
 	}
+	struct sv_frozen *frozen = frozen_find(v);
 	for (uint64_t i = first; i <= last;) {
 		void **leaf = leaf_make(v, i, &st);
 		uint64_t stop = v->height == 0 ? i : (i | (FAN - 1));
@@ -407,6 +391,8 @@ static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uin
 					*ref = sec_of(*ref);
 				continue;
 			}
+			if (frozen)
+				frozen_keep(pool, frozen, i, NULL, false); /* it was a hole */
 			char *sec = st.sectors[st.used_sectors++];
 			if (keep_from < keep_to) {
 				/* Zero what the caller's write will not cover. */
@@ -510,6 +496,7 @@ static int vec_fill_any(struct sp_pool *pool, struct sv_vector *v, uint64_t off,
 
 struct dropper {
 	struct sp_pool *pool;
+	struct sv_frozen *frozen; /* takes the sectors it still needs */
 	uint64_t sectors, nodes;
 	unsigned n;
 	void *batch[FAN];
@@ -537,7 +524,8 @@ static void drop_range(struct dropper *d, void **ref, unsigned k, uint64_t base,
 	if (!*ref)
 		return;
 	if (k == 0) {
-		d->batch[d->n++] = sec_of(*ref);
+		if (!d->frozen || !frozen_keep(d->pool, d->frozen, base, *ref, true))
+			d->batch[d->n++] = sec_of(*ref);
 		*ref = NULL;
 		d->sectors++;
 		if (d->n == FAN)
@@ -581,7 +569,7 @@ static void collapse(struct sp_pool *pool, struct sv_vector *v, struct dropper *
 /* Free sectors [a, b] (indices), prune, collapse and settle the accounts. */
 static void vec_drop(struct sp_pool *pool, struct sv_vector *v, uint64_t a, uint64_t b)
 {
-	struct dropper d = {.pool = pool};
+	struct dropper d = {.pool = pool, .frozen = frozen_find(v)};
 	if (a < cap(v->height) && a <= b)
 		drop_range(&d, &v->root, v->height, 0, a, b);
 	drop_flush(&d);
@@ -598,8 +586,12 @@ static void zero_within(struct sp_pool *pool, struct sv_vector *v, uint64_t from
 	const unsigned sh = sshift(pool);
 	uint64_t span;
 	void **ref = slot_ref(v, from >> sh, &span);
-	if (ref && *ref && !unwritten(*ref))
+	if (ref && *ref && !unwritten(*ref)) {
+		struct sv_frozen *frozen = frozen_find(v);
+		if (frozen)
+			frozen_keep(pool, frozen, from >> sh, *ref, false);
 		memset(sec_of(*ref) + (from & ((UINT64_C(1) << sh) - 1)), 0, (size_t)(to - from));
+	}
 }
 
 /* Shrink to `size`: free sectors past it, zero the tail of the last one. */
@@ -750,13 +742,18 @@ static int vec_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int6
 		if (dealloc) {
 			vec_drop(pool, v, a, b - 1);
 		} else {
+			struct sv_frozen *frozen = frozen_find(v);
 			uint64_t i = a;
 			while (i < b) {
 				uint64_t span;
 				void **ref = slot_ref(v, i, &span);
-				for (uint64_t j = 0; ref && j < span && i + j < b; j++)
-					if (ref[j] && !unwritten(ref[j]))
-						memset(ref[j], 0, (size_t)S);
+				for (uint64_t j = 0; ref && j < span && i + j < b; j++) {
+					if (!ref[j] || unwritten(ref[j]))
+						continue;
+					if (frozen)
+						frozen_keep(pool, frozen, i + j, ref[j], false);
+					memset(ref[j], 0, (size_t)S);
+				}
 				i = span > b - i ? b : i + span;
 			}
 		}
@@ -796,8 +793,15 @@ int64_t sv_seek(struct sp_pool *pool, struct sv_vector *v, int64_t off, bool dat
 {
 	if (off < 0)
 		return -ENXIO;
-	const unsigned sh = sshift(pool);
 	lk_rdlock(&v->lock);
+	int64_t result = vec_seek_locked(pool, v, off, data);
+	lk_rdunlock(&v->lock);
+	return result;
+}
+
+int64_t vec_seek_locked(struct sp_pool *pool, struct sv_vector *v, int64_t off, bool data)
+{
+	const unsigned sh = sshift(pool);
 	const uint64_t size = sv_size(v);
 	const uint64_t nsec = (size + (UINT64_C(1) << sh) - 1) >> sh;
 	int64_t result = data ? -ENXIO : (int64_t)size;
@@ -831,7 +835,6 @@ found:
 	if ((uint64_t)result >= size)
 		result = data ? -ENXIO : (int64_t)size;
 out:
-	lk_rdunlock(&v->lock);
 	return result;
 }
 

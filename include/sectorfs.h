@@ -282,6 +282,53 @@ int sfs_path_write_file(struct sfs_fs *fs, const struct sfs_cred *cr, const char
 ssize_t sfs_path_read_file(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path,
                            void *buf, size_t size);
 
+/* ==== disk images: save and restore (core/image.c) ====================
+ *
+ * A filesystem can be written to a file and loaded back, with everything
+ * in it: contents (holes stay holes), modes, owners, timestamps with
+ * nanoseconds, hard links, symlinks, fifos, sockets, devices, xattrs and
+ * ACLs.  The format is documented in docs/image-format.md.
+ *
+ * All three return 0 or a negative errno; on failure `err` (if not NULL)
+ * gets one line naming the image and the problem, e.g.
+ * "/var/lib/x.img: record 37 (data of inode 12): checksum mismatch". */
+
+struct sfs_image_info {
+	unsigned version_major, version_minor; /* of the format */
+	uint32_t flags;           /* feature flags in the header */
+	uint32_t sector_size;     /* of the filesystem that was saved */
+	struct timespec created;  /* when the save began */
+	uint64_t image_bytes;     /* size of the image file */
+	uint64_t records;         /* records after the header, the end record included */
+	uint64_t skipped;         /* records of unknown (skippable) types */
+	uint64_t inodes;          /* the root included */
+	uint64_t dirs, files, symlinks, fifos, sockets, chrdevs, blkdevs;
+	uint64_t names;           /* directory entries, each hard link counted */
+	uint64_t xattrs;          /* extended attributes, ACLs included */
+	uint64_t data_bytes;      /* file data stored (holes are not) */
+	uint64_t file_bytes;      /* sum of regular file sizes (holes included) */
+};
+
+/* Save a point-in-time view of `fs` to `path`, atomically: the image is
+ * written beside it (.NAME.tmp.XXXXXX), synced, renamed over `path` and
+ * the directory synced, so a crash leaves the old image or the new one.
+ * Writers may go on meanwhile.  A new image is mode 0600; an existing
+ * one keeps its mode (and, for root, its owner).  `info` may be NULL. */
+int sfs_image_save(struct sfs_fs *fs, const char *path, struct sfs_image_info *info, char *err,
+                   size_t errlen);
+
+/* Load an image into `fs`, which must be empty (only its root).  The whole
+ * image is verified first (checksums, lengths, structure, that it fits
+ * the size and inode limits); then the tree is built, root attributes
+ * included.  On any failure the filesystem is left empty again. */
+int sfs_image_load(struct sfs_fs *fs, const char *path, char *err, size_t errlen);
+
+/* The same verification, without loading; `info` (may be NULL) gets what
+ * the image holds. */
+int sfs_image_check(const char *path, struct sfs_image_info *info, char *err, size_t errlen);
+
+/* ==== end of disk images ============================================== */
+
 #ifdef __cplusplus
 }
 #endif

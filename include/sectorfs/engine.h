@@ -197,7 +197,7 @@ void sp_get_stats(const struct sp_pool *pool, struct sp_stats *st);
 struct sv_vector {
 	struct lk_rwlock lock;      /* guards everything below against writers */
 	uint8_t height;             /* tree height; 0: root is sector 0 or NULL */
-	uint8_t unused;
+	uint8_t flags;              /* internal: a frozen view exists */
 	_Atomic uint16_t inl_cap;   /* non-zero: root is an inline buffer this big */
 	_Atomic uint64_t size;      /* logical size in bytes */
 	_Atomic uint64_t sectors;   /* allocated sectors (0 while inline) */
@@ -262,6 +262,25 @@ static inline size_t sv_inline_bytes(const struct sv_vector *v)
 {
 	return atomic_load_explicit(&v->inl_cap, memory_order_relaxed);
 }
+
+/* Frozen views (frozen.c): the bytes of a vector as they are at
+ * sv_freeze(), readable while writers go on changing the vector; writers
+ * keep a copy of each sector they change before the reader has read it
+ * (copy-on-write).  For saving a filesystem without stopping it.
+ *   - sv_frozen_runs(): the runs of data at the freeze, as pairs of
+ *     [start, end) offsets (holes need not be read);
+ *   - sv_frozen_read(): must be called in increasing offsets;
+ *   - sv_frozen_broken(): memory for a copy could not be had: the view is
+ *     incomplete and must not be used (writers are never refused for it).
+ * Kept copies are not counted against the pool's limit. */
+struct sv_frozen;
+int sv_freeze(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen **out);
+uint64_t sv_frozen_size(const struct sv_frozen *f);
+size_t sv_frozen_runs(const struct sv_frozen *f, const uint64_t **runs);
+ssize_t sv_frozen_read(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen *f, void *buf,
+                       size_t len, int64_t off);
+bool sv_frozen_broken(const struct sv_frozen *f);
+void sv_unfreeze(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen *f);
 
 /* Verify the invariants above; returns 0 or -EUCLEAN with a message in
  * msg (if not NULL).  Adds the vector's sectors and small-object bytes

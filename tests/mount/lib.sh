@@ -253,10 +253,16 @@ fuse_dev_world() {
 # $TM, the tmpfs) and in DIR_B (default $SM, the sectorfs), each time in a
 # subshell whose cwd is that directory and with $MNT set to it; the
 # outputs (stdout+stderr, with the directory replaced by MNT) must be
-# identical.
+# identical.  MT_ONLY="fn1 fn2" runs only those sections; MT_VERBOSE=1
+# prints each section's output; MT_KEEP_GOING=1 goes on after a
+# difference (and fails at the end).
 section() {
 	local title=$1 fn=$2 a=${3:-$TM} b=${4:-$SM} oa ob rc
 	printf '%s ... ' "$title"
+	if [ -n "${MT_ONLY:-}" ] && [[ " $MT_ONLY " != *" $fn "* ]]; then
+		say "skipped (MT_ONLY)"
+		return 0
+	fi
 	oa=$T/out.$fn.a
 	ob=$T/out.$fn.b
 	run_in "$a" "$fn" >"$oa"
@@ -264,9 +270,16 @@ section() {
 	if ! cmp -s "$oa" "$ob"; then
 		say "DIFFERENT"
 		say "--- tmpfs ($a)   +++ sectorfs ($b):"
-		diff -u "$oa" "$ob" | sed -n '3,60p'
-		die "$title: sectorfs differs from tmpfs (first difference above; full outputs: $oa $ob)"
+		{ diff -u "$oa" "$ob" || true; } | sed -n '3,60p'
+		cp "$oa" "/tmp/sfsmt.$MT_NAME.$fn.tmpfs.out"
+		cp "$ob" "/tmp/sfsmt.$MT_NAME.$fn.sectorfs.out"
+		if [ -n "${MT_KEEP_GOING:-}" ]; then
+			MT_FAILED+=("$title")
+			return 0
+		fi
+		die "$title: sectorfs differs from tmpfs (first difference above; full outputs kept in /tmp/sfsmt.$MT_NAME.$fn.{tmpfs,sectorfs}.out)"
 	fi
+	[ -n "${MT_VERBOSE:-}" ] && cat "$oa"
 	say "same ($(wc -l <"$oa") lines)"
 	return 0
 }
@@ -316,6 +329,12 @@ def sha(b):
 def readall(p):
     with open(p, "rb") as f:
         return f.read()
+_libc = ctypes.CDLL(None, use_errno=True)
+def linkat_follow(src, dst):
+    # linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW): os.link() uses link(2)
+    if _libc.linkat(-100, src.encode(), -100, dst.encode(), 0x400) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
 def writeall(p, b, mode=0o644):
     fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -331,6 +350,11 @@ py() {
 $code" "$@"
 }
 
+MT_FAILED=()
 mt_pass() {
+	if [ ${#MT_FAILED[@]} -gt 0 ]; then
+		printf 'different: %s\n' "${MT_FAILED[@]}" >&2
+		die "${#MT_FAILED[@]} section(s) differ"
+	fi
 	say "PASS"
 }

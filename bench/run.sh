@@ -1,0 +1,607 @@
+#!/bin/bash
+# bench/run.sh: sectorfs (FUSE) against tmpfs, same workloads, same machine.
+#
+#   sudo bench/run.sh [--rounds N] [--quick] [--sectorfs-opts OPTS] [--out DIR]
+#
+# Mounts a fresh tmpfs (size=8g) and a fresh sectorfs (size=8g plus OPTS)
+# in a private temporary directory and runs each workload on both, in
+# turn, round after round (tmpfs sectorfs tmpfs sectorfs ..., default 3
+# rounds); the figure of a workload is the median of its rounds.  Both file
+# systems are mounted afresh for each round of a workload (W3/W4: once per
+# workload, since they share a laid-out file).
+#
+#   W1   sequential write, 2 GiB file, 1 MiB blocks, fsync at the end     MB/s
+#   W2   sequential read of it after echo 3 > /proc/sys/vm/drop_caches    MB/s
+#   W2b  the same read again, caches kept                                 MB/s
+#   W3   random 4 KiB reads of a 512 MiB file, psync, 1/2/4 jobs, 8 s     IOPS
+#   W4   random 4 KiB writes, same                                        IOPS
+#   W5   100,000 files of 1 KiB in 100 directories: create, stat, read,
+#        delete (bench/smallfiles.c)                                    files/s
+#   W6   tarball of /usr/include: tar -x, tar -c . | cat, rm -rf        seconds
+#   M1   memory: daemon RSS / data for the 2 GiB file; RSS left after
+#        deleting it; bytes per 100-byte file (100,000 files); the page
+#        cache the mount holds after W2 + W2b; sectorfs stats.
+#
+# fio runs with ioengine=psync, direct=0, invalidate=0 (fio must not drop
+# the page cache itself: W2b and W3 read what the kernel kept),
+# fallocate=none; MB/s is 10^6 bytes/s.  W3/W4 read and write a file laid
+# out beforehand (not timed), and since it was just written, W3 reads a
+# warm page cache on both file systems.
+#
+# Output, in --out (default bench/results):
+#   results.json  every figure of every round, medians, sectorfs stats, setup
+#   table.md      medians; ratio = sectorfs / tmpfs.  For MB/s, IOPS and
+#                 files/s above 1 means sectorfs is faster; for W6 (seconds)
+#                 the ratio is time_sectorfs / time_tmpfs, so above 1 means
+#                 sectorfs is slower.  A second table gives the memory.
+#   ratios.png    the ratios on a log scale, one bar per workload, a line at 1
+#
+# --quick: 1 round, 256 MiB / 128 MiB files, 2 s random runs, 10,000 small
+# files: a smoke test in about 3 minutes.  The default run takes about 12.
+# Needs root (mount, drop_caches), fio, python3, gnuplot, cc, fusermount3.
+# bench/cache_policy.sh sources this file for its helpers.
+
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$BENCH_DIR")
+SECTORFS=${SECTORFS:-$REPO/build/sectorfs}
+FS_SIZE=8g
+LOCK=/run/sectorfs-bench.lock
+
+WORK=""
+RAW=""
+SMALLFILES=""
+declare -A FS_KIND=() FS_OPTS=() FS_MP=() FS_PID=()
+FS_NAMES=()
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# ---- setup and cleanup ----
+
+# Stop a sectorfs daemon and clear its mount point.
+sfs_stop() { # MOUNTPOINT [PID]
+	local mp=$1 pid=${2:-} i
+	[ -n "$pid" ] || pid=$(sfs_find_pid "$mp")
+	if mountpoint -q "$mp" 2>/dev/null || [ -n "$(findmnt -n -o TARGET --target "$mp" 2>/dev/null | grep -Fx "$mp")" ]; then
+		fusermount3 -u "$mp" 2>/dev/null || umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || true
+	fi
+	if [ -n "$pid" ]; then
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$pid" 2>/dev/null || return 0
+			sleep 0.1
+		done
+		kill "$pid" 2>/dev/null || true
+		sleep 0.5
+		kill -9 "$pid" 2>/dev/null || true
+	fi
+}
+
+# The daemon serving MOUNTPOINT: the sectorfs process whose command line
+# ends with it (the mount point is unique to this run).
+sfs_find_pid() { # MOUNTPOINT
+	local p
+	for p in $(pgrep -f -- " $1\$" || true); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = sectorfs ] && { echo "$p"; return 0; }
+	done
+	return 0
+}
+
+bench_cleanup() {
+	local rc=$? n
+	trap - EXIT INT TERM
+	for n in "${FS_NAMES[@]}"; do
+		fs_umount "$n" || true
+	done
+	[ -n "$WORK" ] && rm -rf "$WORK"
+	exit $rc
+}
+
+bench_init() { # needs root; makes WORK, takes the lock, builds smallfiles
+	[ "$(id -u)" -eq 0 ] || die "run as root (mount, drop_caches)"
+	local t
+	for t in fio python3 gnuplot cc fusermount3 pgrep tar findmnt; do
+		command -v "$t" >/dev/null || die "$t is missing (scripts/deps.sh)"
+	done
+	[ -x "$SECTORFS" ] || die "no $SECTORFS: cmake --build build --target sectorfs"
+	exec 9>"$LOCK"
+	flock -n 9 || die "another benchmark holds $LOCK"
+	# Daemons left by an earlier, killed run of this script.
+	local mp
+	for mp in $(findmnt -rn -o TARGET | grep -E '^/tmp/sfsbench\.[A-Za-z0-9]+/' || true); do
+		log "clearing leftover mount $mp"
+		if [ "$(findmnt -n -o FSTYPE "$mp")" = tmpfs ]; then umount -l "$mp" || true; else sfs_stop "$mp"; fi
+	done
+	WORK=$(mktemp -d /tmp/sfsbench.XXXXXX)
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	RAW=$WORK/raw.jsonl
+	: >"$RAW"
+	SMALLFILES=$WORK/smallfiles
+	cc -O2 -Wall -o "$SMALLFILES" "$BENCH_DIR/smallfiles.c"
+}
+
+# ---- file systems: a name, a kind (tmpfs or sectorfs), options ----
+
+fs_add() { # NAME KIND [OPTS]
+	FS_NAMES+=("$1")
+	FS_KIND[$1]=$2
+	FS_OPTS[$1]=${3:-}
+	FS_MP[$1]=$WORK/$1
+	FS_PID[$1]=""
+	mkdir -p "$WORK/$1"
+}
+
+fs_mount() { # NAME
+	local n=$1 mp=${FS_MP[$1]} opts
+	if [ "${FS_KIND[$n]}" = tmpfs ]; then
+		opts=size=$FS_SIZE,mode=1777${FS_OPTS[$n]:+,${FS_OPTS[$n]}}
+		mount -t tmpfs -o "$opts" sfsbench-tmpfs "$mp"
+	else
+		opts=size=$FS_SIZE${FS_OPTS[$n]:+,${FS_OPTS[$n]}}
+		"$SECTORFS" -o "$opts" "$mp"
+		FS_PID[$n]=$(sfs_find_pid "$mp")
+		[ -n "${FS_PID[$n]}" ] || die "no daemon found for $mp"
+	fi
+	mountpoint -q "$mp" || die "$mp did not mount"
+}
+
+fs_umount() { # NAME
+	local n=$1 mp=${FS_MP[$1]}
+	if [ "${FS_KIND[$n]}" = tmpfs ]; then
+		if mountpoint -q "$mp"; then umount "$mp" || umount -l "$mp"; fi
+	else
+		sfs_stop "$mp" "${FS_PID[$n]}"
+		FS_PID[$n]=""
+	fi
+}
+
+fs_fresh() { # NAME...
+	local n
+	for n; do
+		fs_umount "$n"
+		fs_mount "$n"
+	done
+}
+
+# ---- measuring ----
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+meminfo_kib() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
+pagecache_kib() { awk '$1 == "Cached:" { c = $2 } $1 == "Shmem:" { s = $2 } END { print c - s }' /proc/meminfo; }
+rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
+now() { echo "$EPOCHREALTIME"; }
+elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.4f}')" "$1" "$2"; }
+sfs_stats() { "$SECTORFS" stats "${FS_MP[$1]}"; }
+
+# One figure: SUITE WORKLOAD FS ROUND VALUE UNIT [EXTRA_JSON_OBJECT]
+record() {
+	printf '{"suite": "%s", "w": "%s", "fs": "%s", "round": %s, "value": %s, "unit": "%s", "extra": %s}\n' \
+		"$1" "$2" "$3" "$4" "$5" "$6" "${7:-{\}}" >>"$RAW"
+	log "$2 $3 round $4: $5 $6"
+}
+
+# Text kept as is (stats output): SUITE LABEL FS TEXT
+record_text() {
+	python3 -c 'import json, sys; print(json.dumps({"suite": sys.argv[1], "text": sys.argv[2], "fs": sys.argv[3], "value": sys.argv[4]}))' \
+		"$1" "$2" "$3" "$4" >>"$RAW"
+}
+
+# Add "key": number to a JSON object written on one line.
+json_add() { # JSON KEY VALUE
+	if [ "$1" = "{}" ]; then echo "{\"$2\": $3}"; else echo "${1%\}}, \"$2\": $3}"; fi
+}
+
+FIO_COMMON=(--ioengine=psync --direct=0 --invalidate=0 --fallocate=none --output-format=json)
+
+run_fio() { # OUTFILE fio-args...
+	local out=$1
+	shift
+	fio "${FIO_COMMON[@]}" --output="$out" "$@" >/dev/null
+}
+
+# "VALUE<TAB>EXTRA_JSON" from a fio JSON file: FILE read|write bw|iops
+fio_figures() {
+	python3 - "$@" <<'EOF'
+import json, sys
+path, rw, metric = sys.argv[1:4]
+text = open(path).read()
+j = json.loads(text[text.index("{"):])
+job = j["jobs"][0]
+d = job[rw]
+clat = d.get("clat_ns", {})
+pct = clat.get("percentile", {})
+extra = {
+    "io_bytes": d["io_bytes"], "MBps": round(d["bw_bytes"] / 1e6, 2),
+    "iops": round(d["iops"], 1), "runtime_ms": d["runtime"],
+    "clat_mean_us": round(clat.get("mean", 0) / 1e3, 2),
+    "clat_p50_us": round(pct.get("50.000000", 0) / 1e3, 2),
+    "clat_p99_us": round(pct.get("99.000000", 0) / 1e3, 2),
+    "usr_cpu": round(job["usr_cpu"], 2), "sys_cpu": round(job["sys_cpu"], 2),
+}
+val = d["bw_bytes"] / 1e6 if metric == "bw" else d["iops"]
+print(f"{val:.2f}\t{json.dumps(extra)}")
+EOF
+}
+
+# ---- workloads; each takes ROUNDS, sizes, then the file systems in turn ----
+
+# W1, W2, W2b.  Per round: fresh mounts; W1 on each; then on each: drop
+# caches, W2, W2b, and the page cache held by the mount (Cached - Shmem
+# after W2b minus after the drop).
+w_seq() { # SUITE ROUNDS SIZE_MIB FS...
+	local suite=$1 rounds=$2 size=$3 r fs mp out v x sh0 c0 rss
+	shift 3
+	for ((r = 1; r <= rounds; r++)); do
+		fs_fresh "$@"
+		for fs in "$@"; do
+			mp=${FS_MP[$fs]} out=$WORK/fio-w1-$fs-$r.json
+			sh0=$(meminfo_kib Shmem)
+			run_fio "$out" --name=W1 --filename="$mp/seq" --rw=write --bs=1M --size="${size}m" --end_fsync=1
+			IFS=$'\t' read -r v x < <(fio_figures "$out" write bw)
+			x=$(json_add "$x" shmem_delta_kib $(($(meminfo_kib Shmem) - sh0)))
+			[ -n "${FS_PID[$fs]}" ] && x=$(json_add "$x" daemon_rss_kib "$(rss_kib "${FS_PID[$fs]}")")
+			record "$suite" W1 "$fs" "$r" "$v" MB/s "$x"
+		done
+		for fs in "$@"; do
+			mp=${FS_MP[$fs]}
+			drop_caches
+			c0=$(pagecache_kib)
+			out=$WORK/fio-w2-$fs-$r.json
+			run_fio "$out" --name=W2 --filename="$mp/seq" --rw=read --bs=1M --size="${size}m"
+			IFS=$'\t' read -r v x < <(fio_figures "$out" read bw)
+			x=$(json_add "$x" pagecache_delta_kib $(($(pagecache_kib) - c0)))
+			record "$suite" W2 "$fs" "$r" "$v" MB/s "$x"
+			out=$WORK/fio-w2b-$fs-$r.json
+			run_fio "$out" --name=W2b --filename="$mp/seq" --rw=read --bs=1M --size="${size}m"
+			IFS=$'\t' read -r v x < <(fio_figures "$out" read bw)
+			x=$(json_add "$x" pagecache_delta_kib $(($(pagecache_kib) - c0)))
+			if [ -n "${FS_PID[$fs]}" ]; then
+				rss=$(rss_kib "${FS_PID[$fs]}")
+				x=$(json_add "$x" daemon_rss_kib "$rss")
+			fi
+			record "$suite" W2b "$fs" "$r" "$v" MB/s "$x"
+		done
+	done
+}
+
+# W3 (randread) and W4 (randwrite), for each number of jobs.  One fresh
+# mount and one laid-out file per file system for all rounds.
+w_rand() { # SUITE ROUNDS SIZE_MIB RUNTIME_S "JOBS..." "RW..." FS...
+	local suite=$1 rounds=$2 size=$3 runtime=$4 jobs=$5 rws=$6 r fs nj rw w out v x
+	shift 6
+	fs_fresh "$@"
+	for fs in "$@"; do
+		run_fio "$WORK/fio-layout-$fs.json" --name=layout --filename="${FS_MP[$fs]}/rand" \
+			--rw=write --bs=1M --size="${size}m" --end_fsync=1
+	done
+	for rw in $rws; do
+		[ "$rw" = randread ] && w=W3 || w=W4
+		for ((r = 1; r <= rounds; r++)); do
+			for nj in $jobs; do
+				for fs in "$@"; do
+					out=$WORK/fio-$w-$nj-$fs-$r.json
+					run_fio "$out" --name="$w" --filename="${FS_MP[$fs]}/rand" --rw="$rw" --bs=4k \
+						--size="${size}m" --numjobs="$nj" --time_based --runtime="$runtime" --group_reporting
+					IFS=$'\t' read -r v x < <(fio_figures "$out" "${rw#rand}" iops)
+					record "$suite" "$w-${nj}j" "$fs" "$r" "$v" IOPS "$x"
+				done
+			done
+		done
+	done
+}
+
+# W5: NFILES files of 1 KiB in 100 directories.
+w_small() { # SUITE ROUNDS NFILES FS...
+	local suite=$1 rounds=$2 n=$3 r fs res ph v
+	shift 3
+	for ((r = 1; r <= rounds; r++)); do
+		fs_fresh "$@"
+		for fs in "$@"; do
+			res=$("$SMALLFILES" "${FS_MP[$fs]}/w5" "$n" 100 1024 create,stat,read,delete)
+			for ph in create stat read delete; do
+				v=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]]["files_per_s"])' "$res" "$ph")
+				record "$suite" "W5-$ph" "$fs" "$r" "$v" files/s "{\"files\": $n, \"size\": 1024}"
+			done
+		done
+	done
+}
+
+# W6: unpack TARBALL (of include/), tar it to a pipe, remove it.
+w_tree() { # SUITE ROUNDS TARBALL FS...
+	local suite=$1 rounds=$2 tarball=$3 r fs mp t0 t1 t2 t3
+	shift 3
+	for ((r = 1; r <= rounds; r++)); do
+		fs_fresh "$@"
+		for fs in "$@"; do
+			mp=${FS_MP[$fs]}
+			cat "$tarball" >/dev/null # the tarball itself from the page cache
+			t0=$(now)
+			tar -C "$mp" -xf "$tarball"
+			t1=$(now)
+			(cd "$mp" && tar -c . | cat >/dev/null)
+			t2=$(now)
+			rm -rf "$mp/include"
+			t3=$(now)
+			record "$suite" W6-untar "$fs" "$r" "$(elapsed "$t0" "$t1")" s
+			record "$suite" W6-tar "$fs" "$r" "$(elapsed "$t1" "$t2")" s
+			record "$suite" W6-rm "$fs" "$r" "$(elapsed "$t2" "$t3")" s
+		done
+	done
+}
+
+# M1 memory, once per file system (fresh mounts):
+#  - a SIZE_MIB file written as in W1: daemon RSS over data (sectorfs),
+#    Shmem delta (tmpfs); then drop caches, read it twice (W2, W2b) and take
+#    the page cache the mount holds (Cached - Shmem delta); the total is
+#    daemon RSS growth + page cache (sectorfs) or Shmem growth (tmpfs);
+#  - delete it: daemon RSS left over the idle baseline;
+#  - fresh mount, NSMALL files of 100 bytes (smallfiles create): bytes per
+#    file, daemon RSS delta / n (sectorfs) or Shmem delta / n (tmpfs), and
+#    the kernel's side: Slab delta / n and page cache delta / n.
+m_mem() { # SUITE SIZE_MIB NSMALL FS...
+	local suite=$1 size=$2 nsmall=$3 fs mp pid r0 r1 r2 sh0 sh1 c0 c2 sl0 sl1 x bytes
+	shift 3
+	bytes=$((size * 1048576))
+	for fs in "$@"; do
+		fs_fresh "$fs"
+		mp=${FS_MP[$fs]} pid=${FS_PID[$fs]}
+		drop_caches
+		sleep 1
+		r0=0
+		[ -n "$pid" ] && r0=$(rss_kib "$pid")
+		sh0=$(meminfo_kib Shmem)
+		run_fio "$WORK/fio-m1-$fs.json" --name=M1 --filename="$mp/seq" --rw=write --bs=1M --size="${size}m" --end_fsync=1
+		sh1=$(meminfo_kib Shmem)
+		[ -n "$pid" ] && r1=$(rss_kib "$pid") || r1=0
+		[ -n "$pid" ] && record_text "$suite" "after writing the ${size} MiB file" "$fs" "$(sfs_stats "$fs")"
+		drop_caches
+		c0=$(pagecache_kib)
+		run_fio "$WORK/fio-m1r-$fs.json" --name=M1r --filename="$mp/seq" --rw=read --bs=1M --size="${size}m"
+		run_fio "$WORK/fio-m1r-$fs.json" --name=M1r --filename="$mp/seq" --rw=read --bs=1M --size="${size}m"
+		c2=$(pagecache_kib)
+		[ -n "$pid" ] && r2=$(rss_kib "$pid") || r2=0
+		x="{\"data_bytes\": $bytes, \"rss_idle_kib\": $r0, \"rss_after_write_kib\": $r1, \"rss_after_reads_kib\": $r2, \"shmem_delta_kib\": $((sh1 - sh0)), \"pagecache_before_reads_kib\": $c0, \"pagecache_after_reads_kib\": $c2}"
+		if [ -n "$pid" ]; then
+			record "$suite" M1-rss-per-data "$fs" 1 "$(python3 -c "print(round($r1 * 1024 / $bytes, 4))")" x "$x"
+			record "$suite" M1-pagecache "$fs" 1 "$(((c2 - c0) / 1024))" MiB "$x"
+			record "$suite" M1-total "$fs" 1 "$(((r2 - r0 + c2 - c0) / 1024))" MiB "$x"
+		else
+			record "$suite" M1-pagecache "$fs" 1 "$(((sh1 - sh0) / 1024))" MiB "$x"
+			record "$suite" M1-total "$fs" 1 "$(((sh1 - sh0 + c2 - c0) / 1024))" MiB "$x"
+		fi
+		rm -f "$mp/seq"
+		sleep 1
+		if [ -n "$pid" ]; then
+			r2=$(rss_kib "$pid")
+			record "$suite" M1-rss-after-delete "$fs" 1 "$(python3 -c "print(round(($r2 - $r0) / 1024, 1))")" MiB \
+				"{\"rss_idle_kib\": $r0, \"rss_after_delete_kib\": $r2}"
+			record_text "$suite" "after deleting it" "$fs" "$(sfs_stats "$fs")"
+		fi
+
+		fs_fresh "$fs"
+		pid=${FS_PID[$fs]}
+		drop_caches
+		sleep 1
+		r0=0
+		[ -n "$pid" ] && r0=$(rss_kib "$pid")
+		sh0=$(meminfo_kib Shmem) c0=$(pagecache_kib) sl0=$(meminfo_kib Slab)
+		"$SMALLFILES" "$mp/m1" "$nsmall" 100 100 create >/dev/null
+		sleep 1
+		sh1=$(meminfo_kib Shmem) c2=$(pagecache_kib) sl1=$(meminfo_kib Slab)
+		r1=0
+		[ -n "$pid" ] && r1=$(rss_kib "$pid")
+		x="{\"files\": $nsmall, \"rss_before_kib\": $r0, \"rss_after_kib\": $r1, \"shmem_delta_kib\": $((sh1 - sh0)), \"slab_delta_kib\": $((sl1 - sl0)), \"pagecache_delta_kib\": $((c2 - c0))}"
+		if [ -n "$pid" ]; then
+			record "$suite" M1-bytes-per-file "$fs" 1 "$(((r1 - r0) * 1024 / nsmall))" B "$x"
+			record "$suite" M1-pagecache-per-file "$fs" 1 "$(((c2 - c0) * 1024 / nsmall))" B "$x"
+			record_text "$suite" "after $nsmall files of 100 bytes" "$fs" "$(sfs_stats "$fs")"
+		else
+			record "$suite" M1-bytes-per-file "$fs" 1 "$(((sh1 - sh0) * 1024 / nsmall))" B "$x"
+			record "$suite" M1-pagecache-per-file "$fs" 1 0 B "$x"
+		fi
+		record "$suite" M1-slab-per-file "$fs" 1 "$(((sl1 - sl0) * 1024 / nsmall))" B "$x"
+		fs_umount "$fs"
+	done
+}
+
+make_tarball() { # -> path
+	local t=$WORK/include.tar
+	[ -f "$t" ] || tar -C /usr -cf "$t" include
+	echo "$t"
+}
+
+# results.json, table.md, ratios.dat and ratios.png from RAW.
+make_report() { # OUTDIR META_JSON
+	mkdir -p "$1"
+	python3 - "$RAW" "$1" "$2" <<'EOF'
+import json, statistics, sys, os
+raw, outdir, meta = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+recs, texts = [], []
+for line in open(raw):
+    r = json.loads(line)
+    (texts if "text" in r else recs).append(r)
+
+names = {
+    "W1": "W1 seq write 2 GiB, 1 MiB blocks, fsync", "W2": "W2 seq read, caches dropped",
+    "W2b": "W2b seq read again, caches kept",
+    "W3-1j": "W3 rand read 4 KiB, 1 job", "W3-2j": "W3 rand read 4 KiB, 2 jobs",
+    "W3-4j": "W3 rand read 4 KiB, 4 jobs", "W4-1j": "W4 rand write 4 KiB, 1 job",
+    "W4-2j": "W4 rand write 4 KiB, 2 jobs", "W4-4j": "W4 rand write 4 KiB, 4 jobs",
+    "W5-create": "W5 small files: create", "W5-stat": "W5 small files: stat",
+    "W5-read": "W5 small files: read", "W5-delete": "W5 small files: delete",
+    "W6-untar": "W6 tar -xf /usr/include", "W6-tar": "W6 tar -c . | cat",
+    "W6-rm": "W6 rm -rf",
+}
+if meta.get("quick"):
+    names["W1"] = "W1 seq write %d MiB, 1 MiB blocks, fsync" % meta["seq_mib"]
+
+order, by = [], {}
+for r in recs:
+    key = (r["w"], r["fs"])
+    if r["w"] not in order:
+        order.append(r["w"])
+    by.setdefault(key, []).append(r)
+
+def med(w, fs):
+    rs = by.get((w, fs))
+    return statistics.median(x["value"] for x in rs) if rs else None
+
+def fmt(v, unit):
+    if v is None:
+        return "-"
+    if unit == "s":
+        return "%.3f" % v
+    if unit == "x":
+        return "%.3f" % v
+    return "%.0f" % v if abs(v) >= 100 else "%.1f" % v
+
+medians, rows = {}, []
+perf = [w for w in order if not w.startswith("M1")]
+for w in perf:
+    t, s = med(w, "tmpfs"), med(w, "sectorfs")
+    unit = by[(w, "tmpfs")][0]["unit"]
+    ratio = s / t if t and s is not None else None
+    medians[w] = {"tmpfs": t, "sectorfs": s, "unit": unit, "ratio": ratio,
+                  "rounds": {fs: [x["value"] for x in by.get((w, fs), [])] for fs in ("tmpfs", "sectorfs")}}
+    rows.append((w, names.get(w, w), t, s, unit, ratio))
+
+with open(os.path.join(outdir, "table.md"), "w") as f:
+    f.write("# sectorfs vs tmpfs\n\n")
+    f.write("%s; %s rounds alternating tmpfs, sectorfs; medians. sectorfs options: `%s`.\n\n"
+            % (meta["date"], meta["rounds"], meta["sectorfs_mount_opts"]))
+    f.write("Ratio = sectorfs / tmpfs: above 1 sectorfs is faster, except for W6 (seconds),\n"
+            "where it is time_sectorfs / time_tmpfs and above 1 sectorfs is slower.\n\n")
+    f.write("| workload | tmpfs | sectorfs | unit | ratio sectorfs/tmpfs |\n")
+    f.write("|---|---:|---:|---|---:|\n")
+    for w, name, t, s, unit, ratio in rows:
+        f.write("| %s | %s | %s | %s | %s |\n" % (name, fmt(t, unit), fmt(s, unit), unit,
+                                               "-" if ratio is None else "%.2f" % ratio))
+    mem = [w for w in order if w.startswith("M1")]
+    if mem:
+        mnames = {
+            "M1-rss-per-data": "daemon RSS / file data, after writing the %d MiB file" % meta["seq_mib"],
+            "M1-pagecache": "page cache held after W2 + W2b (sectorfs: Cached-Shmem delta; tmpfs: Shmem delta = the file)",
+            "M1-total": "total memory for the %d MiB file (sectorfs: daemon RSS growth + page cache; tmpfs: Shmem)" % meta["seq_mib"],
+            "M1-rss-after-delete": "daemon RSS over its idle baseline after deleting the file",
+            "M1-bytes-per-file": "bytes per 100-byte file, user side (sectorfs: daemon RSS delta / n; tmpfs: Shmem delta / n)",
+            "M1-pagecache-per-file": "bytes per 100-byte file, kernel page cache (Cached-Shmem delta / n)",
+            "M1-slab-per-file": "bytes per 100-byte file, kernel slab (inodes, dentries; Slab delta / n)",
+        }
+        f.write("\n## Memory (M1)\n\n")
+        f.write("| figure | tmpfs | sectorfs | unit |\n|---|---:|---:|---|\n")
+        for w in mem:
+            t, s = med(w, "tmpfs"), med(w, "sectorfs")
+            unit = (by.get((w, "sectorfs")) or by.get((w, "tmpfs")))[0]["unit"]
+            medians[w] = {"tmpfs": t, "sectorfs": s, "unit": unit}
+            f.write("| %s | %s | %s | %s |\n" % (mnames.get(w, w), fmt(t, unit), fmt(s, unit), unit))
+        f.write("\nPage cache held by sectorfs in W2b rounds (median): %s MiB.\n"
+                % fmt(statistics.median(x["extra"].get("pagecache_delta_kib", 0) / 1024
+                                        for x in by.get(("W2b", "sectorfs"), [{"extra": {}}])), "MiB"))
+    for t in texts:
+        f.write("\n`sectorfs stats` %s:\n\n```\n%s\n```\n" % (t["text"], t["value"].rstrip()))
+
+json.dump({"meta": meta, "medians": medians, "records": recs,
+           "stats": [{"when": t["text"], "fs": t["fs"], "output": t["value"]} for t in texts]},
+          open(os.path.join(outdir, "results.json"), "w"), indent=1)
+
+with open(os.path.join(outdir, "ratios.dat"), "w") as f:
+    for i, (w, name, t, s, unit, ratio) in enumerate(rows):
+        if ratio:
+            label = w + (" (time)" if unit == "s" else "")
+            f.write('%d "%s" %.4f %d\n' % (i, label, ratio, 1 if unit == "s" else 0))
+EOF
+	local ymin ymax
+	read -r ymin ymax < <(awk '{ if (min == "" || $3 < min) min = $3; if ($3 > max) max = $3 } END { lo = 0.1; while (lo > min * 0.7) lo /= 10; hi = 10; while (hi < max * 1.4) hi *= 10; print lo, hi }' "$1/ratios.dat")
+	gnuplot <<EOF
+set terminal pngcairo size 1100,560 font "sans,10"
+set output "$1/ratios.png"
+set title "sectorfs / tmpfs, medians ($(date +%F))\nthroughput ratio: above 1 = sectorfs faster; W6 (time) ratio: above 1 = sectorfs slower"
+set logscale y
+set yrange [$ymin:$ymax]
+set ylabel "ratio sectorfs / tmpfs (log)"
+set style fill solid 0.8 border -1
+set boxwidth 0.7
+set xtics rotate by -40 left nomirror
+set grid ytics
+set key top left
+set xrange [-0.7:*]
+set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb "black"
+plot "$1/ratios.dat" using 1:(\$4 == 0 ? \$3 : 1/0):xtic(2) with boxes lc rgb "#3a7dc9" title "throughput (MB/s, IOPS, files/s)", \
+     "" using 1:(\$4 == 1 ? \$3 : 1/0):xtic(2) with boxes lc rgb "#d9822b" title "time (s), lower is better", \
+     "" using 1:3:(sprintf("%.2f", \$3)) with labels offset 0,0.7 notitle
+EOF
+	rm -f "$1/ratios.dat"
+}
+
+meta_json() { # extra "k": v pairs (JSON text) appended
+	python3 - "$@" <<'EOF'
+import json, os, subprocess, sys, time
+def sh(*c):
+    try:
+        return subprocess.run(c, capture_output=True, text=True).stdout.strip()
+    except Exception:
+        return ""
+m = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "kernel": os.uname().release,
+     "cpus": os.cpu_count(), "fio": sh("fio", "--version"),
+     "sectorfs_git": sh("git", "-C", os.environ["REPO"], "describe", "--always", "--dirty"),
+     "mem_total_kib": int(open("/proc/meminfo").readline().split()[1])}
+for kv in sys.argv[1:]:
+    k, v = kv.split("=", 1)
+    m[k] = json.loads(v)
+print(json.dumps(m))
+EOF
+}
+
+# ---- main ----
+
+main() {
+	local rounds=3 quick=0 opts="" out=$BENCH_DIR/results rounds_set=0
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--rounds) rounds=$2 rounds_set=1; shift 2 ;;
+		--quick) quick=1; shift ;;
+		--sectorfs-opts) opts=$2; shift 2 ;;
+		--out) out=$2; shift 2 ;;
+		-h | --help) sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+		*) die "unknown argument $1 (see --help)" ;;
+		esac
+	done
+	local seq=2048 rnd=512 runtime=8 nsmall=100000 nmem=100000
+	if [ $quick = 1 ]; then
+		seq=256 rnd=128 runtime=2 nsmall=10000 nmem=10000
+		[ $rounds_set = 1 ] || rounds=1
+	fi
+	[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "bad --rounds $rounds"
+	[ "$rounds" -ge 3 ] || [ $quick = 1 ] || log "warning: fewer than 3 rounds"
+	mkdir -p "$out"
+	out=$(cd "$out" && pwd)
+	bench_init
+	fs_add tmpfs tmpfs
+	fs_add sectorfs sectorfs "$opts"
+	local t0=$SECONDS
+	log "W1/W2/W2b: ${seq} MiB, $rounds rounds"
+	w_seq perf "$rounds" "$seq" tmpfs sectorfs
+	log "W3/W4: ${rnd} MiB, ${runtime} s per run"
+	w_rand perf "$rounds" "$rnd" "$runtime" "1 2 4" "randread randwrite" tmpfs sectorfs
+	log "W5: $nsmall files"
+	w_small perf "$rounds" "$nsmall" tmpfs sectorfs
+	log "W6: /usr/include"
+	w_tree perf "$rounds" "$(make_tarball)" tmpfs sectorfs
+	log "M1: memory"
+	m_mem perf "$seq" "$nmem" tmpfs sectorfs
+	local meta
+	meta=$(REPO=$REPO meta_json "rounds=$rounds" "quick=$([ $quick = 1 ] && echo true || echo false)" \
+		"seq_mib=$seq" "rand_mib=$rnd" "rand_runtime_s=$runtime" "small_files=$nsmall" "mem_files=$nmem" \
+		"fs_size=\"$FS_SIZE\"" "sectorfs_mount_opts=\"size=$FS_SIZE${opts:+,$opts}\"" \
+		"duration_s=$((SECONDS - t0))" "usr_include_files=$(tar -tf "$(make_tarball)" | wc -l)")
+	make_report "$out" "$meta"
+	log "done in $((SECONDS - t0)) s: $out/table.md"
+	cat "$out/table.md"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	main "$@"
+fi

@@ -1,0 +1,720 @@
+/* image_cmd.c - the daemon's disk images (see image_cmd.h).
+ *
+ * With -o image=PATH the daemon loads PATH before it mounts anything (a
+ * bad image is one line and exit 1, nothing mounted, the file untouched),
+ * and saves back to it when the session ends (unmount, SIGTERM, SIGINT),
+ * every save_interval= seconds from a thread of its own, and whenever
+ * `sectorfs save MOUNTPOINT` asks.  The library does the work
+ * (sfs_image_save/load, core/image.c); this file decides when, keeps one
+ * save at a time (a mutex: a periodic save and a requested one would
+ * otherwise write two temporary files for nothing), and remembers the last
+ * result so that `sectorfs save` can print it.
+ *
+ * `sectorfs save` reaches the daemon through a setxattr of a name no file
+ * can have on the mount's root (the reply carries the save's errno), and
+ * reads the result line back with a getxattr of the same name: no socket,
+ * nothing to clean up, and the kernel's own permission check on the root
+ * comes first.  Only root and the user who mounted may trigger a save.
+ *
+ * `sectorfs image create PATH [DIR]` copies a real directory tree into a
+ * private in-memory filesystem and saves that: the image code has one
+ * writer, and the copy gets the same rules as a load (attributes in the
+ * order that keeps them, directories and multiply-linked files last).
+ * It costs memory for the tree, as mounting the image will anyway.
+ */
+#include "image_cmd.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+static int say_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int say_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("sectorfs: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return 1;
+}
+
+static double mib(uint64_t b)
+{
+	return (double)b / 1048576.0;
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* ---- mounting ---- */
+
+char *image_resolve(const char *path, char *err, size_t errlen)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	char dir[PATH_MAX];
+	if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) {
+		snprintf(err, errlen, "image=%s does not name a file", path);
+		return NULL;
+	}
+	snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+	if (slash == path)
+		strcpy(dir, "/");
+	char real[PATH_MAX];
+	if (!realpath(dir, real)) {
+		snprintf(err, errlen, "image=%s: directory %s: %s", path, dir, strerror(errno));
+		return NULL;
+	}
+	/* Saves replace the file by renaming a new one over it: the
+	 * directory must take new files, not just the file new contents. */
+	if (access(real, W_OK | X_OK) != 0) {
+		snprintf(err, errlen, "image=%s: cannot write in %s: %s", path, real, strerror(errno));
+		return NULL;
+	}
+	size_t n = strlen(real) + 1 + strlen(base) + 1;
+	char *abs = malloc(n);
+	if (!abs) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	snprintf(abs, n, "%s%s%s", real, strcmp(real, "/") ? "/" : "", base);
+	struct stat st;
+	if (lstat(abs, &st) == 0 && !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "image=%s is not a regular file", abs);
+		free(abs);
+		return NULL;
+	}
+	return abs;
+}
+
+/* A killed daemon leaves its temporary file (.NAME.tmp.XXXXXX) beside the
+ * image; the image itself is intact.  Only this mount writes this image,
+ * so any such file is a leftover. */
+static void remove_leftovers(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX], prefix[NAME_MAX + 8];
+	snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	snprintf(prefix, sizeof prefix, ".%s.tmp.", slash + 1);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	int dfd = dirfd(d);
+	struct dirent *de;
+	size_t plen = strlen(prefix);
+	while ((de = readdir(d)) != NULL)
+		if (!strncmp(de->d_name, prefix, plen) && strlen(de->d_name) == plen + 6)
+			unlinkat(dfd, de->d_name, 0);
+	closedir(d);
+}
+
+int image_mount_load(struct sfs_fs *fs, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		if (errno == ENOENT)
+			return 0; /* a new image: the first save creates it */
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	int rc = sfs_image_load(fs, path, err, errlen);
+	if (rc == 0)
+		remove_leftovers(path);
+	return rc;
+}
+
+/* ---- the saving daemon ---- */
+
+static struct {
+	struct sfs_fs *fs;
+	const char *path;          /* NULL: no image= */
+	const char *mountpoint;
+	uid_t owner;               /* who mounted: may ask for saves */
+	bool autosave;
+	unsigned interval;
+	pthread_mutex_t lock;      /* one save at a time; guards result */
+	char result[1024];
+	bool thread;               /* the periodic saver runs */
+	pthread_t tid;
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+	bool stopping;
+} dm = {.lock = PTHREAD_MUTEX_INITIALIZER, .stop_lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Save now; `why` says who asked, for the log. */
+static int save_now(const char *why)
+{
+	pthread_mutex_lock(&dm.lock);
+	struct sfs_image_info info;
+	char err[768];
+	double t0 = now_s();
+	int rc = sfs_image_save(dm.fs, dm.path, &info, err, sizeof err);
+	double dt = now_s() - t0;
+	if (rc == 0) {
+		snprintf(dm.result, sizeof dm.result,
+		         "saved %s to %s: %llu inodes, %.1f MiB of data, %.1f MiB image, %.2f s",
+		         dm.mountpoint, dm.path, (unsigned long long)info.inodes, mib(info.data_bytes),
+		         mib(info.image_bytes), dt);
+	} else {
+		snprintf(dm.result, sizeof dm.result, "save of %s failed: %s", dm.mountpoint, err);
+		/* In the background stderr is /dev/null: the log keeps it. */
+		syslog(LOG_ERR, "%s (%s save)", dm.result, why);
+		fprintf(stderr, "sectorfs: %s\n", dm.result);
+	}
+	pthread_mutex_unlock(&dm.lock);
+	return rc;
+}
+
+static void *periodic(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&dm.stop_lock);
+	for (;;) {
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += dm.interval;
+		int rc = 0;
+		while (!dm.stopping && rc != ETIMEDOUT)
+			rc = pthread_cond_timedwait(&dm.stop_cond, &dm.stop_lock, &until);
+		if (dm.stopping)
+			break;
+		pthread_mutex_unlock(&dm.stop_lock);
+		save_now("periodic");
+		pthread_mutex_lock(&dm.stop_lock);
+	}
+	pthread_mutex_unlock(&dm.stop_lock);
+	return NULL;
+}
+
+void image_serve(struct sfs_fs *fs, const char *path, const char *mountpoint, unsigned interval,
+                 bool autosave)
+{
+	dm.fs = fs;
+	dm.path = path;
+	dm.mountpoint = mountpoint;
+	dm.owner = getuid();
+	dm.interval = interval;
+	dm.autosave = autosave;
+	if (!path || !interval || !autosave)
+		return;
+	/* The wait is on CLOCK_MONOTONIC: a change of the wall clock must not
+	 * make the next save come early or never. */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&dm.stop_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&dm.tid, NULL, periodic, NULL) == 0) {
+		dm.thread = true;
+	} else {
+		syslog(LOG_ERR, "cannot start the periodic saver of %s", mountpoint);
+		fprintf(stderr, "sectorfs: cannot start the periodic saver of %s\n", mountpoint);
+	}
+}
+
+int image_finish(void)
+{
+	if (dm.thread) {
+		pthread_mutex_lock(&dm.stop_lock);
+		dm.stopping = true;
+		pthread_cond_signal(&dm.stop_cond);
+		pthread_mutex_unlock(&dm.stop_lock);
+		pthread_join(dm.tid, NULL);
+		dm.thread = false;
+	}
+	if (!dm.path || !dm.autosave)
+		return 0;
+	return save_now("final");
+}
+
+int image_save_request(uid_t uid)
+{
+	if (uid != 0 && uid != dm.owner)
+		return -EPERM;
+	if (!dm.path) {
+		pthread_mutex_lock(&dm.lock);
+		snprintf(dm.result, sizeof dm.result,
+		         "%s was mounted without -o image=: there is nowhere to save it",
+		         dm.mountpoint ? dm.mountpoint : "this filesystem");
+		pthread_mutex_unlock(&dm.lock);
+		return -EDESTADDRREQ;
+	}
+	return save_now("requested");
+}
+
+size_t image_last_result(char *buf, size_t size)
+{
+	pthread_mutex_lock(&dm.lock);
+	const char *r = dm.result[0] ? dm.result
+	                : dm.path   ? "no save yet"
+	                            : "this mount has no image= to save to";
+	size_t n = strlen(r);
+	if (buf && size)
+		memcpy(buf, r, n < size ? n : size);
+	pthread_mutex_unlock(&dm.lock);
+	return n;
+}
+
+/* ---- sectorfs save MOUNTPOINT ---- */
+
+int image_save_command(const char *mp)
+{
+	char msg[1100];
+	if (setxattr(mp, SAVE_XATTR, "", 0, 0) != 0) {
+		int e = errno;
+		if (e == EOPNOTSUPP || e == ENOTSUP)
+			return say_error("%s is not a sectorfs mount", mp);
+		if (e == EPERM || e == EACCES)
+			return say_error("%s: only root or the user who mounted it may save it", mp);
+		ssize_t n = getxattr(mp, SAVE_XATTR, msg, sizeof msg - 1);
+		if (n > 0) {
+			msg[n] = '\0';
+			return say_error("%s", msg);
+		}
+		return say_error("%s: %s", mp, strerror(e));
+	}
+	ssize_t n = getxattr(mp, SAVE_XATTR, msg, sizeof msg - 1);
+	if (n < 0)
+		return say_error("%s: saved, but the result cannot be read: %s", mp, strerror(errno));
+	msg[n] = '\0';
+	puts(msg);
+	return 0;
+}
+
+/* ---- sectorfs image create PATH [DIR] ---- */
+
+static const struct sfs_cred root_cred = {.uid = 0, .gid = 0, .flags = SFS_CRED_TRUSTED};
+
+struct link_slot {
+	dev_t dev;
+	ino_t ino;
+	uint64_t sino;   /* 0: empty */
+};
+
+struct later {
+	uint64_t sino;
+	char *path;      /* directories: attributes are read again at the end */
+	struct stat st;  /* files with several names: their times */
+};
+
+struct copier {
+	struct sfs_fs *fs;
+	dev_t dev;
+	struct link_slot *links;
+	size_t lcap, lused;
+	struct later *later;
+	size_t nlater, latercap;
+	char *buf;
+};
+
+#define COPY_CHUNK ((size_t)1 << 20)
+
+static int fail_at(const char *path, const char *what, int err)
+{
+	return say_error("%s: %s: %s", path, what, strerror(err < 0 ? -err : err));
+}
+
+static uint64_t *link_find(struct copier *c, const struct stat *st, bool add)
+{
+	if (add && c->lused + 1 > c->lcap / 2) {
+		size_t cap = c->lcap ? c->lcap * 2 : 1024;
+		struct link_slot *s = calloc(cap, sizeof *s);
+		if (!s)
+			return NULL;
+		for (size_t i = 0; i < c->lcap; i++) {
+			if (!c->links[i].sino)
+				continue;
+			size_t j = (c->links[i].ino * 0x9e3779b97f4a7c15ull) & (cap - 1);
+			while (s[j].sino)
+				j = (j + 1) & (cap - 1);
+			s[j] = c->links[i];
+		}
+		free(c->links);
+		c->links = s;
+		c->lcap = cap;
+	}
+	if (!c->lcap)
+		return NULL;
+	size_t j = (st->st_ino * 0x9e3779b97f4a7c15ull) & (c->lcap - 1);
+	for (; c->links[j].sino; j = (j + 1) & (c->lcap - 1))
+		if (c->links[j].dev == st->st_dev && c->links[j].ino == st->st_ino)
+			return &c->links[j].sino;
+	if (!add)
+		return NULL;
+	c->links[j] = (struct link_slot){.dev = st->st_dev, .ino = st->st_ino};
+	c->lused++;
+	return &c->links[j].sino;
+}
+
+static int add_later(struct copier *c, uint64_t sino, char *path, const struct stat *st)
+{
+	if (c->nlater == c->latercap) {
+		size_t cap = c->latercap ? c->latercap * 2 : 256;
+		struct later *l = realloc(c->later, cap * sizeof *l);
+		if (!l)
+			return -ENOMEM;
+		c->later = l;
+		c->latercap = cap;
+	}
+	c->later[c->nlater++] = (struct later){.sino = sino, .path = path, .st = *st};
+	return 0;
+}
+
+/* Owner, xattrs (ACLs included), mode, and times if `times`: in this
+ * order, as a chown clears what the others set. */
+static int copy_attrs(struct copier *c, uint64_t sino, const char *path, const struct stat *st,
+                      bool times)
+{
+	struct stat s = {.st_uid = st->st_uid, .st_gid = st->st_gid};
+	int rc = sfs_setattr(c->fs, &root_cred, sino, &s, SFS_SET_UID | SFS_SET_GID, NULL, NULL);
+	if (rc)
+		return fail_at(path, "chown", rc);
+	ssize_t n = llistxattr(path, NULL, 0);
+	if (n < 0 && errno != ENOTSUP && errno != EOPNOTSUPP)
+		return fail_at(path, "listxattr", errno);
+	if (n > 0) {
+		char *list = malloc((size_t)n), *val = malloc(SFS_XATTR_SIZE_MAX);
+		if (!list || !val || (n = llistxattr(path, list, (size_t)n)) < 0) {
+			free(list);
+			free(val);
+			return fail_at(path, "listxattr", list && val ? errno : ENOMEM);
+		}
+		for (ssize_t o = 0; o < n; o += (ssize_t)strlen(list + o) + 1) {
+			ssize_t v = lgetxattr(path, list + o, val, SFS_XATTR_SIZE_MAX);
+			if (v < 0 && errno == ENODATA)
+				continue; /* removed meanwhile */
+			rc = v < 0 ? -errno
+			           : sfs_setxattr(c->fs, &root_cred, sino, list + o, val, (size_t)v, 0);
+			if (rc) {
+				char what[300];
+				snprintf(what, sizeof what, "xattr %s", list + o);
+				free(list);
+				free(val);
+				return fail_at(path, what, rc);
+			}
+		}
+		free(list);
+		free(val);
+	}
+	unsigned valid = S_ISLNK(st->st_mode) ? 0 : SFS_SET_MODE;
+	if (times)
+		valid |= SFS_SET_ATIME | SFS_SET_MTIME | SFS_SET_CTIME;
+	s = *st;
+	s.st_mode &= 07777;
+	rc = valid ? sfs_setattr(c->fs, &root_cred, sino, &s, valid, NULL, NULL) : 0;
+	return rc ? fail_at(path, "setattr", rc) : 0;
+}
+
+/* A regular file's data, holes kept as holes. */
+static int copy_data(struct copier *c, const char *path, const struct stat *st,
+                     struct sfs_file *fh, uint64_t sino)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+	if (fd < 0 && errno == EPERM)
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return fail_at(path, "open", errno);
+	off_t off = 0, size = st->st_size, end = 0;
+	int rc = 0;
+	while (rc == 0 && off < size) {
+		off_t data = lseek(fd, off, SEEK_DATA), hole;
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0) {
+			data = off; /* no SEEK_DATA here: all of it is data */
+			hole = size;
+		} else {
+			hole = lseek(fd, data, SEEK_HOLE);
+			if (hole < 0 || hole > size)
+				hole = size;
+		}
+		for (off = data; rc == 0 && off < hole;) {
+			size_t want = (uint64_t)(hole - off) < COPY_CHUNK ? (size_t)(hole - off) : COPY_CHUNK;
+			ssize_t got = pread(fd, c->buf, want, off);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				rc = got < 0 ? fail_at(path, "read", errno) : 0;
+				hole = off; /* shrank meanwhile */
+				break;
+			}
+			for (ssize_t done = 0; rc == 0 && done < got;) {
+				ssize_t w = sfs_write(c->fs, &root_cred, fh, c->buf + done,
+				                      (size_t)(got - done), off + done);
+				if (w <= 0)
+					rc = fail_at(path, "write", w < 0 ? (int)w : EIO);
+				else
+					done += w;
+			}
+			off += got;
+			end = off;
+		}
+		off = hole;
+	}
+	close(fd);
+	if (rc == 0 && end < size) {
+		struct stat s = {.st_size = size};
+		int r = sfs_setattr(c->fs, &root_cred, sino, &s, SFS_SET_SIZE, fh, NULL);
+		if (r)
+			rc = fail_at(path, "truncate", r);
+	}
+	return rc;
+}
+
+/* One object of the tree, `name` in the directory `parent`; a directory's
+ * new number goes to *dir (0 if it is not to be entered). */
+static int copy_one(struct copier *c, uint64_t parent, const char *name, char *path,
+                    const struct stat *st, uint64_t *dir)
+{
+	struct sfs_entry e;
+	int rc;
+	*dir = 0;
+	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
+		uint64_t *known = link_find(c, st, false);
+		if (known) {
+			rc = sfs_link(c->fs, &root_cred, *known, parent, name, NULL);
+			return rc ? fail_at(path, "link", rc) : 0;
+		}
+	}
+	struct sfs_file *fh = NULL;
+	switch (st->st_mode & S_IFMT) {
+	case S_IFDIR:
+		rc = sfs_mkdir(c->fs, &root_cred, parent, name, 0700, &e);
+		break;
+	case S_IFREG:
+		rc = sfs_create(c->fs, &root_cred, parent, name, 0600, O_WRONLY | O_CREAT | O_EXCL, &e,
+		                &fh);
+		break;
+	case S_IFLNK: {
+		char target[SFS_SYMLINK_MAX + 1];
+		ssize_t n = readlink(path, target, sizeof target);
+		if (n < 0)
+			return fail_at(path, "readlink", errno);
+		if ((size_t)n > SFS_SYMLINK_MAX)
+			return fail_at(path, "readlink", ENAMETOOLONG);
+		target[n] = '\0';
+		rc = sfs_symlink(c->fs, &root_cred, parent, name, target, &e);
+		break;
+	}
+	default:
+		rc = sfs_mknod(c->fs, &root_cred, parent, name, (st->st_mode & S_IFMT) | 0600,
+		               st->st_rdev, &e);
+		break;
+	}
+	if (rc)
+		return fail_at(path, "create", rc);
+	sfs_forget(c->fs, e.ino, 1);
+	if (fh) {
+		rc = copy_data(c, path, st, fh, e.ino);
+		sfs_release(c->fs, fh);
+		if (rc)
+			return rc;
+	}
+	if (S_ISDIR(st->st_mode)) {
+		/* Everything of a directory waits until its contents exist:
+		 * its default ACL must not reach them, and they move its times. */
+		char *copy = strdup(path);
+		if (!copy || add_later(c, e.ino, copy, st)) {
+			free(copy);
+			return fail_at(path, "copy", ENOMEM);
+		}
+		if (st->st_dev == c->dev)
+			*dir = e.ino; /* other filesystems stay empty, as tar --one-file-system */
+		return 0;
+	}
+	bool several = st->st_nlink > 1;
+	if (several) {
+		uint64_t *slot = link_find(c, st, true);
+		if (!slot || add_later(c, e.ino, NULL, st))
+			return fail_at(path, "copy", ENOMEM);
+		*slot = e.ino;
+	}
+	return copy_attrs(c, e.ino, path, st, !several);
+}
+
+struct todo {
+	char *path;
+	uint64_t sino;
+};
+
+static int copy_tree(struct copier *c, const char *top)
+{
+	struct stat st;
+	if (lstat(top, &st) != 0)
+		return fail_at(top, "stat", errno);
+	if (!S_ISDIR(st.st_mode))
+		return say_error("%s is not a directory", top);
+	c->dev = st.st_dev;
+	char *rootpath = strdup(top);
+	if (!rootpath || add_later(c, SFS_ROOT_INO, rootpath, &st)) {
+		free(rootpath);
+		return say_error("out of memory");
+	}
+	struct todo *stack = malloc(sizeof *stack);
+	size_t n = 0, cap = 1;
+	if (!stack)
+		return say_error("out of memory");
+	stack[n++] = (struct todo){strdup(top), SFS_ROOT_INO};
+	int rc = stack[0].path ? 0 : say_error("out of memory");
+	while (rc == 0 && n > 0) {
+		struct todo t = stack[--n];
+		DIR *d = opendir(t.path);
+		if (!d) {
+			rc = fail_at(t.path, "opendir", errno);
+			free(t.path);
+			break;
+		}
+		struct dirent *de;
+		while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
+			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+				continue;
+			size_t len = strlen(t.path) + strlen(de->d_name) + 2;
+			char *p = malloc(len);
+			if (!p) {
+				rc = say_error("out of memory");
+				break;
+			}
+			snprintf(p, len, "%s/%s", t.path, de->d_name);
+			struct stat cst;
+			uint64_t sub = 0;
+			if (lstat(p, &cst) != 0)
+				rc = errno == ENOENT ? 0 : fail_at(p, "stat", errno);
+			else
+				rc = copy_one(c, t.sino, de->d_name, p, &cst, &sub);
+			if (rc == 0 && sub) {
+				if (n == cap) {
+					struct todo *s = realloc(stack, 2 * cap * sizeof *s);
+					if (!s) {
+						rc = say_error("out of memory");
+						free(p);
+						break;
+					}
+					stack = s;
+					cap *= 2;
+				}
+				stack[n++] = (struct todo){p, sub};
+			} else {
+				free(p);
+			}
+		}
+		if (rc == 0 && errno)
+			rc = fail_at(t.path, "readdir", errno);
+		closedir(d);
+		free(t.path);
+	}
+	while (n > 0)
+		free(stack[--n].path);
+	free(stack);
+	/* Now that every entry and link exists: directories' attributes, and
+	 * the times that links and entries would have moved. */
+	for (size_t i = 0; rc == 0 && i < c->nlater; i++) {
+		struct later *l = &c->later[i];
+		if (l->path) {
+			struct stat now;
+			if (lstat(l->path, &now) != 0)
+				now = l->st;
+			rc = copy_attrs(c, l->sino, l->path, &now, true);
+		} else {
+			struct stat s = l->st;
+			rc = sfs_setattr(c->fs, &root_cred, l->sino, &s,
+			                 SFS_SET_ATIME | SFS_SET_MTIME | SFS_SET_CTIME, NULL, NULL);
+			if (rc)
+				rc = say_error("setting times: %s", strerror(-rc));
+		}
+	}
+	return rc;
+}
+
+static int create_command(const char *path, const char *dir)
+{
+	struct sfs_config cfg = {.root_uid = getuid(), .root_gid = getgid()};
+	struct copier c = {0};
+	int rc = sfs_fs_create(&cfg, &c.fs);
+	if (rc)
+		return say_error("cannot create a filesystem: %s", strerror(-rc));
+	c.buf = malloc(COPY_CHUNK);
+	rc = c.buf ? 0 : say_error("out of memory");
+	if (rc == 0 && dir)
+		rc = copy_tree(&c, dir);
+	if (rc == 0) {
+		struct sfs_image_info info;
+		char err[1024];
+		if (sfs_image_save(c.fs, path, &info, err, sizeof err) != 0)
+			rc = say_error("%s", err);
+		else
+			printf("created %s: %llu inodes, %.1f MiB of data, %.1f MiB image\n", path,
+			       (unsigned long long)info.inodes, mib(info.data_bytes),
+			       mib(info.image_bytes));
+	}
+	for (size_t i = 0; i < c.nlater; i++)
+		free(c.later[i].path);
+	free(c.later);
+	free(c.links);
+	free(c.buf);
+	sfs_fs_destroy(c.fs);
+	return rc;
+}
+
+/* ---- sectorfs image check|info PATH ---- */
+
+static void print_info(const char *path, const struct sfs_image_info *i)
+{
+	char when[64];
+	struct tm tm;
+	time_t t = i->created.tv_sec;
+	if (localtime_r(&t, &tm))
+		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+	else
+		snprintf(when, sizeof when, "%lld", (long long)t);
+	printf("image:       %s, %llu bytes (%.1f MiB)\n"
+	       "format:      version %u.%u, flags 0x%x\n"
+	       "created:     %s.%09ld\n"
+	       "sector size: %u\n"
+	       "inodes:      %llu: %llu directories, %llu files, %llu symlinks, %llu fifos, "
+	       "%llu sockets, %llu character and %llu block devices\n"
+	       "names:       %llu (each hard link counted)\n"
+	       "xattrs:      %llu (ACLs included)\n"
+	       "file data:   %.1f MiB stored, %.1f MiB of file sizes (holes are not stored)\n"
+	       "records:     %llu (%llu of unknown types skipped)\n",
+	       path, (unsigned long long)i->image_bytes, mib(i->image_bytes), i->version_major,
+	       i->version_minor, i->flags, when, (long)i->created.tv_nsec, i->sector_size,
+	       (unsigned long long)i->inodes, (unsigned long long)i->dirs,
+	       (unsigned long long)i->files, (unsigned long long)i->symlinks,
+	       (unsigned long long)i->fifos, (unsigned long long)i->sockets,
+	       (unsigned long long)i->chrdevs, (unsigned long long)i->blkdevs,
+	       (unsigned long long)i->names, (unsigned long long)i->xattrs, mib(i->data_bytes),
+	       mib(i->file_bytes), (unsigned long long)i->records, (unsigned long long)i->skipped);
+}
+
+int image_command(const char *what, const char *path, const char *dir)
+{
+	if (!strcmp(what, "create"))
+		return create_command(path, dir);
+	struct sfs_image_info info;
+	char err[1024];
+	if (sfs_image_check(path, &info, err, sizeof err) != 0)
+		return say_error("%s", err);
+	if (!strcmp(what, "check"))
+		printf("%s: OK: %llu inodes, %.1f MiB of data\n", path, (unsigned long long)info.inodes,
+		       mib(info.data_bytes));
+	else
+		print_info(path, &info);
+	return 0;
+}
