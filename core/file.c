@@ -213,29 +213,41 @@ ssize_t sfs_read(struct sfs_fs *fs, struct sfs_file *fh, void *buf, size_t size,
 }
 
 int sfs_read_view(struct sfs_fs *fs, struct sfs_file *fh, off_t off, size_t size,
-                  struct iovec *iov, int max, size_t *bytes)
+                  struct iovec *iov, int max, size_t *bytes, struct sfs_view *view)
 {
 	*bytes = 0;
+	view->priv = NULL;
 	int rc = data_fh(fh, false);
 	if (rc)
 		return rc;
 	if (off < 0)
 		return -EINVAL;
-	sv_read_lock(&fh->ip->u.data);
-	int n = sv_view(fs->pool, &fh->ip->u.data, off, size, iov, max, bytes);
+	struct sfs_inode *ip = fh->ip;
+	/* A reference of the view's own: the caller may release fh while
+	 * the view is still out (a reply can complete a request, and the
+	 * kernel release the file, before the replier ends the view). */
+	inode_hold(ip);
+	sv_read_lock(&ip->u.data);
+	int n = sv_view(fs->pool, &ip->u.data, off, size, iov, max, bytes);
 	if (n < 0) {
-		sv_read_unlock(&fh->ip->u.data);
+		sv_read_unlock(&ip->u.data);
+		inode_put(fs, ip);
 		return n;
 	}
 	if (size)
 		read_done(fs, fh);
+	view->priv = ip;
 	return n;
 }
 
-void sfs_read_view_end(struct sfs_fs *fs, struct sfs_file *fh)
+void sfs_read_view_end(struct sfs_fs *fs, struct sfs_view *view)
 {
-	(void)fs;
-	sv_read_unlock(&fh->ip->u.data);
+	struct sfs_inode *ip = view->priv;
+	if (!ip)
+		return;
+	view->priv = NULL;
+	sv_read_unlock(&ip->u.data);
+	inode_put(fs, ip);
 }
 
 static ssize_t do_write(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file *fh,

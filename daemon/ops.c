@@ -305,21 +305,23 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct sfs_fs *fs = fs_of(req);
 	struct sfs_file *fh = fh_of(fi);
 	struct iovec iov[MAX_IOV];
+	struct sfs_view view;
 	size_t bytes;
-	int n = sfs_read_view(fs, fh, off, size, iov, MAX_IOV, &bytes);
+	int n = sfs_read_view(fs, fh, off, size, iov, MAX_IOV, &bytes, &view);
 	if (n < 0) {
 		fuse_reply_err(req, -n);
 		return;
 	}
 	if (n < MAX_IOV || bytes == size) {
 		/* The common case: the view covers the request (a short view
-		 * means the end of the file). */
+		 * means the end of the file).  Once the reply is written the
+		 * kernel may release fh; the view holds the file by itself. */
 		fuse_reply_iov(req, iov, n);
-		sfs_read_view_end(fs, fh);
+		sfs_read_view_end(fs, &view);
 		return;
 	}
 	/* Too fragmented for one writev: copy instead. */
-	sfs_read_view_end(fs, fh);
+	sfs_read_view_end(fs, &view);
 	char *buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);

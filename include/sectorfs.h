@@ -174,12 +174,17 @@ ssize_t sfs_write(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_file 
                   const void *buf, size_t size, off_t off);
 /* Zero-copy read: iov[] points straight into the file's memory (holes into
  * a shared zero area) and stays valid and unchanged until
- * sfs_read_view_end(fh); writers to this file wait until then.  Returns the
- * number of entries; *bytes gets how much they cover (short at the end of
- * the file, or when max is too small). */
+ * sfs_read_view_end(view); writers to this file wait until then.  Returns
+ * the number of entries; *bytes gets how much they cover (short at the end
+ * of the file, or when max is too small).  The view keeps the file alive by
+ * itself: fh may be released before the view ends (as when a FUSE reply is
+ * answered and the kernel releases the file at once). */
+struct sfs_view {
+	void *priv;
+};
 int sfs_read_view(struct sfs_fs *fs, struct sfs_file *fh, off_t off, size_t size,
-                  struct iovec *iov, int max, size_t *bytes);
-void sfs_read_view_end(struct sfs_fs *fs, struct sfs_file *fh);
+                  struct iovec *iov, int max, size_t *bytes, struct sfs_view *view);
+void sfs_read_view_end(struct sfs_fs *fs, struct sfs_view *view);
 
 int sfs_flush(struct sfs_fs *fs, struct sfs_file *fh);
 int sfs_fsync(struct sfs_fs *fs, struct sfs_file *fh, bool datasync);

@@ -250,6 +250,52 @@ static void test_open_unlinked(void)
 	done();
 }
 
+/* A zero-copy read view outlives the handle it came from: the daemon
+ * answers a read (the kernel may then release and forget an unlinked file)
+ * before it ends the view.  The memory must stay until the view ends. */
+static void test_view_outlives_handle(void)
+{
+	fresh(0, 0);
+	struct sfs_entry e;
+	struct sfs_file *fh;
+	CHECK_EQ(sfs_create(fs, &root, SFS_ROOT_INO, "v", 0644, O_RDWR, &e, &fh), 0);
+	static char blob[3 * 4096 + 100];
+	memset(blob, 'v', sizeof blob);
+	CHECK_EQ(sfs_write(fs, &root, fh, blob, sizeof blob, 0), (long long)sizeof blob);
+	CHECK_EQ(sfs_unlink(fs, &root, SFS_ROOT_INO, "v"), 0);
+	struct iovec iov[8];
+	size_t bytes;
+	struct sfs_view view;
+	int n = sfs_read_view(fs, fh, 0, sizeof blob, iov, 8, &bytes, &view);
+	CHECK(n > 0);
+	CHECK_EQ(bytes, sizeof blob);
+	CHECK_EQ(sfs_release(fs, fh), 0);
+	forget(e.ino);
+	struct sfs_stats s;
+	sfs_get_stats(fs, &s);
+	CHECK_EQ(s.inodes, 2); /* held by the view alone */
+	size_t seen = 0;
+	for (int i = 0; i < n; i++) {
+		const char *p = iov[i].iov_base;
+		for (size_t j = 0; j < iov[i].iov_len; j++)
+			CHECK_EQ(p[j], 'v');
+		seen += iov[i].iov_len;
+	}
+	CHECK_EQ(seen, sizeof blob);
+	sfs_read_view_end(fs, &view);
+	sfs_read_view_end(fs, &view); /* ending twice is harmless */
+	sfs_get_stats(fs, &s);
+	CHECK_EQ(s.inodes, 1);
+	CHECK_EQ(s.sectors, 0);
+	/* A failed view needs no end, but ending it is harmless too. */
+	CHECK_EQ(sfs_create(fs, &root, SFS_ROOT_INO, "w", 0644, O_WRONLY, &e, &fh), 0);
+	CHECK_EQ(sfs_read_view(fs, fh, 0, 10, iov, 8, &bytes, &view), -EBADF);
+	sfs_read_view_end(fs, &view);
+	CHECK_EQ(sfs_release(fs, fh), 0);
+	forget(e.ino);
+	done();
+}
+
 /* ---- rename ---- */
 
 static void test_rename(void)
@@ -649,6 +695,7 @@ int main(int argc, char **argv)
 	test_create();
 	test_links();
 	test_open_unlinked();
+	test_view_outlives_handle();
 	test_rename();
 	test_data();
 	test_permissions();
