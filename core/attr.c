@@ -103,15 +103,11 @@ int sfs_getattr(struct sfs_fs *fs, sfs_ino_t ino, struct stat *st)
 	return 0;
 }
 
-/* The suid and sgid bits a change of owner or of contents removes: suid
- * always, sgid only with group execute (without it, it marks mandatory
- * locking, not privilege). */
-static uint32_t privs_to_kill(uint32_t mode)
+void contents_changed_by(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip)
 {
-	uint32_t kill = mode & S_ISUID;
-	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
-		kill |= S_ISGID;
-	return kill;
+	if (!cred_privileged(cr))
+		ip->mode &= ~perm_setid_to_drop(cr, ip);
+	xattr_kill_caps(fs, ip);
 }
 
 /* Check everything before changing anything. */
@@ -149,8 +145,8 @@ static int setattr_allowed(struct sfs_fs *fs, const struct sfs_cred *cr, struct 
 		return -EPERM;
 	/* A chown clears suid/sgid: a mode change only the owner may make,
 	 * even when neither id changes (chown(f, -1, -1)). */
-	if ((valid & (SFS_SET_UID | SFS_SET_GID)) && !is_dir(ip) && privs_to_kill(ip->mode) &&
-	    !owner)
+	if ((valid & (SFS_SET_UID | SFS_SET_GID)) && !is_dir(ip) && !owner &&
+	    perm_setid_to_drop(cr, ip))
 		return -EPERM;
 	if (valid & SFS_SET_CTIME)
 		return -EPERM;
@@ -184,25 +180,22 @@ static int do_setattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t in
 	struct timespec now = os_now();
 	bool ctime = false;
 	if (valid & SFS_SET_SIZE) {
-		uint64_t old = sv_size(&ip->u.data);
 		rc = sv_resize(fs->pool, &ip->u.data, attr->st_size);
 		if (rc)
 			goto out;
-		if (old != (uint64_t)attr->st_size || fh) {
-			inode_set_time(&ip->mtime_s, &ip->mtime_ns, now);
-			ctime = true;
-		}
-		if (!cred_privileged(cr))
-			ip->mode &= ~privs_to_kill(ip->mode);
-		xattr_kill_caps(fs, ip);
+		/* Even to the same size, as tmpfs (truncate(2) and ftruncate). */
+		inode_set_time(&ip->mtime_s, &ip->mtime_ns, now);
+		ctime = true;
+		contents_changed_by(fs, cr, ip);
 	}
 	if (valid & (SFS_SET_UID | SFS_SET_GID)) {
+		/* Judged against the group the file had before. */
+		uint32_t drop = is_dir(ip) ? 0 : perm_setid_to_drop(cr, ip);
 		if ((valid & SFS_SET_UID) && attr->st_uid != (uid_t)-1)
 			ip->uid = attr->st_uid;
 		if ((valid & SFS_SET_GID) && attr->st_gid != (gid_t)-1)
 			ip->gid = attr->st_gid;
-		if (!is_dir(ip))
-			ip->mode &= ~privs_to_kill(ip->mode);
+		ip->mode &= ~drop;
 		xattr_kill_caps(fs, ip);
 		ctime = true;
 	}

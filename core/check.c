@@ -228,11 +228,14 @@ int sfs_check(struct sfs_fs *fs, char *msg, size_t msglen)
 	rc = reach(&c);
 	if (rc)
 		goto out;
+	uint64_t extra_links = 0;
 	for (size_t i = 0; i < c.n && c.rc == 0; i++) {
 		struct node_info *ni = &c.nodes[i];
 		struct sfs_inode *ip = ni->ip;
 		uint64_t nlink = atomic_load(&ip->nlink);
 		unsigned long long ino = (unsigned long long)ip->ino;
+		if (!is_dir(ip) && nlink > 1)
+			extra_links += nlink - 1;
 		if (is_dir(ip)) {
 			bool alive = nlink > 0;
 			if (alive && nlink != 2 + ip->u.dir->subdirs)
@@ -257,6 +260,9 @@ int sfs_check(struct sfs_fs *fs, char *msg, size_t msglen)
 	if (c.n != atomic_load(&fs->inodes))
 		fail(&c, "%zu inodes in the table, %llu counted", c.n,
 		     (unsigned long long)atomic_load(&fs->inodes));
+	else if (c.n + extra_links != atomic_load(&fs->charged))
+		fail(&c, "%zu inodes and %llu extra links, but %llu charged to max_inodes", c.n,
+		     (unsigned long long)extra_links, (unsigned long long)atomic_load(&fs->charged));
 	if (types[0] != atomic_load(&fs->nfiles) || types[1] != atomic_load(&fs->ndirs) ||
 	    types[2] != atomic_load(&fs->nsymlinks) || types[3] != atomic_load(&fs->nothers))
 		fail(&c, "per-type counts differ from the table");

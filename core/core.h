@@ -133,10 +133,13 @@ struct sfs_fs {
 	struct table_shard shards[TABLE_SHARDS];
 	_Atomic uint64_t next_ino;
 	_Atomic uint64_t inodes;      /* live inodes */
+	_Atomic uint64_t charged;     /* against max_inodes: inodes + extra links */
 	_Atomic uint64_t max_inodes;  /* 0: unlimited */
 	uint32_t generation;          /* this filesystem's generation */
 	uint64_t sip_key[2];          /* keys of the name hash */
 	enum sfs_atime atime;
+	void (*attrs_changed)(void *arg, sfs_ino_t ino); /* [const] see sfs_config */
+	void *attrs_changed_arg;
 	struct lk_mutex rename_lock;  /* cross-directory renames */
 	struct sfs_inode *root;
 	/* per-type counts for statistics [atomic] */
@@ -160,6 +163,11 @@ void inode_put(struct sfs_fs *fs, struct sfs_inode *ip);
 int inode_new(struct sfs_fs *fs, uint32_t mode, uint32_t uid, uint32_t gid,
               struct sfs_inode **out);
 void inode_abort(struct sfs_fs *fs, struct sfs_inode *ip);
+/* As tmpfs does, every name past a file's first costs an inode of
+ * max_inodes: link_charge() before adding one (-ENOSPC when none is left),
+ * link_refund() when a name of a file with several goes. */
+int link_charge(struct sfs_fs *fs);
+void link_refund(struct sfs_fs *fs);
 
 /* Bytes of pool memory charged for small objects: reserve, then allocate;
  * free, then release.  Both sides use the size class, so the accounts
@@ -172,6 +180,10 @@ void meta_free(struct sfs_fs *fs, void *obj, size_t size);
 struct timespec;
 void inode_stat(struct sfs_fs *fs, struct sfs_inode *ip, struct stat *st); /* [lock] read */
 void inode_touch(struct sfs_inode *ip, bool atime, bool mtime, bool ctime);
+/* cr changed ip's contents (write, truncate; ip's lock held for writing):
+ * drop what perm_setid_to_drop() says unless cr is privileged, and any
+ * file capabilities. */
+void contents_changed_by(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip);
 void inode_set_time(_Atomic int64_t *s, _Atomic uint32_t *ns, struct timespec ts);
 /* Decide (relatime) and update the access time after a read. */
 void inode_accessed(struct sfs_fs *fs, struct sfs_inode *ip);
@@ -185,6 +197,12 @@ unsigned char dt_of(uint32_t mode);
 
 bool cred_privileged(const struct sfs_cred *cr);
 bool cred_in_group(const struct sfs_cred *cr, uint32_t gid);
+/* The set-id bits a change of owner or contents by cr drops, as the
+ * kernel's setattr_should_drop_suidgid(): suid; sgid with group execute,
+ * or when cr is neither in the file's group nor privileged (without group
+ * execute, sgid marks mandatory locking, not privilege).  Writes and
+ * truncates by a privileged caller (CAP_FSETID) drop nothing. */
+uint32_t perm_setid_to_drop(const struct sfs_cred *cr, const struct sfs_inode *ip);
 bool cred_trusted(const struct sfs_cred *cr);
 /* Permission for `mask` on an inode, by mode bits and the access ACL.
  * 0 or -EACCES.  Inode lock held (read). */

@@ -34,23 +34,20 @@ static bool writable(const struct sfs_file *fh)
 	return (fh->flags & O_ACCMODE) != O_RDONLY;
 }
 
-/* Clear suid (and sgid with group execute) when an unprivileged caller
- * changes a file's contents. */
+/* Clear set-id bits (see perm_setid_to_drop) and capabilities when an
+ * unprivileged caller changes a file's contents. */
 static void kill_privs(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip)
 {
-	uint32_t mode = ip->mode;
-	bool sgid = (mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
-	bool bits = ((mode & S_ISUID) || sgid) && !cred_privileged(cr);
+	bool bits = (atomic_load(&ip->mode) & (S_ISUID | S_ISGID)) && !cred_privileged(cr);
 	if (!bits && !(atomic_load(&ip->flags) & I_CAPS))
 		return; /* the common case: one load of each, no lock */
 	lk_wrlock(&ip->lock);
-	if (!cred_privileged(cr)) {
-		ip->mode &= ~(uint32_t)S_ISUID;
-		if ((ip->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
-			ip->mode &= ~(uint32_t)S_ISGID;
-	}
-	xattr_kill_caps(fs, ip);
+	uint32_t mode = ip->mode;
+	contents_changed_by(fs, cr, ip);
+	bool changed = ip->mode != mode;
 	lk_wrunlock(&ip->lock);
+	if (changed && fs->attrs_changed)
+		fs->attrs_changed(fs->attrs_changed_arg, ip->ino);
 }
 
 static void data_modified(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip)
@@ -96,12 +93,7 @@ int file_open_inode(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_ino
 	if (rc == 0 && (flags & O_TRUNC) && is_reg(ip)) {
 		rc = sv_resize(fs->pool, &ip->u.data, 0);
 		if (rc == 0) {
-			if (!cred_privileged(cr)) {
-				ip->mode &= ~(uint32_t)S_ISUID;
-				if ((ip->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
-					ip->mode &= ~(uint32_t)S_ISGID;
-			}
-			xattr_kill_caps(fs, ip);
+			contents_changed_by(fs, cr, ip);
 			inode_touch(ip, false, true, true);
 		}
 	}

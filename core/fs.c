@@ -113,6 +113,7 @@ static void inode_free(struct sfs_fs *fs, struct sfs_inode *ip)
 	}
 	meta_free(fs, ip, sizeof(*ip));
 	atomic_fetch_sub(&fs->inodes, 1);
+	atomic_fetch_sub(&fs->charged, 1);
 }
 
 /* The last reference is dropped under the shard's write lock (the kernel's
@@ -150,15 +151,28 @@ void inode_put(struct sfs_fs *fs, struct sfs_inode *ip)
 	}
 }
 
-static int count_inode(struct sfs_fs *fs)
+int link_charge(struct sfs_fs *fs)
 {
 	uint64_t max = atomic_load(&fs->max_inodes);
-	uint64_t n = atomic_load(&fs->inodes);
+	uint64_t n = atomic_load(&fs->charged);
 	do {
 		if (max && n >= max)
 			return -ENOSPC;
-	} while (!atomic_compare_exchange_weak(&fs->inodes, &n, n + 1));
+	} while (!atomic_compare_exchange_weak(&fs->charged, &n, n + 1));
 	return 0;
+}
+
+void link_refund(struct sfs_fs *fs)
+{
+	atomic_fetch_sub(&fs->charged, 1);
+}
+
+static int count_inode(struct sfs_fs *fs)
+{
+	int rc = link_charge(fs);
+	if (rc == 0)
+		atomic_fetch_add(&fs->inodes, 1);
+	return rc;
 }
 
 int inode_new(struct sfs_fs *fs, uint32_t mode, uint32_t uid, uint32_t gid,
@@ -216,6 +230,7 @@ fail_dir:
 	meta_free(fs, ip, sizeof(*ip));
 fail_alloc:
 	atomic_fetch_sub(&fs->inodes, 1);
+	link_refund(fs);
 	return rc;
 }
 
@@ -250,6 +265,8 @@ int sfs_fs_create(const struct sfs_config *cfg, struct sfs_fs **out)
 	atomic_init(&fs->next_ino, SFS_ROOT_INO);
 	atomic_init(&fs->max_inodes, cfg->max_inodes);
 	fs->atime = cfg->atime;
+	fs->attrs_changed = cfg->attrs_changed;
+	fs->attrs_changed_arg = cfg->attrs_changed_arg;
 	uint32_t seed[5];
 	if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
 		struct timespec t = os_now();
@@ -300,9 +317,14 @@ void sfs_fs_destroy(struct sfs_fs *fs)
 	os_free(fs);
 }
 
+uint64_t sfs_fs_generation(const struct sfs_fs *fs)
+{
+	return fs->generation;
+}
+
 int sfs_fs_set_limits(struct sfs_fs *fs, uint64_t size_limit, uint64_t max_inodes)
 {
-	if (max_inodes && atomic_load(&fs->inodes) > max_inodes)
+	if (max_inodes && atomic_load(&fs->charged) > max_inodes)
 		return -EBUSY;
 	int rc = sp_set_limit(fs->pool, size_limit ? size_limit : SP_UNLIMITED);
 	if (rc)
@@ -325,7 +347,7 @@ int sfs_statfs(struct sfs_fs *fs, struct statvfs *st)
 		st->f_bfree = freeb;
 		st->f_bavail = freeb;
 	}
-	uint64_t max = atomic_load(&fs->max_inodes), n = atomic_load(&fs->inodes);
+	uint64_t max = atomic_load(&fs->max_inodes), n = atomic_load(&fs->charged);
 	if (max) {
 		st->f_files = max;
 		st->f_ffree = max > n ? max - n : 0;

@@ -489,10 +489,16 @@ static int do_link(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, 
 	rc = may_link(fs, cr, ip);
 	if (rc == 0)
 		rc = perm_check(fs, cr, dir, MAY_WRITE | MAY_EXEC);
-	if (rc == 0 && atomic_load(&ip->nlink) == 0 && !(atomic_load(&ip->flags) & I_LINKABLE))
+	bool extra = atomic_load(&ip->nlink) > 0; /* else an O_TMPFILE's first name */
+	if (rc == 0 && !extra && !(atomic_load(&ip->flags) & I_LINKABLE))
 		rc = -ENOENT;
-	if (rc == 0)
+	if (rc == 0 && extra)
+		rc = link_charge(fs);
+	if (rc == 0) {
 		rc = dir_add(fs, dir, newname, len, ip);
+		if (rc && extra)
+			link_refund(fs);
+	}
 	if (rc == 0) {
 		atomic_fetch_add(&ip->nlink, 1);
 		atomic_fetch_and(&ip->flags, ~I_LINKABLE);
@@ -554,8 +560,8 @@ static int remove_name(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t p
 		if (want_dir) {
 			atomic_store(&victim->nlink, 0);
 			set_dir_parent(victim, NULL);
-		} else {
-			atomic_fetch_sub(&victim->nlink, 1);
+		} else if (atomic_fetch_sub(&victim->nlink, 1) > 1) {
+			link_refund(fs);
 		}
 		inode_touch(victim, false, false, true);
 		dir_remove(fs, dir, de);
@@ -725,8 +731,8 @@ static void rename_apply(struct sfs_fs *fs, struct rename_ctx *r, const char *ne
 			if (is_dir(dst)) {
 				atomic_store(&dst->nlink, 0);
 				set_dir_parent(dst, NULL);
-			} else {
-				atomic_fetch_sub(&dst->nlink, 1);
+			} else if (atomic_fetch_sub(&dst->nlink, 1) > 1) {
+				link_refund(fs);
 			}
 		}
 	}

@@ -7,6 +7,8 @@
  * write anything, and execute a file that has at least one execute bit.
  * A caller that says SFS_CRED_TRUSTED had all this checked by the kernel.
  */
+#include <stdlib.h>
+
 #include "core.h"
 
 bool cred_trusted(const struct sfs_cred *cr)
@@ -19,14 +21,41 @@ bool cred_privileged(const struct sfs_cred *cr)
 	return cr == NULL || cr->uid == 0;
 }
 
+static bool gid_listed(const gid_t *list, int n, uint32_t gid)
+{
+	for (int i = 0; i < n; i++)
+		if (list[i] == gid)
+			return true;
+	return false;
+}
+
 bool cred_in_group(const struct sfs_cred *cr, uint32_t gid)
 {
 	if (cr->gid == gid)
 		return true;
-	for (int i = 0; i < cr->ngroups; i++)
-		if (cr->groups[i] == gid)
-			return true;
-	return false;
+	if (cr->groups || !cr->get_groups)
+		return gid_listed(cr->groups, cr->ngroups, gid);
+	gid_t some[32];
+	int n = cr->get_groups(cr->get_groups_arg, some, 32);
+	if (n <= 32)
+		return gid_listed(some, n, gid);
+	gid_t *all = malloc(sizeof(gid_t) * (size_t)n);
+	if (!all)
+		return false; /* the safe answer: a setgid bit is dropped */
+	int m = cr->get_groups(cr->get_groups_arg, all, n);
+	bool in = gid_listed(all, m < n ? m : n, gid);
+	free(all);
+	return in;
+}
+
+uint32_t perm_setid_to_drop(const struct sfs_cred *cr, const struct sfs_inode *ip)
+{
+	uint32_t mode = atomic_load(&ip->mode);
+	uint32_t drop = mode & S_ISUID;
+	if ((mode & S_ISGID) &&
+	    ((mode & S_IXGRP) || !(cred_privileged(cr) || cred_in_group(cr, ip->gid))))
+		drop |= S_ISGID;
+	return drop;
 }
 
 int perm_check(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip, int mask)

@@ -215,7 +215,10 @@ static int mount_and_serve(struct opts *o)
 {
 	if (check_mountpoint(o->mountpoint))
 		return 1;
+	struct daemon d = {.cache = o->cache, .writeback = o->writeback};
 	struct sfs_config cfg = {
+	        .attrs_changed = daemon_attrs_changed,
+	        .attrs_changed_arg = &d,
 	        .sector_size = o->sector_size,
 	        .size_limit = o->size,
 	        .max_inodes = o->nr_inodes,
@@ -240,7 +243,6 @@ static int mount_and_serve(struct opts *o)
 			return 1;
 		}
 	}
-	struct daemon d = {.cache = o->cache, .writeback = o->writeback};
 	int rc = sfs_fs_create(&cfg, &d.fs);
 	if (rc) {
 		free(image);
@@ -270,6 +272,7 @@ static int mount_and_serve(struct opts *o)
 		rc = die("%s", fuse_error("bad options"));
 		goto out_fs;
 	}
+	d.se = se;
 	if (fuse_set_signal_handlers(se) != 0) {
 		rc = die("cannot set signal handlers");
 		goto out_session;

@@ -38,11 +38,20 @@ static struct sfs_fs *fs_of(fuse_req_t req)
 	return dm(req)->fs;
 }
 
+static int req_groups(void *req, gid_t *list, int max)
+{
+	int n = fuse_req_getgroups(req, max, list);
+	return n < 0 ? -1 : n;
+}
+
+/* The kernel checked permissions (default_permissions); the caller's
+ * supplementary groups, costly to read, are fetched only if needed. */
 static struct sfs_cred cred_of(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 	return (struct sfs_cred){.uid = c->uid, .gid = c->gid, .umask = c->umask,
-	                         .flags = SFS_CRED_TRUSTED};
+	                         .flags = SFS_CRED_TRUSTED, .get_groups = req_groups,
+	                         .get_groups_arg = req};
 }
 
 static struct sfs_file *fh_of(struct fuse_file_info *fi)
@@ -79,6 +88,15 @@ static void reply_lookup(fuse_req_t req, int rc, const struct sfs_entry *e)
 static void reply_err(fuse_req_t req, int rc)
 {
 	fuse_reply_err(req, rc < 0 ? -rc : 0);
+}
+
+void daemon_attrs_changed(void *daemon, sfs_ino_t ino)
+{
+	struct daemon *d = daemon;
+	/* An offset below zero: the attributes only, not the page cache.
+	 * The kernel takes no lock the request's caller holds. */
+	if (d->se)
+		fuse_lowlevel_notify_inval_inode(d->se, ino, -1, 0);
 }
 
 /* ---- the connection ---- */
@@ -241,14 +259,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 /* ---- files ---- */
 
-/* With the writeback cache the kernel reads to fill pages written in part
- * (so a write-only open must read), and it places appends itself: its
- * writebacks carry real offsets, which O_APPEND would move to the end. */
+/* The kernel places appends itself: every write carries the real offset
+ * (and fcntl(F_SETFL) may turn O_APPEND off without telling us), so the
+ * handle must not move writes to the end.  With the writeback cache the
+ * kernel also reads to fill pages written in part, so a write-only open
+ * must read. */
 static int open_flags(struct daemon *d, int flags)
 {
-	if (!d->writeback)
-		return flags;
-	if ((flags & O_ACCMODE) == O_WRONLY)
+	if (d->writeback && (flags & O_ACCMODE) == O_WRONLY)
 		flags = (flags & ~O_ACCMODE) | O_RDWR;
 	return flags & ~O_APPEND;
 }
@@ -427,7 +445,10 @@ static int fill(void *ctx, const char *name, const struct stat *attr, off_t next
 	struct dirbuf *b = ctx;
 	size_t room = b->size - b->used, n;
 	if (b->plus) {
+		/* The generation must be the one lookups give, or the kernel
+		 * takes the inode for a new one and marks the old bad. */
 		struct fuse_entry_param e = {.ino = attr->st_ino, .attr = *attr,
+		                             .generation = sfs_fs_generation(fs_of(b->req)),
 		                             .attr_timeout = TIMEOUT, .entry_timeout = TIMEOUT};
 		n = fuse_add_direntry_plus(b->req, b->buf + b->used, room, name, &e, next);
 	} else {

@@ -13,9 +13,14 @@
 
 struct daemon {
 	struct sfs_fs *fs;
+	struct fuse_session *se; /* set once, before the first request */
 	enum opt_cache cache;
 	bool writeback;
 };
+
+/* sfs_config.attrs_changed for a daemon: the kernel forgets the inode's
+ * cached attributes. */
+void daemon_attrs_changed(void *daemon, sfs_ino_t ino);
 
 extern const struct fuse_lowlevel_ops sectorfs_ops;
 

@@ -77,6 +77,12 @@ struct sfs_config {
 	gid_t root_gid;
 	bool noswap;          /* lock memory in RAM (needs RLIMIT_MEMLOCK) */
 	enum sfs_atime atime;
+	/* Optional: called, with no lock held, when the filesystem changes
+	 * an inode's attributes as a side effect nobody asked for (a write by
+	 * an unprivileged caller drops set-id bits), so that a cache of
+	 * attributes (the kernel's, under FUSE) can forget them. */
+	void (*attrs_changed)(void *arg, sfs_ino_t ino);
+	void *attrs_changed_arg;
 };
 
 int sfs_fs_create(const struct sfs_config *cfg, struct sfs_fs **out);
@@ -97,6 +103,13 @@ struct sfs_cred {
 	int ngroups;
 	mode_t umask;        /* applied to created objects (unless a default ACL) */
 	unsigned flags;
+	/* Optional, used when groups is NULL: the supplementary groups are
+	 * asked for only when a decision needs them (rare with TRUSTED:
+	 * whether a write drops a setgid bit).  Fills up to max entries of
+	 * list and returns how many there are (more than max: call again
+	 * with room for all), or -1. */
+	int (*get_groups)(void *arg, gid_t *list, int max);
+	void *get_groups_arg;
 };
 
 /* uid 0 is privileged (as with CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_CHOWN,
@@ -106,9 +119,13 @@ struct sfs_cred {
 
 struct sfs_entry {
 	sfs_ino_t ino;
-	uint64_t generation;
+	uint64_t generation; /* sfs_fs_generation(): numbers are never reused */
 	struct stat attr;
 };
+
+/* The generation of every inode of this filesystem (for NFS-style handles
+ * and FUSE entries, such as readdirplus's). */
+uint64_t sfs_fs_generation(const struct sfs_fs *fs);
 
 int sfs_lookup(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
                struct sfs_entry *out);

@@ -296,6 +296,95 @@ static void test_view_outlives_handle(void)
 	done();
 }
 
+/* Set-id bits a write drops, as the kernel's setattr_should_drop_suidgid():
+ * suid; sgid with group execute, or without it when the writer is not in
+ * the file's group.  Supplementary groups may come late, from a callback;
+ * the host hears of the change it did not ask for. */
+static sfs_ino_t changed_ino;
+static int changed_calls;
+
+static void note_change(void *arg, sfs_ino_t ino)
+{
+	CHECK(arg == &changed_ino);
+	changed_ino = ino;
+	changed_calls++;
+}
+
+static int groups_3000(void *arg, gid_t *list, int max)
+{
+	int *calls = arg;
+	++*calls;
+	if (max >= 1)
+		list[0] = 3000;
+	return 1;
+}
+
+static void write_as(const struct sfs_cred *cr, sfs_ino_t f)
+{
+	struct sfs_file *fh;
+	CHECK_EQ(sfs_open(fs, cr, f, O_WRONLY, &fh), 0);
+	CHECK_EQ(sfs_write(fs, cr, fh, "x", 1, 0), 1);
+	CHECK_EQ(sfs_release(fs, fh), 0);
+}
+
+static void test_setid_drop(void)
+{
+	struct sfs_config cfg = {.attrs_changed = note_change, .attrs_changed_arg = &changed_ino};
+	CHECK_EQ(sfs_fs_create(&cfg, &fs), 0);
+	struct sfs_entry e;
+	struct sfs_file *fh;
+	CHECK_EQ(sfs_create(fs, &root, SFS_ROOT_INO, "f", 0666, O_RDWR, &e, &fh), 0);
+	CHECK_EQ(sfs_release(fs, fh), 0);
+	sfs_ino_t f = e.ino;
+	struct stat a = {.st_mode = 02766}; /* sgid, no group execute, group 0 */
+	CHECK_EQ(sfs_setattr(fs, &root, f, &a, SFS_SET_MODE, NULL, NULL), 0);
+	/* root writes: nothing dropped, nobody told */
+	write_as(&root, f);
+	CHECK_EQ(st_of(f).st_mode, S_IFREG | 02766);
+	CHECK_EQ(changed_calls, 0);
+	/* a member of group 3000, known only through the callback, keeps it */
+	a.st_gid = 3000;
+	CHECK_EQ(sfs_setattr(fs, &root, f, &a, SFS_SET_GID | SFS_SET_MODE, NULL, NULL), 0);
+	int asked = 0;
+	struct sfs_cred late = {.uid = 1000, .gid = 1000, .get_groups = groups_3000,
+	                        .get_groups_arg = &asked};
+	write_as(&late, f);
+	CHECK_EQ(st_of(f).st_mode, S_IFREG | 02766);
+	CHECK(asked > 0);
+	CHECK_EQ(changed_calls, 0);
+	/* a writer outside the group drops it, and the host hears of it */
+	CHECK_EQ(sfs_open(fs, &other, f, O_WRONLY, &fh), 0);
+	CHECK_EQ(sfs_write(fs, &other, fh, "x", 1, 0), 1);
+	CHECK_EQ(st_of(f).st_mode, S_IFREG | 0766);
+	CHECK_EQ(changed_calls, 1);
+	CHECK_EQ(changed_ino, f);
+	CHECK_EQ(sfs_write(fs, &other, fh, "x", 1, 0), 1); /* nothing left to drop */
+	CHECK_EQ(changed_calls, 1);
+	CHECK_EQ(sfs_release(fs, fh), 0);
+	/* with group execute, even members lose it; suid goes for anyone */
+	a.st_mode = 06776;
+	CHECK_EQ(sfs_setattr(fs, &root, f, &a, SFS_SET_MODE, NULL, NULL), 0);
+	write_as(&user, f);
+	CHECK_EQ(st_of(f).st_mode, S_IFREG | 0776);
+	CHECK_EQ(changed_calls, 2);
+	/* truncate by a non-member drops sgid too (the caller gets the new
+	 * attributes back, so no call) */
+	a.st_mode = 02766;
+	CHECK_EQ(sfs_setattr(fs, &root, f, &a, SFS_SET_MODE, NULL, NULL), 0);
+	struct stat sz = {.st_size = 0}, out;
+	CHECK_EQ(sfs_setattr(fs, &other, f, &sz, SFS_SET_SIZE, NULL, &out), 0);
+	CHECK_EQ(out.st_mode, S_IFREG | 0766);
+	CHECK_EQ(changed_calls, 2);
+	/* chown by root: suid always goes, sgid without group execute stays */
+	a.st_mode = 06766;
+	CHECK_EQ(sfs_setattr(fs, &root, f, &a, SFS_SET_MODE, NULL, NULL), 0);
+	a.st_uid = 1001;
+	CHECK_EQ(sfs_setattr(fs, &root, f, &a, SFS_SET_UID, NULL, &out), 0);
+	CHECK_EQ(out.st_mode, S_IFREG | 02766);
+	forget(f);
+	done();
+}
+
 /* ---- rename ---- */
 
 static void test_rename(void)
@@ -568,6 +657,29 @@ static void test_limits(void)
 	CHECK_EQ(sfs_mknod(fs, &root, SFS_ROOT_INO, "f4", S_IFREG | 0644, 0, &e), 0);
 	forget(e.ino);
 	CHECK_EQ(sfs_fs_set_limits(fs, 0, 3), -EBUSY);
+	/* Extra hard links cost an inode each, as in tmpfs; an O_TMPFILE's
+	 * first name does not (the file was charged when it was made). */
+	CHECK_EQ(sfs_link(fs, &root, e.ino, SFS_ROOT_INO, "f4b", NULL), -ENOSPC);
+	CHECK_EQ(sfs_unlink(fs, &root, SFS_ROOT_INO, "f1"), 0);
+	CHECK_EQ(sfs_link(fs, &root, e.ino, SFS_ROOT_INO, "f4b", NULL), 0);
+	CHECK_EQ(sfs_statfs(fs, &sv), 0);
+	CHECK_EQ(sv.f_ffree, 0);
+	CHECK_EQ(sfs_mknod(fs, &root, SFS_ROOT_INO, "f5", S_IFREG | 0644, 0, &e), -ENOSPC);
+	CHECK_EQ(sfs_rename(fs, &root, SFS_ROOT_INO, "f2", SFS_ROOT_INO, "f4b", 0), 0);
+	CHECK_EQ(sfs_statfs(fs, &sv), 0);
+	CHECK_EQ(sv.f_ffree, 1); /* f4 lost its second name */
+	CHECK_EQ(sfs_link(fs, &root, e.ino, SFS_ROOT_INO, "f4c", NULL), 0);
+	CHECK_EQ(sfs_unlink(fs, &root, SFS_ROOT_INO, "f4"), 0);
+	CHECK_EQ(sfs_statfs(fs, &sv), 0);
+	CHECK_EQ(sv.f_ffree, 1);
+	consistent();
+	struct sfs_file *tf;
+	CHECK_EQ(sfs_tmpfile(fs, &root, SFS_ROOT_INO, 0600, O_RDWR, &e, &tf), 0);
+	CHECK_EQ(sfs_link(fs, &root, e.ino, SFS_ROOT_INO, "t", NULL), 0);
+	CHECK_EQ(sfs_release(fs, tf), 0);
+	forget(e.ino);
+	CHECK_EQ(sfs_statfs(fs, &sv), 0);
+	CHECK_EQ(sv.f_ffree, 0);
 	CHECK_EQ(sfs_fs_set_limits(fs, 0, 0), 0);
 	done();
 
@@ -696,6 +808,7 @@ int main(int argc, char **argv)
 	test_links();
 	test_open_unlinked();
 	test_view_outlives_handle();
+	test_setid_drop();
 	test_rename();
 	test_data();
 	test_permissions();

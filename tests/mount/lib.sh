@@ -19,16 +19,23 @@
 #
 # The binary: $SECTORFS if set, else the first argument (the binary, or the
 # build directory that holds it), else /work/main/build/sectorfs.
+#
+# Environment: MT_DEADLINE=seconds (the watchdog; default per script, 840
+# if the script sets none), MT_ONLY="sec_fn ..." (run only those sections),
+# MT_VERBOSE=1 (print every section's output), MT_KEEP_GOING=1 (go on
+# after a difference; fail at the end).
 
 set -euo pipefail
 umask 022
 export LC_ALL=C LANG=C
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 unset POSIXLY_CORRECT
 
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 SFS_UID=4242       # the ordinary user "sfstest" (and its group)
-SFS_UID2=4243      # a second ordinary uid, no passwd entry needed
+SFS_UID2=4243      # a second ordinary user, "sfstest2"
+SFS_COMM=sectorfs
 T=""
 MT_NAME=""
 MT_MOUNTS=()       # every mount point this test may have mounted
@@ -59,7 +66,8 @@ mt_init() {
 	[ -x "$SECTORFS" ] || die "no sectorfs binary at $SECTORFS (set SECTORFS or pass the build dir)"
 	SECTORFS=$(readlink -f "$SECTORFS")
 	export SECTORFS
-	for tool in mount umount fusermount3 findmnt "$PY"; do
+	SFS_COMM=$(basename "$SECTORFS" | cut -c1-15)   # its name in /proc/PID/comm
+	for tool in mount umount fusermount3 pgrep setpriv "$PY"; do
 		command -v "$tool" >/dev/null || die "missing tool: $tool"
 	done
 	T=$(mktemp -d "/tmp/sfsmt.$MT_NAME.XXXXXX")
@@ -67,12 +75,36 @@ mt_init() {
 	trap 'mt_exit_trap' EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	mt_watchdog "${MT_DEADLINE:-${MT_DEFAULT_DEADLINE:-840}}"
 	say "$MT_NAME: binary $SECTORFS, work dir $T"
+}
+
+# A test that hangs (a daemon that deadlocked, say) must still clean up
+# before ctest's TIMEOUT kills it with SIGKILL, which no trap survives.
+# After $1 seconds the watchdog kills the sectorfs daemons of every mount
+# under $T, which ends whatever waits on them (ENOTCONN), then sends
+# SIGTERM to the test, whose EXIT trap unmounts everything.
+MT_WATCHDOG=""
+mt_watchdog() {
+	local secs=$1 main=$$
+	(
+		trap - EXIT INT TERM
+		sleep "$secs"
+		printf 'FAIL [%s]: still running after %s s (MT_DEADLINE); killing its daemons\n' \
+			"$MT_NAME" "$secs" >&2
+		for mp in $(awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo); do
+			for p in $(sfs_pids "$mp"); do kill -KILL "$p" 2>/dev/null; done
+		done
+		kill -TERM "$main" 2>/dev/null
+	) &
+	MT_WATCHDOG=$!
+	disown "$MT_WATCHDOG"    # no "Terminated" when the cleanup ends it
 }
 
 mt_exit_trap() {
 	local rc=$?
 	set +e
+	trap '' PIPE INT TERM    # nothing may stop the cleanup half way
 	mt_cleanup
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
 		say "$MT_NAME: FAILED (exit $rc)" >&2
@@ -91,6 +123,20 @@ mount_type() {
 		/proc/self/mountinfo
 }
 
+# poll SECONDS CMD...: run CMD every 50 ms until it succeeds (0) or
+# SECONDS have passed (1).
+poll() {
+	local n=$(($1 * 20))
+	shift
+	until "$@"; do
+		n=$((n - 1))
+		[ $n -gt 0 ] || return 1
+		sleep 0.05
+	done
+}
+pid_gone() { ! pid_alive "$1"; }
+not_mounted() { ! is_mounted "$1"; }
+
 # Is process $1 alive (zombies count as dead)?
 pid_alive() {
 	local st
@@ -105,44 +151,55 @@ sfs_pids() {
 	local mp=$1 p
 	for p in $(pgrep -f -- "${mp}( |\$)" 2>/dev/null); do
 		[ "$p" = "$$" ] && continue
-		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = sectorfs ] || continue
+		case "$(cat "/proc/$p/comm" 2>/dev/null)" in
+		sectorfs | "$SFS_COMM") ;;
+		*) continue ;;
+		esac
 		pid_alive "$p" && echo "$p"
 	done
 	return 0
 }
 
 # Wait up to $2 seconds (default 5) for every daemon of mount point $1 to end.
-wait_daemon_gone() {
-	local mp=$1 n=$(( ${2:-5} * 20 ))
-	while [ $n -gt 0 ]; do
-		[ -z "$(sfs_pids "$mp")" ] && return 0
-		sleep 0.05
-		n=$((n - 1))
-	done
-	return 1
-}
+no_daemon() { [ -z "$(sfs_pids "$1")" ]; }
+wait_daemon_gone() { poll "${2:-5}" no_daemon "$1"; }
 
 # Unmount whatever is at $1, by all means; kill its daemon.  Never fails.
+# (A busy FUSE mount is detached lazily; a daemon that does not end on
+# SIGTERM within 3 s gets SIGKILL, which also releases anything blocked
+# on it.)
 force_unmount() {
-	local mp=$1 p i
+	local mp=$1 pids i
 	for i in 1 2 3; do
 		is_mounted "$mp" || break
-		if [ "$(mount_type "$mp")" = fuse.sectorfs ] || [[ "$(mount_type "$mp")" == fuse* ]]; then
-			fusermount3 -u "$mp" 2>/dev/null || umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null
-		else
-			umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null
-		fi
+		case "$(mount_type "$mp")" in
+		fuse*) fusermount3 -u "$mp" 2>/dev/null || umount "$mp" 2>/dev/null ||
+			umount -l "$mp" 2>/dev/null || fusermount3 -uz "$mp" 2>/dev/null ;;
+		*) umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null ;;
+		esac
 	done
-	for p in $(sfs_pids "$mp"); do kill -TERM "$p" 2>/dev/null; done
-	wait_daemon_gone "$mp" 3 || for p in $(sfs_pids "$mp"); do kill -KILL "$p" 2>/dev/null; done
-	if is_mounted "$mp"; then
-		umount -l "$mp" 2>/dev/null
+	pids=$(sfs_pids "$mp")
+	if [ -n "$pids" ]; then
+		kill -TERM $pids 2>/dev/null
+		if ! wait_daemon_gone "$mp" 3; then
+			pids=$(sfs_pids "$mp")
+			[ -n "$pids" ] && kill -KILL $pids 2>/dev/null
+			wait_daemon_gone "$mp" 2
+		fi
 	fi
+	is_mounted "$mp" && umount -l "$mp" 2>/dev/null
 	return 0
 }
 
 mt_cleanup() {
 	local i mp
+	if [ -n "$MT_WATCHDOG" ]; then
+		local kids
+		kids=$(pgrep -P "$MT_WATCHDOG")        # its sleep
+		kill "$MT_WATCHDOG" 2>/dev/null        # first, so that it reports nothing
+		[ -n "$kids" ] && kill $kids 2>/dev/null
+		MT_WATCHDOG=""
+	fi
 	[ -n "$T" ] || return 0
 	cd /
 	for ((i = ${#MT_MOUNTS[@]} - 1; i >= 0; i--)); do
@@ -216,16 +273,23 @@ drop_caches() {
 
 # ---- the ordinary user ----
 
+# The users "sfstest" (uid/gid 4242) and "sfstest2" (uid/gid 4243),
+# created if missing and kept (so that their ids stay stable).
 ensure_user() {
-	if ! getent group sfstest >/dev/null; then
-		groupadd -g "$SFS_UID" sfstest || die "groupadd sfstest failed"
-	fi
-	if ! getent passwd sfstest >/dev/null; then
-		useradd -u "$SFS_UID" -g "$SFS_UID" -M -d /nonexistent -s /bin/sh sfstest ||
-			die "useradd sfstest failed"
-	fi
-	[ "$(id -u sfstest)" = "$SFS_UID" ] || die "user sfstest exists with uid $(id -u sfstest), expected $SFS_UID"
-	[ "$(getent group sfstest | cut -d: -f3)" = "$SFS_UID" ] || die "group sfstest is not gid $SFS_UID"
+	local name id
+	for name in sfstest sfstest2; do
+		id=$SFS_UID
+		[ $name = sfstest2 ] && id=$SFS_UID2
+		if ! getent group $name >/dev/null; then
+			groupadd -g "$id" $name || die "groupadd -g $id $name failed"
+		fi
+		if ! getent passwd $name >/dev/null; then
+			useradd -u "$id" -g "$id" -M -d /nonexistent -s /bin/sh $name ||
+				die "useradd $name failed"
+		fi
+		[ "$(id -u $name)" = "$id" ] || die "user $name exists with uid $(id -u $name), expected $id"
+		[ "$(getent group $name | cut -d: -f3)" = "$id" ] || die "group $name is not gid $id"
+	done
 }
 
 # as_user UID GID CMD...: run CMD as that uid/gid (supplementary: just GID),
@@ -288,7 +352,7 @@ run_in() {
 	local dir=$1 fn=$2 rc=0
 	(
 		cd "$dir" || exit 99
-		MNT=$dir
+		export MNT=$dir
 		"$fn"
 	) 2>&1 | sed "s|$dir|MNT|g" || rc=$?
 	return 0

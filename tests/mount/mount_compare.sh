@@ -8,6 +8,7 @@
 # usage: mount_compare.sh [SECTORFS_BINARY_OR_BUILD_DIR]     (root; 77 = skipped)
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
+MT_DEFAULT_DEADLINE=600
 mt_init mount_compare "$@"
 ensure_user
 command -v setfacl >/dev/null || die "setfacl missing (package acl)"
@@ -557,6 +558,64 @@ os.symlink("nodir/x", "S/sub")
 t("create through dangling into missing dir", os.open, "S/sub", os.O_CREAT | os.O_WRONLY, 0o644)
 EOF
 	r ls -la --time-style=+ S/s1 S/target
+}
+
+sec_readdir() {
+	py <<'EOF'
+os.mkdir("rd")
+os.chdir("rd")
+# open descriptors must survive a listing of their directory (READDIRPLUS
+# hands the kernel the attributes of the same inodes)
+fd = os.open("open-file", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o444)
+os.mkdir("open-dir")
+dfd = os.open("open-dir", os.O_RDONLY | os.O_DIRECTORY)
+print("listing:", sorted(os.listdir(".")))
+with os.scandir(".") as it:
+    for e in sorted(it, key=lambda e: e.name):
+        print("  scandir %s: dir %s file %s" % (e.name, e.is_dir(), e.is_file()))
+t("fstat of the open file after listing", lambda: oct(os.fstat(fd).st_mode))
+t("write through it", os.write, fd, b"x" * 5000)
+t("read through it", lambda: len(os.pread(fd, 10000, 0)))
+t("fchmod through it", os.fchmod, fd, 0o640)
+t("fstat of the open dir after listing", lambda: oct(os.fstat(dfd).st_mode))
+t("fchmod of the open dir", os.fchmod, dfd, 0o700)
+os.listdir(".")
+t("fstat again after a second listing", lambda: os.fstat(fd).st_size)
+os.close(fd)
+os.close(dfd)
+# a bigger directory: every name once, d_type right, inode numbers agree
+os.mkdir("big")
+for i in range(1500):
+    p = "big/n%04d" % i
+    if i % 100 == 0: os.mkdir(p)
+    elif i % 100 == 1: os.symlink("target", p)
+    elif i % 100 == 2: os.mkfifo(p)
+    else: os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
+names = os.listdir("big")
+print("big: %d entries, %d distinct, sorted sha %s" % (len(names), len(set(names)), sha("\n".join(sorted(names)).encode())))
+kinds = {}
+bad = 0
+with os.scandir("big") as it:
+    for e in it:
+        k = "d" if e.is_dir(follow_symlinks=False) else "l" if e.is_symlink() else "f" if e.is_file(follow_symlinks=False) else "o"
+        kinds[k] = kinds.get(k, 0) + 1
+        if e.inode() != os.lstat(e.path).st_ino: bad += 1
+print("kinds:", sorted(kinds.items()), "inode mismatches:", bad)
+for i in range(0, 1500, 3):
+    p = "big/n%04d" % i
+    (os.rmdir if i % 100 == 0 else os.unlink)(p)
+print("after removing every third:", len(os.listdir("big")))
+# entries removed while a listing is under way are not returned twice
+it = os.scandir("big")
+first = [next(it).name for _ in range(10)]
+for n in sorted(os.listdir("big"))[-50:]:
+    os.unlink("big/" + n) if not os.path.isdir("big/" + n) else os.rmdir("big/" + n)
+rest = [e.name for e in it]
+it.close()
+seen = first + rest
+print("listing across removals: duplicates %d" % (len(seen) - len(set(seen))))
+print("nlink of big:", os.stat("big").st_nlink, "of .:", os.stat(".").st_nlink)
+EOF
 }
 
 sec_rename() {
@@ -1147,6 +1206,7 @@ section "shared writable mmap, msync, read() coherence" sec_mmap
 section "fsync, fdatasync, O_SYNC, O_DSYNC" sec_fsync
 section "hard links and link counts (files, directories)" sec_links
 section "symlinks: readlink, dangling, ELOOP, 40-link chains, long targets" sec_symlinks
+section "readdir: open descriptors survive a listing, big directories, d_type, inode numbers" sec_readdir
 section "rename and renameat2 NOREPLACE / EXCHANGE" sec_rename
 section "xattrs: user.*, trusted.*, sizes, flags, removal, missing" sec_xattr
 section "POSIX ACLs: named entries, mask, default inheritance, chmod" sec_acl
@@ -1188,6 +1248,23 @@ for ss in 512 65536; do
 	section "sector_size=$ss: round trips" sec_roundtrip "$TM2" "$S2"
 	section "sector_size=$ss: extended regions" sec_extend "$TM2" "$S2"
 	section "sector_size=$ss: mmap" sec_mmap "$TM2" "$S2"
+	force_unmount "$TM2"
+	unmount_sfs "$S2"
+done
+
+# The data paths again with the kernel's writeback cache (-o writeback)
+# and with cache=open.
+for extra in writeback cache=open; do
+	S2=$T/sfs-${extra%%=*}
+	mount_sfs "$S2" "size=512m,$extra"
+	TM2=$T/tmpfs-${extra%%=*}
+	mount_tmpfs "$TM2" size=512m,mode=1777
+	section "$extra: round trips" sec_roundtrip "$TM2" "$S2"
+	section "$extra: extended regions" sec_extend "$TM2" "$S2"
+	section "$extra: sparse files" sec_sparse "$TM2" "$S2"
+	section "$extra: open flags" sec_openflags "$TM2" "$S2"
+	section "$extra: mmap" sec_mmap "$TM2" "$S2"
+	section "$extra: unlink while open" sec_unlink_open "$TM2" "$S2"
 	force_unmount "$TM2"
 	unmount_sfs "$S2"
 done

@@ -8,6 +8,7 @@
 # usage: mount_workload.sh [SECTORFS_BINARY_OR_BUILD_DIR]     (root; 77 = skipped)
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
+MT_DEFAULT_DEADLINE=300
 mt_init mount_workload "$@"
 for tool in make gcc ar git tar; do command -v $tool >/dev/null || die "missing tool: $tool"; done
 
@@ -250,7 +251,7 @@ sec_git() {
 	r $g add -A
 	r $g commit -qm x
 	r $g fsck --full --strict
-	r $g rev-parse HEAD HEAD^{tree}
+	r $g rev-parse HEAD 'HEAD^{tree}'
 	r $g status --porcelain
 	r $g ls-files -s
 	echo change >>README
@@ -272,7 +273,7 @@ sec_checksum() {
 	cd w
 	r sh -c 'tar -cf - --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --exclude=./.git/index . | sha256sum'
 	r sh -c 'tar -cf - --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --exclude=./.git/index . | tar -tvf - | sha256sum'
-	r sh -c 'cd ../clone && tar -cf - --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --exclude=./.git/index --exclude=./.git/objects/pack --exclude=./.git/packed-refs . | sha256sum'
+	r sh -c 'cd ../clone && tar -cf - --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --exclude=./.git . | sha256sum'
 	r du -s --apparent-size -B1 .
 	r sh -c 'find . -path ./.git -prune -o -printf "%y %m %n %s %P\n" | sort'
 }
