@@ -142,6 +142,10 @@ static uint32_t crc_table[8][256];
 static bool crc_hw;
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
+#if defined(__x86_64__)
+static void crc_sse42_init(void);
+#endif
+
 static void crc_init(void)
 {
 	for (uint32_t i = 0; i < 256; i++) {
@@ -156,6 +160,8 @@ static void crc_init(void)
 			                  crc_table[0][crc_table[t - 1][i] & 0xff];
 #if defined(__x86_64__)
 	crc_hw = __builtin_cpu_supports("sse4.2");
+	if (crc_hw)
+		crc_sse42_init();
 #endif
 }
 
@@ -176,11 +182,19 @@ static uint32_t crc_soft(uint32_t crc, const uint8_t *p, size_t n)
 }
 
 #if defined(__x86_64__)
-/* The crc32 instruction computes exactly this CRC, 8 bytes per cycle of
- * throughput: several times the tables, so checksums stay far below the
- * cost of the copies around them. */
-__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const uint8_t *p,
-                                                              size_t n)
+/* The crc32 instruction computes exactly this CRC.  One chain of them is
+ * bound by the instruction's latency (3 cycles for 8 bytes); three
+ * independent chains over three neighbouring blocks of CRC_BLOCK bytes
+ * run at its throughput, and are joined by shifting the first ones' CRCs
+ * over the bytes that follow them.  Shifting a CRC register over zero
+ * bytes is linear, so crc_shift[k][b] holds the shift of byte b at byte
+ * position k of the register, and a shift is four lookups. */
+#define CRC_BLOCK 4096
+
+static uint32_t crc_shift[4][256];
+
+__attribute__((target("sse4.2"))) static uint32_t crc_sse42_1(uint32_t crc, const uint8_t *p,
+                                                                size_t n)
 {
 	uint64_t c = crc;
 	while (n >= 8) {
@@ -194,6 +208,41 @@ __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const 
 	while (n--)
 		c32 = __builtin_ia32_crc32qi(c32, *p++);
 	return c32;
+}
+
+static uint32_t crc_shift_block(uint32_t c)
+{
+	return crc_shift[0][c & 0xff] ^ crc_shift[1][(c >> 8) & 0xff] ^
+	       crc_shift[2][(c >> 16) & 0xff] ^ crc_shift[3][c >> 24];
+}
+
+__attribute__((target("sse4.2"))) static void crc_sse42_init(void)
+{
+	static const uint8_t zeros[CRC_BLOCK];
+	for (int k = 0; k < 4; k++)
+		for (uint32_t b = 0; b < 256; b++)
+			crc_shift[k][b] = crc_sse42_1(b << (8 * k), zeros, CRC_BLOCK);
+}
+
+__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const uint8_t *p,
+                                                              size_t n)
+{
+	while (n >= 3 * CRC_BLOCK) {
+		uint64_t c0 = crc, c1 = 0, c2 = 0;
+		for (size_t i = 0; i < CRC_BLOCK; i += 8) {
+			uint64_t w0, w1, w2;
+			memcpy(&w0, p + i, 8);
+			memcpy(&w1, p + CRC_BLOCK + i, 8);
+			memcpy(&w2, p + 2 * CRC_BLOCK + i, 8);
+			c0 = __builtin_ia32_crc32di(c0, w0);
+			c1 = __builtin_ia32_crc32di(c1, w1);
+			c2 = __builtin_ia32_crc32di(c2, w2);
+		}
+		crc = crc_shift_block(crc_shift_block((uint32_t)c0) ^ (uint32_t)c1) ^ (uint32_t)c2;
+		p += 3 * CRC_BLOCK;
+		n -= 3 * CRC_BLOCK;
+	}
+	return crc_sse42_1(crc, p, n);
 }
 #endif
 
@@ -244,6 +293,26 @@ static int fail_nomem(struct ierr *e)
 }
 
 typedef unsigned long long ull;
+
+/* A name as it goes into a message: names may hold any byte but '/' and
+ * NUL, and a message is one line, so control characters, quotes and
+ * backslashes are escaped. */
+static const char *esc(char *out, size_t size, const void *name, size_t len)
+{
+	const unsigned char *p = name;
+	size_t o = 0;
+	for (size_t i = 0; i < len && o + 5 < size; i++) {
+		unsigned c = p[i];
+		if (c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+#define ESC_MAX (4 * SFS_NAME_MAX + 8)
 
 /* ---- growable byte arrays ---- */
 
@@ -407,7 +476,8 @@ static int rd_need(struct reader *r, uint64_t at, size_t n, const uint8_t **out)
 				want = (size_t)left;
 			if (want == 0)
 				return fail(r->e, -EIO, "changed while being read (now shorter)");
-			ssize_t got = pread(r->fd, r->buf + r->have, want, (off_t)(r->base + r->have));
+			off_t from = (off_t)(r->base + r->have);
+			ssize_t got = pread(r->fd, r->buf + r->have, want, from);
 			if (got < 0 && errno == EINTR)
 				continue;
 			if (got < 0)
@@ -457,7 +527,8 @@ static int rd_next(struct reader *r, struct rec *out)
 		uint32_t len = get32(h + 4), seq = get32(h + 8), crc = get32(h + 12);
 		if (len > r->size - at - REC_HDR)
 			return fail(r->e, -EINVAL,
-			            "record %llu (offset %llu): length %u runs past the end of the image",
+			            "record %llu (offset %llu): length %u runs past the end of the "
+			            "image",
 			            (ull)no, (ull)at, len);
 		bool known = type_name(type) != NULL;
 		if (known && len > KNOWN_MAX)
@@ -491,16 +562,17 @@ static int rd_next(struct reader *r, struct rec *out)
 			describe(what, sizeof what, type, NULL, 0);
 		}
 		if (sum != crc)
-			return fail(r->e, -EINVAL, "record %llu (%s): checksum mismatch", (ull)no, what);
+			return fail(r->e, -EINVAL, "record %llu (%s): checksum mismatch", (ull)no,
+			            what);
 		if (seq != (uint32_t)no)
 			return fail(r->e, -EINVAL,
-			            "record %llu (%s): sequence number %u, expected %u (records missing, "
-			            "repeated or reordered)",
+			            "record %llu (%s): sequence number %u, expected %u (records "
+			            "missing, repeated or reordered)",
 			            (ull)no, what, seq, (uint32_t)no);
 		if (!known && !(flags & REC_SKIP))
 			return fail(r->e, -EINVAL,
-			            "record %llu: type 0x%04x is unknown to this version and may not be "
-			            "skipped (written by a newer sectorfs?)",
+			            "record %llu: type 0x%04x is unknown to this version and may "
+			            "not be skipped (written by a newer sectorfs?)",
 			            (ull)no, type);
 		r->recno = no;
 		r->pos = at + REC_HDR + len;
@@ -556,15 +628,18 @@ static int rd_header(struct reader *r, struct header *h)
 	if (h->flags & REQUIRED_FLAGS)
 		return fail(r->e, -EINVAL, "needs features 0x%04x that this sectorfs does not have",
 		            h->flags & REQUIRED_FLAGS);
-	if (h->sector_size < 512 || h->sector_size > 65536 || (h->sector_size & (h->sector_size - 1)))
+	if (h->sector_size < 512 || h->sector_size > 65536 ||
+	    (h->sector_size & (h->sector_size - 1)))
 		return fail(r->e, -EINVAL, "bad sector size %u in the header", h->sector_size);
 	if (h->created.tv_nsec >= 1000000000)
 		return fail(r->e, -EINVAL, "bad creation time in the header");
 	if (r->size < h->file_size)
-		return fail(r->e, -EINVAL, "truncated: the image is %llu bytes, its header says %llu",
+		return fail(r->e, -EINVAL,
+		            "truncated: the image is %llu bytes, its header says %llu",
 		            (ull)r->size, (ull)h->file_size);
 	if (r->size > h->file_size)
-		return fail(r->e, -EINVAL, "the image is %llu bytes, its header says %llu (extended?)",
+		return fail(r->e, -EINVAL,
+		            "the image is %llu bytes, its header says %llu (extended?)",
 		            (ull)r->size, (ull)h->file_size);
 	r->pos = h->size;
 	return 0;
@@ -778,7 +853,8 @@ static int parse_inode(struct parser *ps, const struct rec *rec, struct decoded 
 	if (!mode_type_ok(in->mode) || (in->mode & ~(uint32_t)(S_IFMT | 07777)))
 		return FAILR(ps, rec, "bad mode 0%o", in->mode);
 	if (root && (in->parent != 0 || type != S_IFDIR || nlen != 0))
-		return FAILR(ps, rec, "the first inode must be the root: a directory without a name");
+		return FAILR(ps, rec,
+		             "the first inode must be the root: a directory without a name");
 	if (!root && in->parent == 0)
 		return FAILR(ps, rec, "a second root (no parent)");
 	if (!root && !defined_dir(ps, in->parent))
@@ -816,9 +892,11 @@ static int parse_inode(struct parser *ps, const struct rec *rec, struct decoded 
 		int rc = ns_add(ps->names, ps->r, 'n', in->parent, p + INODE_FIXED, nlen, rec->off);
 		if (rc < 0)
 			return rc == -ENOMEM ? fail_nomem(ps->e) : rc;
+		char shown[ESC_MAX];
 		if (rc)
-			return FAILR(ps, rec, "duplicate name \"%.*s\" in directory %llu", (int)nlen,
-			             (const char *)p + INODE_FIXED, (ull)in->parent);
+			return FAILR(ps, rec, "duplicate name \"%s\" in directory %llu",
+			             esc(shown, sizeof shown, p + INODE_FIXED, nlen),
+			             (ull)in->parent);
 	}
 	if (grow((void **)&ps->v, &ps->cap, ps->n + 1, sizeof *ps->v))
 		return fail_nomem(ps->e);
@@ -866,17 +944,18 @@ static int parse_link(struct parser *ps, const struct rec *rec, struct decoded *
 	if (!defined_dir(ps, parent))
 		return FAILR(ps, rec, "directory %llu is not a directory defined before it",
 		             (ull)parent);
+	char shown[ESC_MAX];
 	if (ino == 0 || ino > ps->n)
-		return FAILR(ps, rec, "dangling name \"%.*s\": inode %llu is not defined before it",
-		             (int)nlen, (const char *)p + LINK_FIXED, (ull)ino);
+		return FAILR(ps, rec, "dangling name \"%s\": inode %llu is not defined before it",
+		             esc(shown, sizeof shown, p + LINK_FIXED, nlen), (ull)ino);
 	if (is_dirmode(ps->v[ino - 1].mode)) {
 		/* Either way it is refused; say which it would be. */
 		for (uint64_t a = parent, steps = 0; a && steps <= ps->n;
 		     a = ps->v[a - 1].parent, steps++)
 			if (a == ino)
 				return FAILR(ps, rec,
-				             "cycle: directory %llu would be inside itself (through "
-				             "directory %llu)",
+				             "cycle: directory %llu would be inside itself "
+				             "(through directory %llu)",
 				             (ull)ino, (ull)parent);
 		return FAILR(ps, rec, "hard link to directory %llu", (ull)ino);
 	}
@@ -885,8 +964,8 @@ static int parse_link(struct parser *ps, const struct rec *rec, struct decoded *
 		if (rc < 0)
 			return rc == -ENOMEM ? fail_nomem(ps->e) : rc;
 		if (rc)
-			return FAILR(ps, rec, "duplicate name \"%.*s\" in directory %llu", (int)nlen,
-			             (const char *)p + LINK_FIXED, (ull)parent);
+			return FAILR(ps, rec, "duplicate name \"%s\" in directory %llu",
+			             esc(shown, sizeof shown, p + LINK_FIXED, nlen), (ull)parent);
 	}
 	struct vnode *v = &ps->v[ino - 1];
 	if (v->seen >= v->nlink)
@@ -1009,8 +1088,10 @@ static int parse_xattr(struct parser *ps, const struct rec *rec, struct decoded 
 	d->name[nlen] = '\0';
 	const uint8_t *value = p + XATTR_FIXED + nlen;
 	const char *why = xattr_refusal(d->name, ps->v[ino - 1].mode, value, vlen);
+	char shown[ESC_MAX];
+	esc(shown, sizeof shown, d->name, nlen);
 	if (why)
-		return FAILR(ps, rec, "%s (\"%s\")", why, d->name);
+		return FAILR(ps, rec, "%s (\"%s\")", why, shown);
 	ps->xlist += (uint32_t)nlen + 1;
 	if (ps->xlist > SFS_XATTR_LIST_MAX)
 		return FAILR(ps, rec, "the attribute names exceed %u bytes", SFS_XATTR_LIST_MAX);
@@ -1019,7 +1100,7 @@ static int parse_xattr(struct parser *ps, const struct rec *rec, struct decoded 
 		if (rc < 0)
 			return rc == -ENOMEM ? fail_nomem(ps->e) : rc;
 		if (rc)
-			return FAILR(ps, rec, "duplicate attribute \"%s\"", d->name);
+			return FAILR(ps, rec, "duplicate attribute \"%s\"", shown);
 	}
 	ps->had_xattr = true;
 	ps->info.xattrs++;
@@ -1044,7 +1125,9 @@ static int parse_data(struct parser *ps, const struct rec *rec, struct decoded *
 	if (ps->had_xattr)
 		return FAILR(ps, rec, "data after the inode's xattrs");
 	if (off < ps->data_end)
-		return FAILR(ps, rec, "data at %llu overlaps or precedes the run before it (ending at %llu)",
+		return FAILR(ps, rec,
+		             "data at %llu overlaps or precedes the run before it (ending at "
+		             "%llu)",
 		             (ull)off, (ull)ps->data_end);
 	if (off > ps->in.size || len > ps->in.size - off)
 		return FAILR(ps, rec, "data at %llu+%llu beyond the file size %llu", (ull)off,
@@ -1071,7 +1154,8 @@ static int parse_end(struct parser *ps, const struct rec *rec)
 	                           i->xattrs, i->data_bytes, i->file_bytes};
 	static const char *const names[13] = {
 	        "records", "inodes", "directories", "files", "symlinks", "fifos", "sockets",
-	        "character devices", "block devices", "names", "xattrs", "data bytes", "file bytes"};
+	        "character devices", "block devices", "names", "xattrs", "data bytes",
+	        "file bytes"};
 	for (int k = 0; k < 13; k++)
 		if (get64(p + 8 * k) != have[k])
 			return FAILR(ps, rec, "says %llu %s, the image has %llu",
@@ -1113,8 +1197,8 @@ static int parse_finish(struct parser *ps, const struct header *h)
 		const struct vnode *v = &ps->v[i];
 		if (is_dirmode(v->mode) && v->nlink != 2 + v->seen)
 			return fail(ps->e, -EINVAL,
-			            "directory %zu: link count %u, but %u subdirectories", i + 1, v->nlink,
-			            v->seen);
+			            "directory %zu: link count %u, but %u subdirectories", i + 1,
+			            v->nlink, v->seen);
 		if (!is_dirmode(v->mode) && v->nlink != v->seen)
 			return fail(ps->e, -EINVAL, "inode %zu: link count %u, but %u names", i + 1,
 			            v->nlink, v->seen);
@@ -1268,8 +1352,11 @@ struct builder {
 
 static int build_fail(struct builder *b, int rc, const char *what)
 {
+	char shown[ESC_MAX];
+	const char *name = b->cur.num == 1 ? "/"
+	                   : esc(shown, sizeof shown, b->cur.name, strlen(b->cur.name));
 	return fail(b->e, rc, "inode %llu (\"%s\" in directory %llu): %s: %s", (ull)b->cur.num,
-	            b->cur.num == 1 ? "/" : b->cur.name, (ull)b->cur.parent, what, strerror(-rc));
+	            name, (ull)b->cur.parent, what, strerror(-rc));
 }
 
 static int set_times(struct sfs_fs *fs, const struct sfs_cred *cr, uint64_t ino,
@@ -1386,7 +1473,8 @@ static int build_inode(struct builder *b, const struct inode_rec *in)
 	if (b->later) {
 		if (grow((void **)&b->times, &b->timescap, b->ntimes + 1, sizeof *b->times))
 			return fail_nomem(b->e);
-		b->times[b->ntimes++] = (struct later_times){b->ino, in->atime, in->mtime, in->ctime};
+		b->times[b->ntimes++] =
+		        (struct later_times){b->ino, in->atime, in->mtime, in->ctime};
 	}
 	return 0;
 }
@@ -1407,8 +1495,9 @@ static int build_xattr(struct builder *b, const struct decoded *d)
 	}
 	rc = sfs_setxattr(b->fs, b->cr, b->ino, d->name, d->value, d->len, 0);
 	if (rc) {
-		char what[300];
-		snprintf(what, sizeof what, "setxattr %s", d->name);
+		char what[ESC_MAX + 16], shown[ESC_MAX];
+		snprintf(what, sizeof what, "setxattr %s", esc(shown, sizeof shown, d->name,
+		                                                  strlen(d->name)));
 		return build_fail(b, rc, what);
 	}
 	return 0;
@@ -1432,9 +1521,11 @@ static int build_data(struct builder *b, const struct decoded *d)
 static int build_link(struct builder *b, const struct decoded *d)
 {
 	int rc = sfs_link(b->fs, b->cr, b->map[d->ino - 1], b->map[d->parent - 1], d->name, NULL);
+	char shown[ESC_MAX];
 	if (rc)
 		return fail(b->e, rc, "inode %llu: link as \"%s\" in directory %llu: %s",
-		            (ull)d->ino, d->name, (ull)d->parent, strerror(-rc));
+		            (ull)d->ino, esc(shown, sizeof shown, d->name, strlen(d->name)),
+		            (ull)d->parent, strerror(-rc));
 	return 0;
 }
 
@@ -1445,11 +1536,11 @@ static int build_end(struct builder *b)
 	for (size_t off = 0; rc == 0 && off < b->acls.len;) {
 		uint64_t ino = get64(b->acls.p + off);
 		uint32_t len = get32(b->acls.p + off + 8);
-		rc = sfs_setxattr(b->fs, b->cr, ino, "system.posix_acl_default", b->acls.p + off + 12,
-		                  len, 0);
+		rc = sfs_setxattr(b->fs, b->cr, ino, "system.posix_acl_default",
+		                  b->acls.p + off + 12, len, 0);
 		if (rc)
-			rc = fail(b->e, rc, "directory (inode %llu here): default ACL: %s", (ull)ino,
-			          strerror(-rc));
+			rc = fail(b->e, rc, "directory (inode %llu here): default ACL: %s",
+			          (ull)ino, strerror(-rc));
 		off += 12 + len;
 	}
 	for (size_t i = 0; rc == 0 && i < b->ntimes; i++) {
@@ -1617,7 +1708,8 @@ int sfs_image_load(struct sfs_fs *fs, const char *path, char *err, size_t errlen
 	struct sfs_stats st;
 	sfs_get_stats(fs, &st);
 	if (st.inodes != 1) {
-		rc = fail(&im.e, -ENOTEMPTY, "the filesystem to load into is not empty (%llu inodes)",
+		rc = fail(&im.e, -ENOTEMPTY,
+		          "the filesystem to load into is not empty (%llu inodes)",
 		          (ull)st.inodes);
 		goto out;
 	}
@@ -1964,7 +2056,8 @@ static int save_dir(struct saver *sv, size_t d)
 		off += 9 + nlen;
 		size_t j;
 		if (find_index(sv, ino, &j))
-			return fail(sv->e, -EIO, "directory %llu names inode %llu, not in the snapshot",
+			return fail(sv->e, -EIO,
+			            "directory %llu names inode %llu, not in the snapshot",
 			            (ull)sv->ix[d].ino, (ull)ino);
 		struct sinode *c = &sv->ix[j];
 		sv->info.names++;
@@ -2025,7 +2118,8 @@ static int save_tree(struct saver *sv)
 		const struct sinode *c = &sv->ix[i];
 		uint32_t want = is_dirmode(c->mode) ? 2 + c->names : c->names;
 		if (c->nlink != want)
-			return fail(sv->e, -EIO, "inode %llu: link count %u in the snapshot, %u found",
+			return fail(sv->e, -EIO,
+			            "inode %llu: link count %u in the snapshot, %u found",
 			            (ull)c->ino, c->nlink, want);
 	}
 	return 0;

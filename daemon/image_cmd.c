@@ -85,7 +85,8 @@ char *image_resolve(const char *path, char *err, size_t errlen)
 	/* Saves replace the file by renaming a new one over it: the
 	 * directory must take new files, not just the file new contents. */
 	if (access(real, W_OK | X_OK) != 0) {
-		snprintf(err, errlen, "image=%s: cannot write in %s: %s", path, real, strerror(errno));
+		snprintf(err, errlen, "image=%s: cannot write in %s: %s", path, real,
+		         strerror(errno));
 		return NULL;
 	}
 	size_t n = strlen(real) + 1 + strlen(base) + 1;
@@ -170,8 +171,8 @@ static int save_now(const char *why)
 	if (rc == 0) {
 		snprintf(dm.result, sizeof dm.result,
 		         "saved %s to %s: %llu inodes, %.1f MiB of data, %.1f MiB image, %.2f s",
-		         dm.mountpoint, dm.path, (unsigned long long)info.inodes, mib(info.data_bytes),
-		         mib(info.image_bytes), dt);
+		         dm.mountpoint, dm.path, (unsigned long long)info.inodes,
+		         mib(info.data_bytes), mib(info.image_bytes), dt);
 	} else {
 		snprintf(dm.result, sizeof dm.result, "save of %s failed: %s", dm.mountpoint, err);
 		/* In the background stderr is /dev/null: the log keeps it. */
@@ -282,7 +283,8 @@ int image_save_command(const char *mp)
 		if (e == EOPNOTSUPP || e == ENOTSUP)
 			return say_error("%s is not a sectorfs mount", mp);
 		if (e == EPERM || e == EACCES)
-			return say_error("%s: only root or the user who mounted it may save it", mp);
+			return say_error("%s: only root or the user who mounted it may save it",
+			                 mp);
 		ssize_t n = getxattr(mp, SAVE_XATTR, msg, sizeof msg - 1);
 		if (n > 0) {
 			msg[n] = '\0';
@@ -292,7 +294,8 @@ int image_save_command(const char *mp)
 	}
 	ssize_t n = getxattr(mp, SAVE_XATTR, msg, sizeof msg - 1);
 	if (n < 0)
-		return say_error("%s: saved, but the result cannot be read: %s", mp, strerror(errno));
+		return say_error("%s: saved, but the result cannot be read: %s", mp,
+		                 strerror(errno));
 	msg[n] = '\0';
 	puts(msg);
 	return 0;
@@ -401,7 +404,8 @@ static int copy_attrs(struct copier *c, uint64_t sino, const char *path, const s
 			if (v < 0 && errno == ENODATA)
 				continue; /* removed meanwhile */
 			rc = v < 0 ? -errno
-			           : sfs_setxattr(c->fs, &root_cred, sino, list + o, val, (size_t)v, 0);
+			           : sfs_setxattr(c->fs, &root_cred, sino, list + o, val,
+			                          (size_t)v, 0);
 			if (rc) {
 				char what[300];
 				snprintf(what, sizeof what, "xattr %s", list + o);
@@ -446,7 +450,8 @@ static int copy_data(struct copier *c, const char *path, const struct stat *st,
 				hole = size;
 		}
 		for (off = data; rc == 0 && off < hole;) {
-			size_t want = (uint64_t)(hole - off) < COPY_CHUNK ? (size_t)(hole - off) : COPY_CHUNK;
+			size_t want = (uint64_t)(hole - off) < COPY_CHUNK ? (size_t)(hole - off)
+			                                                  : COPY_CHUNK;
 			ssize_t got = pread(fd, c->buf, want, off);
 			if (got < 0 && errno == EINTR)
 				continue;
@@ -499,8 +504,8 @@ static int copy_one(struct copier *c, uint64_t parent, const char *name, char *p
 		rc = sfs_mkdir(c->fs, &root_cred, parent, name, 0700, &e);
 		break;
 	case S_IFREG:
-		rc = sfs_create(c->fs, &root_cred, parent, name, 0600, O_WRONLY | O_CREAT | O_EXCL, &e,
-		                &fh);
+		rc = sfs_create(c->fs, &root_cred, parent, name, 0600,
+		                O_WRONLY | O_CREAT | O_EXCL, &e, &fh);
 		break;
 	case S_IFLNK: {
 		char target[SFS_SYMLINK_MAX + 1];
@@ -712,8 +717,8 @@ int image_command(const char *what, const char *path, const char *dir)
 	if (sfs_image_check(path, &info, err, sizeof err) != 0)
 		return say_error("%s", err);
 	if (!strcmp(what, "check"))
-		printf("%s: OK: %llu inodes, %.1f MiB of data\n", path, (unsigned long long)info.inodes,
-		       mib(info.data_bytes));
+		printf("%s: OK: %llu inodes, %.1f MiB of data\n", path,
+		       (unsigned long long)info.inodes, mib(info.data_bytes));
 	else
 		print_info(path, &info);
 	return 0;

@@ -283,7 +283,8 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 		if ((!create && strcmp(what, "check") && strcmp(what, "info")) || npos < 3 ||
 		    npos > (create ? 4 : 3))
 			return fail(err, errlen,
-			            "usage: sectorfs image create PATH [DIR] | check PATH | info PATH");
+			            "usage: sectorfs image create PATH [DIR] | check PATH | "
+			            "info PATH");
 		*action = OPT_IMAGE;
 		o->image_what = what;
 		o->image_path = pos[2];
