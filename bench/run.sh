@@ -20,13 +20,22 @@
 #   W6   tarball of /usr/include: tar -x, tar -c . | cat, rm -rf        seconds
 #   M1   memory: daemon RSS / data for the 2 GiB file; RSS left after
 #        deleting it; bytes per 100-byte file (100,000 files); the page
-#        cache the mount holds after W2 + W2b; sectorfs stats.
+#        cache the mount holds after W2 + W2b; sectorfs stats.  Page cache,
+#        tmpfs pages and kernel objects are counted in the run's memory
+#        cgroup if it has one (so the rest of the machine stays out), else
+#        from /proc/meminfo; the daemon's RSS is VmRSS of its pid.
 #
 # fio runs with ioengine=psync, direct=0, invalidate=0 (fio must not drop
 # the page cache itself: W2b and W3 read what the kernel kept),
 # fallocate=none; MB/s is 10^6 bytes/s.  W3/W4 read and write a file laid
-# out beforehand (not timed), and since it was just written, W3 reads a
-# warm page cache on both file systems.
+# out beforehand (not timed); before each W3 run the file is read once in
+# full (not timed), so W3 is the warm case: sectorfs with cache=keep then
+# serves it from the kernel's page cache (the daemon's own read path shows
+# with cache=open: bench/cache_policy.sh).  Warm figures (W2b, W3, M1's page
+# cache) are measured again, up to 5 times, when another process drops the
+# caches meanwhile (/proc/vmstat drop_pagecache; test suites do).  A
+# watchdog turns a request the daemon never answers into a "hang" figure
+# (null in results.json, listed under the table) instead of a stuck run.
 #
 # Output, in --out (default bench/results):
 #   results.json  every figure of every round, medians, sectorfs stats, setup
@@ -37,9 +46,13 @@
 #   ratios.png    the ratios on a log scale, one bar per workload, a line at 1
 #
 # --quick: 1 round, 256 MiB / 128 MiB files, 2 s random runs, 10,000 small
-# files: a smoke test in about 3 minutes.  The default run takes about 12.
-# Needs root (mount, drop_caches), fio, python3, gnuplot, cc, fusermount3.
-# bench/cache_policy.sh sources this file for its helpers.
+# files: a smoke test in about 2 minutes.  The default run takes about 12.
+# The daemon is build/sectorfs (or $SECTORFS), copied at the start so that a
+# rebuild during the run changes nothing; results.json and table.md name
+# its build time and hash.  Waits for /run/sectorfs-bench.lock: one
+# benchmark at a time.  Needs root (mount, drop_caches), fio, python3,
+# gnuplot, cc, fusermount3.  bench/cache_policy.sh sources this file for
+# its helpers.
 
 set -euo pipefail
 
@@ -52,7 +65,7 @@ LOCK=/run/sectorfs-bench.lock
 WORK=""
 RAW=""
 SMALLFILES=""
-declare -A FS_KIND=() FS_OPTS=() FS_MP=() FS_PID=()
+declare -A FS_KIND=() FS_OPTS=() FS_MP=() FS_PID=() BROKEN=()
 FS_NAMES=()
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -64,7 +77,7 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 sfs_stop() { # MOUNTPOINT [PID]
 	local mp=$1 pid=${2:-} i
 	[ -n "$pid" ] || pid=$(sfs_find_pid "$mp")
-	if mountpoint -q "$mp" 2>/dev/null || [ -n "$(findmnt -n -o TARGET --target "$mp" 2>/dev/null | grep -Fx "$mp")" ]; then
+	if mountpoint -q "$mp" 2>/dev/null || findmnt -n -o TARGET --target "$mp" 2>/dev/null | grep -qFx "$mp"; then
 		fusermount3 -u "$mp" 2>/dev/null || umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || true
 	fi
 	if [ -n "$pid" ]; then
@@ -91,6 +104,7 @@ sfs_find_pid() { # MOUNTPOINT
 bench_cleanup() {
 	local rc=$? n
 	trap - EXIT INT TERM
+	guard_stop || true
 	for n in "${FS_NAMES[@]}"; do
 		fs_umount "$n" || true
 	done
@@ -105,8 +119,12 @@ bench_init() { # needs root; makes WORK, takes the lock, builds smallfiles
 		command -v "$t" >/dev/null || die "$t is missing (scripts/deps.sh)"
 	done
 	[ -x "$SECTORFS" ] || die "no $SECTORFS: cmake --build build --target sectorfs"
+	# One benchmark at a time (bench/bench_image.sh takes the same lock).
 	exec 9>"$LOCK"
-	flock -n 9 || die "another benchmark holds $LOCK"
+	if ! flock -n 9; then
+		log "another benchmark holds $LOCK: waiting for it"
+		flock 9
+	fi
 	# Daemons left by an earlier, killed run of this script.
 	local mp
 	for mp in $(findmnt -rn -o TARGET | grep -E '^/tmp/sfsbench\.[A-Za-z0-9]+/' || true); do
@@ -121,6 +139,78 @@ bench_init() { # needs root; makes WORK, takes the lock, builds smallfiles
 	: >"$RAW"
 	SMALLFILES=$WORK/smallfiles
 	cc -O2 -Wall -o "$SMALLFILES" "$BENCH_DIR/smallfiles.c"
+	# A private copy of the daemon: a rebuild of build/ during the run
+	# cannot change the binary under the benchmark.
+	SECTORFS_ORIG=$SECTORFS
+	mkdir "$WORK/bin"
+	cp "$SECTORFS" "$WORK/bin/sectorfs"
+	SECTORFS_MTIME=$(date -r "$SECTORFS" '+%FT%T')
+	SECTORFS=$WORK/bin/sectorfs
+	SECTORFS_SHA=$(sha256sum "$SECTORFS" | cut -c1-64)
+	MY_PGID=$(awk '{ sub(/.*\) /, ""); print $3 }' /proc/$$/stat)
+	memcg_find
+	log "memory counted in: ${MEMCG:-/proc/meminfo} ($MEMCG_KIND)"
+}
+
+# ---- the watchdog ----
+# A request the daemon never answers blocks its caller for good.  While a
+# measured command runs, a watchdog checks every second; when the daemon has
+# used no CPU for 10 s and a process of this run is blocked in the kernel
+# (state D, or waiting for a FUSE answer: wchan request_wait_answer), it
+# kills the daemon (which fails the pending requests with ENOTCONN), and the
+# figure is recorded as null with "error": "hang".
+WATCH_PID=""
+WATCH_FLAG=""
+HANG_TIMEOUT=10
+
+guard_start() { # FS
+	local dpid=${FS_PID[$1]:-} mp=${FS_MP[$1]}
+	WATCH_FLAG=$WORK/hang.$1
+	rm -f "$WATCH_FLAG"
+	WATCH_PID=""
+	[ -n "$dpid" ] || return 0
+	(
+		trap - EXIT INT TERM
+		idle=0 last=""
+		while sleep 1; do
+			cpu=$(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$dpid/stat" 2>/dev/null) || exit 0
+			[ -n "$cpu" ] || exit 0
+			if [ "$cpu" = "$last" ]; then idle=$((idle + 1)); else idle=0; fi
+			last=$cpu
+			[ $idle -ge $HANG_TIMEOUT ] || continue
+			for st in /proc/[0-9]*/stat; do
+				p=${st#/proc/}
+				p=${p%/stat}
+				# state and process group; then what it waits on
+				read -r state g < <(awk '{ sub(/.*\) /, ""); print $1, $3 }' "$st" 2>/dev/null) || continue
+				[ "$g" = "$MY_PGID" ] || continue
+				w=$(cat "/proc/$p/wchan" 2>/dev/null) || continue
+				[ "$state" = D ] || [ "$w" = request_wait_answer ] || continue
+				printf 'pid %s (%s) blocked in %s, the daemon (pid %s, %s) idle for %s s\n' \
+					"$p" "$(tr '\0' ' ' <"/proc/$p/cmdline" | cut -c1-200)" "$w" "$dpid" "$mp" "$idle" >"$WATCH_FLAG"
+				cat "/proc/$p/stack" >>"$WATCH_FLAG" 2>/dev/null || true
+				kill -9 "$dpid"
+				exit 0
+			done
+		done
+	) &
+	WATCH_PID=$!
+}
+
+# False (and a log line) if the watchdog found a hang.
+guard_stop() {
+	if [ -n "$WATCH_PID" ]; then
+		kill "$WATCH_PID" 2>/dev/null || true
+		wait "$WATCH_PID" 2>/dev/null || true
+	fi
+	WATCH_PID=""
+	if [ -n "$WATCH_FLAG" ] && [ -e "$WATCH_FLAG" ]; then
+		log "HANG: $(head -1 "$WATCH_FLAG"); daemon killed"
+		cat "$WATCH_FLAG" >>"$WORK/hangs.log"
+		rm -f "$WATCH_FLAG"
+		return 1
+	fi
+	return 0
 }
 
 # ---- file systems: a name, a kind (tmpfs or sectorfs), options ----
@@ -158,19 +248,94 @@ fs_umount() { # NAME
 	fi
 }
 
+fs_umount_all() { # NAME...
+	local n
+	for n; do
+		fs_umount "$n"
+	done
+}
+
 fs_fresh() { # NAME...
 	local n
 	for n; do
 		fs_umount "$n"
 		fs_mount "$n"
+		BROKEN[$n]=""
 	done
 }
 
 # ---- measuring ----
 
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-meminfo_kib() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
-pagecache_kib() { awk '$1 == "Cached:" { c = $2 } $1 == "Shmem:" { s = $2 } END { print c - s }' /proc/meminfo; }
+# How many times anyone dropped the page cache since boot: other processes
+# doing it in the middle of a measurement (test suites do) spoil the warm
+# figures, which are then measured again.
+drops() { awk '$1 == "drop_pagecache" { print $2 }' /proc/vmstat; }
+TRIES=5
+# Before another try: wait until nobody has dropped the caches for 15 s
+# (at most 5 minutes).
+wait_quiet() {
+	local d quiet=0 waited=0
+	d=$(drops)
+	while [ $quiet -lt 15 ] && [ $waited -lt 300 ]; do
+		sleep 1
+		waited=$((waited + 1))
+		if [ "$(drops)" = "$d" ]; then quiet=$((quiet + 1)); else quiet=0 d=$(drops); fi
+	done
+	[ $waited -le 15 ] || log "waited $waited s for the other process to stop dropping the caches"
+}
+# The start of a measurement from cold caches, try $1 of TRIES: wait for
+# quiet after a spoiled try, drop the caches, note the drop count (D0) and,
+# once fio and python3 are back in memory, the page cache (C0).
+cold_start() {
+	[ "$1" = 1 ] || wait_quiet
+	drop_caches
+	D0=$(drops)
+	warm_tools
+	C0=$(pagecache_kib)
+}
+# Memory is counted in this run's memory cgroup when it has one (the page
+# cache a process faults in, the tmpfs pages it writes, and the kernel
+# objects it makes are charged to its cgroup, so other activity on the
+# machine stays out), else machine-wide from /proc/meminfo.
+MEMCG="" MEMCG_KIND=meminfo
+memcg_find() {
+	local line path base
+	while IFS= read -r line; do
+		case $line in
+		*:memory:*)
+			path=${line#*:memory:}
+			if [ -r "/sys/fs/cgroup/memory$path/memory.kmem.usage_in_bytes" ]; then
+				MEMCG=/sys/fs/cgroup/memory$path MEMCG_KIND=v1
+				return 0
+			fi
+			;;
+		0::*)
+			path=${line#0::}
+			for base in /sys/fs/cgroup /sys/fs/cgroup/unified; do
+				if [ -r "$base$path/memory.stat" ] && [ "$path" != / ]; then
+					MEMCG=$base$path MEMCG_KIND=v2
+				fi
+			done
+			;;
+		esac
+	done </proc/self/cgroup
+}
+# "page-cache shmem kernel" in KiB: page cache without tmpfs pages, tmpfs
+# pages, kernel objects (slab: inodes, dentries; v1: all kernel memory).
+mem_kib() {
+	case $MEMCG_KIND in
+	v1) awk -v k="$(cat "$MEMCG/memory.kmem.usage_in_bytes")" \
+		'$1 == "total_cache" { c = $2 } $1 == "total_shmem" { s = $2 } END { printf "%d %d %d\n", (c - s) / 1024, s / 1024, k / 1024 }' \
+		"$MEMCG/memory.stat" ;;
+	v2) awk '$1 == "file" { c = $2 } $1 == "shmem" { s = $2 } $1 == "slab" { k = $2 } END { printf "%d %d %d\n", (c - s) / 1024, s / 1024, k / 1024 }' \
+		"$MEMCG/memory.stat" ;;
+	*) awk '$1 == "Cached:" { c = $2 } $1 == "Shmem:" { s = $2 } $1 == "Slab:" { k = $2 } END { print c - s, s, k }' /proc/meminfo ;;
+	esac
+}
+pagecache_kib() { mem_kib | awk '{ print $1 }'; }
+shmem_kib() { mem_kib | awk '{ print $2 }'; }
+kmem_kib() { mem_kib | awk '{ print $3 }'; }
 rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.4f}')" "$1" "$2"; }
@@ -226,123 +391,232 @@ print(f"{val:.2f}\t{json.dumps(extra)}")
 EOF
 }
 
-# ---- workloads; each takes ROUNDS, sizes, then the file systems in turn ----
+# ---- workloads; each takes a suite name, ROUNDS, sizes, then the file
+# systems in turn ----
+
+# After a drop_caches, fio and python3 fault their own files back into the
+# page cache; do that before taking a page cache baseline.
+warm_tools() {
+	run_fio "$WORK/tools.json" --name=tools --filename="$WORK/tools.dat" --rw=write --bs=4k --size=64k
+	fio_figures "$WORK/tools.json" write bw >/dev/null
+	rm -f "$WORK/tools.dat"
+}
+
+# fio on FS under the watchdog: FS OUTFILE read|write bw|iops fio-args...
+# Sets FIG_V (the figure, or null) and FIG_X (the details); false on a hang
+# or a failure, after which the file system is marked broken.
+fio_on() {
+	local fs=$1 out=$2 rw=$3 metric=$4 rc=0 d0
+	shift 4
+	d0=$(drops)
+	guard_start "$fs"
+	run_fio "$out" "$@" || rc=$?
+	guard_stop || rc=124
+	if [ $rc = 0 ]; then
+		IFS=$'\t' read -r FIG_V FIG_X < <(fio_figures "$out" "$rw" "$metric")
+		FIG_X=$(json_add "$FIG_X" foreign_drop_caches $(($(drops) - d0)))
+		return 0
+	fi
+	FIG_V=null
+	if [ $rc = 124 ]; then FIG_X='{"error": "hang"}'; else FIG_X="{\"error\": \"fio exit status $rc\"}"; fi
+	BROKEN[$fs]=1
+	return 1
+}
+
+# A figure not measured because the mount was lost earlier in the round.
+skipped() { # SUITE W FS ROUND UNIT
+	record "$1" "$2" "$3" "$4" null "$5" '{"error": "skipped: the mount was lost earlier"}'
+}
 
 # W1, W2, W2b.  Per round: fresh mounts; W1 on each; then on each: drop
-# caches, W2, W2b, and the page cache held by the mount (Cached - Shmem
-# after W2b minus after the drop).
+# caches, W2, W2b, and the page cache held by the mount (page cache after
+# W2 and after W2b, minus after the drop; and once more after the file is
+# opened and closed again, which with cache=open drops its pages).
+# With SEQ_READS=0, W1 only.
 w_seq() { # SUITE ROUNDS SIZE_MIB FS...
-	local suite=$1 rounds=$2 size=$3 r fs mp out v x sh0 c0 rss
+	local suite=$1 rounds=$2 size=$3 r fs mp sh0 c0 d0 try v2 v2b x2 x2b
 	shift 3
 	for ((r = 1; r <= rounds; r++)); do
 		fs_fresh "$@"
 		for fs in "$@"; do
-			mp=${FS_MP[$fs]} out=$WORK/fio-w1-$fs-$r.json
-			sh0=$(meminfo_kib Shmem)
-			run_fio "$out" --name=W1 --filename="$mp/seq" --rw=write --bs=1M --size="${size}m" --end_fsync=1
-			IFS=$'\t' read -r v x < <(fio_figures "$out" write bw)
-			x=$(json_add "$x" shmem_delta_kib $(($(meminfo_kib Shmem) - sh0)))
-			[ -n "${FS_PID[$fs]}" ] && x=$(json_add "$x" daemon_rss_kib "$(rss_kib "${FS_PID[$fs]}")")
-			record "$suite" W1 "$fs" "$r" "$v" MB/s "$x"
+			mp=${FS_MP[$fs]}
+			sh0=$(shmem_kib)
+			if fio_on "$fs" "$WORK/fio-w1-$fs-$r.json" write bw --name=W1 --filename="$mp/seq" \
+				--rw=write --bs=1M --size="${size}m" --end_fsync=1; then
+				FIG_X=$(json_add "$FIG_X" shmem_delta_kib $(($(shmem_kib) - sh0)))
+				[ -z "${FS_PID[$fs]}" ] || FIG_X=$(json_add "$FIG_X" daemon_rss_kib "$(rss_kib "${FS_PID[$fs]}")")
+			fi
+			record "$suite" W1 "$fs" "$r" "$FIG_V" MB/s "$FIG_X"
 		done
+		[ "${SEQ_READS:-1}" = 1 ] || continue
 		for fs in "$@"; do
 			mp=${FS_MP[$fs]}
-			drop_caches
-			c0=$(pagecache_kib)
-			out=$WORK/fio-w2-$fs-$r.json
-			run_fio "$out" --name=W2 --filename="$mp/seq" --rw=read --bs=1M --size="${size}m"
-			IFS=$'\t' read -r v x < <(fio_figures "$out" read bw)
-			x=$(json_add "$x" pagecache_delta_kib $(($(pagecache_kib) - c0)))
-			record "$suite" W2 "$fs" "$r" "$v" MB/s "$x"
-			out=$WORK/fio-w2b-$fs-$r.json
-			run_fio "$out" --name=W2b --filename="$mp/seq" --rw=read --bs=1M --size="${size}m"
-			IFS=$'\t' read -r v x < <(fio_figures "$out" read bw)
-			x=$(json_add "$x" pagecache_delta_kib $(($(pagecache_kib) - c0)))
-			if [ -n "${FS_PID[$fs]}" ]; then
-				rss=$(rss_kib "${FS_PID[$fs]}")
-				x=$(json_add "$x" daemon_rss_kib "$rss")
+			if [ -n "${BROKEN[$fs]:-}" ]; then
+				skipped "$suite" W2 "$fs" "$r" MB/s
+				skipped "$suite" W2b "$fs" "$r" MB/s
+				continue
 			fi
-			record "$suite" W2b "$fs" "$r" "$v" MB/s "$x"
+			# Again (up to 5 tries) if somebody else drops the caches meanwhile.
+			for ((try = 1; try <= TRIES; try++)); do
+				cold_start $try
+				d0=$D0 c0=$C0
+				v2=null v2b=null x2b='{"error": "skipped: W2 failed"}'
+				if fio_on "$fs" "$WORK/fio-w2-$fs-$r.json" read bw --name=W2 --filename="$mp/seq" \
+					--rw=read --bs=1M --size="${size}m"; then
+					FIG_X=$(json_add "$FIG_X" pagecache_delta_kib $(($(pagecache_kib) - c0)))
+				fi
+				v2=$FIG_V x2=$FIG_X
+				[ -z "${BROKEN[$fs]:-}" ] || break
+				if fio_on "$fs" "$WORK/fio-w2b-$fs-$r.json" read bw --name=W2b --filename="$mp/seq" \
+					--rw=read --bs=1M --size="${size}m"; then
+					FIG_X=$(json_add "$FIG_X" pagecache_delta_kib $(($(pagecache_kib) - c0)))
+					[ -z "${FS_PID[$fs]}" ] || FIG_X=$(json_add "$FIG_X" daemon_rss_kib "$(rss_kib "${FS_PID[$fs]}")")
+					guard_start "$fs"
+					true <"$mp/seq"
+					guard_stop || BROKEN[$fs]=1
+					FIG_X=$(json_add "$FIG_X" pagecache_after_reopen_kib $(($(pagecache_kib) - c0)))
+				fi
+				v2b=$FIG_V x2b=$FIG_X
+				[ -z "${BROKEN[$fs]:-}" ] || break
+				[ "$(drops)" != "$d0" ] || break
+				log "W2/W2b on $fs: another process dropped the caches meanwhile (try $try of $TRIES)"
+			done
+			[ "$v2" = null ] || x2=$(json_add "$x2" tries "$try")
+			[ "$v2b" = null ] || x2b=$(json_add "$x2b" tries "$try")
+			record "$suite" W2 "$fs" "$r" "$v2" MB/s "$x2"
+			record "$suite" W2b "$fs" "$r" "$v2b" MB/s "$x2b"
 		done
 	done
+	fs_umount_all "$@"
+}
+
+# A fresh mount with the W3/W4 file laid out (not timed).
+rand_prepare() { # FS SIZE_MIB
+	fs_fresh "$1"
+	fio_on "$1" "$WORK/fio-layout-$1.json" write bw --name=layout --filename="${FS_MP[$1]}/rand" \
+		--rw=write --bs=1M --size="${2}m" --end_fsync=1 || true
 }
 
 # W3 (randread) and W4 (randwrite), for each number of jobs.  One fresh
-# mount and one laid-out file per file system for all rounds.
+# mount and one laid-out file per file system serve all rounds (again after
+# a hang).
 w_rand() { # SUITE ROUNDS SIZE_MIB RUNTIME_S "JOBS..." "RW..." FS...
-	local suite=$1 rounds=$2 size=$3 runtime=$4 jobs=$5 rws=$6 r fs nj rw w out v x
+	local suite=$1 rounds=$2 size=$3 runtime=$4 jobs=$5 rws=$6 r fs nj rw w d0 try
 	shift 6
-	fs_fresh "$@"
 	for fs in "$@"; do
-		run_fio "$WORK/fio-layout-$fs.json" --name=layout --filename="${FS_MP[$fs]}/rand" \
-			--rw=write --bs=1M --size="${size}m" --end_fsync=1
+		rand_prepare "$fs" "$size"
 	done
 	for rw in $rws; do
 		[ "$rw" = randread ] && w=W3 || w=W4
 		for ((r = 1; r <= rounds; r++)); do
 			for nj in $jobs; do
 				for fs in "$@"; do
-					out=$WORK/fio-$w-$nj-$fs-$r.json
-					run_fio "$out" --name="$w" --filename="${FS_MP[$fs]}/rand" --rw="$rw" --bs=4k \
-						--size="${size}m" --numjobs="$nj" --time_based --runtime="$runtime" --group_reporting
-					IFS=$'\t' read -r v x < <(fio_figures "$out" "${rw#rand}" iops)
-					record "$suite" "$w-${nj}j" "$fs" "$r" "$v" IOPS "$x"
+					# W3 reads a file read once before: the warm case, as
+					# tmpfs always is; sectorfs with cache=keep serves it
+					# from the page cache, with cache=open (which drops
+					# the pages at each open) from the daemon.  Again (up to
+					# 5 tries) if somebody else drops the caches meanwhile.
+					for ((try = 1; try <= TRIES; try++)); do
+						[ $try = 1 ] || wait_quiet
+						[ -z "${BROKEN[$fs]:-}" ] || rand_prepare "$fs" "$size"
+						d0=$(drops)
+						[ $w = W4 ] || fio_on "$fs" "$WORK/fio-warm-$fs.json" read bw --name=warm \
+							--filename="${FS_MP[$fs]}/rand" --rw=read --bs=1M --size="${size}m" || true
+						fio_on "$fs" "$WORK/fio-$w-$nj-$fs-$r.json" "${rw#rand}" iops --name="$w" \
+							--filename="${FS_MP[$fs]}/rand" --rw="$rw" --bs=4k --size="${size}m" \
+							--numjobs="$nj" --time_based --runtime="$runtime" --group_reporting || break
+						if [ $w = W4 ] || [ "$(drops)" = "$d0" ]; then break; fi
+						log "$w on $fs: another process dropped the caches meanwhile (try $try of $TRIES)"
+					done
+					[ "$FIG_V" = null ] || FIG_X=$(json_add "$FIG_X" tries "$try")
+					record "$suite" "$w-${nj}j" "$fs" "$r" "$FIG_V" IOPS "$FIG_X"
 				done
 			done
 		done
 	done
+	fs_umount_all "$@"
 }
 
 # W5: NFILES files of 1 KiB in 100 directories.
 w_small() { # SUITE ROUNDS NFILES FS...
-	local suite=$1 rounds=$2 n=$3 r fs res ph v
+	local suite=$1 rounds=$2 n=$3 r fs out ph v err d0
 	shift 3
 	for ((r = 1; r <= rounds; r++)); do
 		fs_fresh "$@"
 		for fs in "$@"; do
-			res=$("$SMALLFILES" "${FS_MP[$fs]}/w5" "$n" 100 1024 create,stat,read,delete)
+			out=$WORK/small-$fs-$r.jsonl
+			err='{"error": "smallfiles failed"}'
+			d0=$(drops)
+			guard_start "$fs"
+			"$SMALLFILES" "${FS_MP[$fs]}/w5" "$n" 100 1024 create,stat,read,delete >"$out" || true
+			guard_stop || { err='{"error": "hang"}'; BROKEN[$fs]=1; }
+			d0=$(($(drops) - d0))
 			for ph in create stat read delete; do
-				v=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]]["files_per_s"])' "$res" "$ph")
-				record "$suite" "W5-$ph" "$fs" "$r" "$v" files/s "{\"files\": $n, \"size\": 1024}"
+				v=$(python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    d = json.loads(l)
+    if d["phase"] == sys.argv[2]:
+        print(d["files_per_s"])' "$out" "$ph")
+				if [ -n "$v" ]; then
+					record "$suite" "W5-$ph" "$fs" "$r" "$v" files/s "{\"files\": $n, \"size\": 1024, \"foreign_drop_caches\": $d0}"
+				else
+					record "$suite" "W5-$ph" "$fs" "$r" null files/s "$err"
+				fi
 			done
 		done
 	done
+	fs_umount_all "$@"
 }
 
 # W6: unpack TARBALL (of include/), tar it to a pipe, remove it.
 w_tree() { # SUITE ROUNDS TARBALL FS...
-	local suite=$1 rounds=$2 tarball=$3 r fs mp t0 t1 t2 t3
+	local suite=$1 rounds=$2 tarball=$3 r fs mp t0 t1 step rc
 	shift 3
 	for ((r = 1; r <= rounds; r++)); do
 		fs_fresh "$@"
 		for fs in "$@"; do
 			mp=${FS_MP[$fs]}
 			cat "$tarball" >/dev/null # the tarball itself from the page cache
-			t0=$(now)
-			tar -C "$mp" -xf "$tarball"
-			t1=$(now)
-			(cd "$mp" && tar -c . | cat >/dev/null)
-			t2=$(now)
-			rm -rf "$mp/include"
-			t3=$(now)
-			record "$suite" W6-untar "$fs" "$r" "$(elapsed "$t0" "$t1")" s
-			record "$suite" W6-tar "$fs" "$r" "$(elapsed "$t1" "$t2")" s
-			record "$suite" W6-rm "$fs" "$r" "$(elapsed "$t2" "$t3")" s
+			for step in untar tar rm; do
+				if [ -n "${BROKEN[$fs]:-}" ]; then
+					skipped "$suite" "W6-$step" "$fs" "$r" s
+					continue
+				fi
+				rc=0
+				guard_start "$fs"
+				t0=$(now)
+				case $step in
+				untar) tar -C "$mp" -xf "$tarball" 2>"$WORK/w6.err" || rc=$? ;;
+				tar) (cd "$mp" && tar -c . 2>"$WORK/w6.err" | cat >/dev/null) || rc=$? ;;
+				rm) rm -rf "$mp/include" 2>"$WORK/w6.err" || rc=$? ;;
+				esac
+				t1=$(now)
+				guard_stop || rc=124
+				[ $rc = 0 ] || head -3 "$WORK/w6.err" >&2
+				if [ $rc = 0 ]; then
+					record "$suite" "W6-$step" "$fs" "$r" "$(elapsed "$t0" "$t1")" s
+				else
+					BROKEN[$fs]=1
+					record "$suite" "W6-$step" "$fs" "$r" null s \
+						"$([ $rc = 124 ] && echo '{"error": "hang"}' || echo "{\"error\": \"exit status $rc\"}")"
+				fi
+			done
 		done
 	done
+	fs_umount_all "$@"
 }
 
 # M1 memory, once per file system (fresh mounts):
 #  - a SIZE_MIB file written as in W1: daemon RSS over data (sectorfs),
 #    Shmem delta (tmpfs); then drop caches, read it twice (W2, W2b) and take
-#    the page cache the mount holds (Cached - Shmem delta); the total is
+#    the page cache the mount holds (page cache delta); the total is
 #    daemon RSS growth + page cache (sectorfs) or Shmem growth (tmpfs);
 #  - delete it: daemon RSS left over the idle baseline;
 #  - fresh mount, NSMALL files of 100 bytes (smallfiles create): bytes per
-#    file, daemon RSS delta / n (sectorfs) or Shmem delta / n (tmpfs), and
-#    the kernel's side: Slab delta / n and page cache delta / n.
+#    file, daemon RSS delta / n (sectorfs) or shmem delta / n (tmpfs), and
+#    the kernel's side: kernel memory delta / n and page cache delta / n.
 m_mem() { # SUITE SIZE_MIB NSMALL FS...
-	local suite=$1 size=$2 nsmall=$3 fs mp pid r0 r1 r2 sh0 sh1 c0 c2 sl0 sl1 x bytes
+	local suite=$1 size=$2 nsmall=$3 fs mp pid r0 r1 r2 sh0 sh1 c0 c2 sl0 sl1 x bytes ok d0 try
 	shift 3
 	bytes=$((size * 1048576))
 	for fs in "$@"; do
@@ -350,50 +624,75 @@ m_mem() { # SUITE SIZE_MIB NSMALL FS...
 		mp=${FS_MP[$fs]} pid=${FS_PID[$fs]}
 		drop_caches
 		sleep 1
-		r0=0
-		[ -n "$pid" ] && r0=$(rss_kib "$pid")
-		sh0=$(meminfo_kib Shmem)
-		run_fio "$WORK/fio-m1-$fs.json" --name=M1 --filename="$mp/seq" --rw=write --bs=1M --size="${size}m" --end_fsync=1
-		sh1=$(meminfo_kib Shmem)
-		[ -n "$pid" ] && r1=$(rss_kib "$pid") || r1=0
-		[ -n "$pid" ] && record_text "$suite" "after writing the ${size} MiB file" "$fs" "$(sfs_stats "$fs")"
-		drop_caches
-		c0=$(pagecache_kib)
-		run_fio "$WORK/fio-m1r-$fs.json" --name=M1r --filename="$mp/seq" --rw=read --bs=1M --size="${size}m"
-		run_fio "$WORK/fio-m1r-$fs.json" --name=M1r --filename="$mp/seq" --rw=read --bs=1M --size="${size}m"
-		c2=$(pagecache_kib)
-		[ -n "$pid" ] && r2=$(rss_kib "$pid") || r2=0
-		x="{\"data_bytes\": $bytes, \"rss_idle_kib\": $r0, \"rss_after_write_kib\": $r1, \"rss_after_reads_kib\": $r2, \"shmem_delta_kib\": $((sh1 - sh0)), \"pagecache_before_reads_kib\": $c0, \"pagecache_after_reads_kib\": $c2}"
-		if [ -n "$pid" ]; then
-			record "$suite" M1-rss-per-data "$fs" 1 "$(python3 -c "print(round($r1 * 1024 / $bytes, 4))")" x "$x"
-			record "$suite" M1-pagecache "$fs" 1 "$(((c2 - c0) / 1024))" MiB "$x"
-			record "$suite" M1-total "$fs" 1 "$(((r2 - r0 + c2 - c0) / 1024))" MiB "$x"
-		else
-			record "$suite" M1-pagecache "$fs" 1 "$(((sh1 - sh0) / 1024))" MiB "$x"
-			record "$suite" M1-total "$fs" 1 "$(((sh1 - sh0 + c2 - c0) / 1024))" MiB "$x"
+		r0=0 r1=0 r2=0
+		[ -z "$pid" ] || r0=$(rss_kib "$pid")
+		sh0=$(shmem_kib)
+		ok=1
+		fio_on "$fs" "$WORK/fio-m1-$fs.json" write bw --name=M1 --filename="$mp/seq" --rw=write --bs=1M \
+			--size="${size}m" --end_fsync=1 || ok=""
+		sh1=$(shmem_kib)
+		if [ -n "$ok" ] && [ -n "$pid" ]; then
+			r1=$(rss_kib "$pid")
+			record_text "$suite" "after writing the ${size} MiB file" "$fs" "$(sfs_stats "$fs")"
 		fi
-		rm -f "$mp/seq"
-		sleep 1
-		if [ -n "$pid" ]; then
-			r2=$(rss_kib "$pid")
-			record "$suite" M1-rss-after-delete "$fs" 1 "$(python3 -c "print(round(($r2 - $r0) / 1024, 1))")" MiB \
-				"{\"rss_idle_kib\": $r0, \"rss_after_delete_kib\": $r2}"
-			record_text "$suite" "after deleting it" "$fs" "$(sfs_stats "$fs")"
+		for ((try = 1; try <= TRIES; try++)); do
+			cold_start $try
+			d0=$D0 c0=$C0
+			[ -z "$ok" ] || fio_on "$fs" "$WORK/fio-m1r-$fs.json" read bw --name=M1r --filename="$mp/seq" \
+				--rw=read --bs=1M --size="${size}m" || ok=""
+			[ -z "$ok" ] || fio_on "$fs" "$WORK/fio-m1r-$fs.json" read bw --name=M1r --filename="$mp/seq" \
+				--rw=read --bs=1M --size="${size}m" || ok=""
+			c2=$(pagecache_kib)
+			if [ -z "$ok" ] || [ "$(drops)" = "$d0" ]; then break; fi
+			log "M1 on $fs: another process dropped the caches meanwhile (try $try of $TRIES)"
+		done
+		if [ -n "$ok" ]; then
+			[ -z "$pid" ] || r2=$(rss_kib "$pid")
+			x="{\"data_bytes\": $bytes, \"rss_idle_kib\": $r0, \"rss_after_write_kib\": $r1, \"rss_after_reads_kib\": $r2, \"shmem_delta_kib\": $((sh1 - sh0)), \"pagecache_before_reads_kib\": $c0, \"pagecache_after_reads_kib\": $c2}"
+			if [ -n "$pid" ]; then
+				record "$suite" M1-rss-per-data "$fs" 1 "$(python3 -c "print(round($r1 * 1024 / $bytes, 4))")" x "$x"
+				record "$suite" M1-pagecache "$fs" 1 "$(((c2 - c0) / 1024))" MiB "$x"
+				record "$suite" M1-total "$fs" 1 "$(((r2 - r0 + c2 - c0) / 1024))" MiB "$x"
+			else
+				record "$suite" M1-pagecache "$fs" 1 "$(((sh1 - sh0) / 1024))" MiB "$x"
+				record "$suite" M1-total "$fs" 1 "$(((sh1 - sh0) / 1024))" MiB "$x"
+			fi
+			rm -f "$mp/seq"
+			sleep 1
+			if [ -n "$pid" ]; then
+				r2=$(rss_kib "$pid")
+				record "$suite" M1-rss-after-delete "$fs" 1 "$(python3 -c "print(round(($r2 - $r0) / 1024, 1))")" MiB \
+					"{\"rss_idle_kib\": $r0, \"rss_after_delete_kib\": $r2}"
+				record_text "$suite" "after deleting it" "$fs" "$(sfs_stats "$fs")"
+			fi
+		else
+			log "M1: the big file failed on $fs"
 		fi
 
 		fs_fresh "$fs"
 		pid=${FS_PID[$fs]}
 		drop_caches
+		warm_tools
+		"$SMALLFILES" "$WORK/tools-small" 10 1 100 create,delete >/dev/null
 		sleep 1
-		r0=0
-		[ -n "$pid" ] && r0=$(rss_kib "$pid")
-		sh0=$(meminfo_kib Shmem) c0=$(pagecache_kib) sl0=$(meminfo_kib Slab)
-		"$SMALLFILES" "$mp/m1" "$nsmall" 100 100 create >/dev/null
+		r0=0 r1=0
+		[ -z "$pid" ] || r0=$(rss_kib "$pid")
+		sh0=$(shmem_kib) c0=$(pagecache_kib) sl0=$(kmem_kib)
+		ok=1
+		d0=$(drops)
+		guard_start "$fs"
+		"$SMALLFILES" "$mp/m1" "$nsmall" 100 100 create >/dev/null || ok=""
+		guard_stop || ok=""
 		sleep 1
-		sh1=$(meminfo_kib Shmem) c2=$(pagecache_kib) sl1=$(meminfo_kib Slab)
-		r1=0
-		[ -n "$pid" ] && r1=$(rss_kib "$pid")
-		x="{\"files\": $nsmall, \"rss_before_kib\": $r0, \"rss_after_kib\": $r1, \"shmem_delta_kib\": $((sh1 - sh0)), \"slab_delta_kib\": $((sl1 - sl0)), \"pagecache_delta_kib\": $((c2 - c0))}"
+		sh1=$(shmem_kib) c2=$(pagecache_kib) sl1=$(kmem_kib)
+		[ "$(drops)" = "$d0" ] || log "M1 on $fs: another process dropped the caches meanwhile: the small-file figures are off"
+		if [ -z "$ok" ]; then
+			log "M1: the small files failed on $fs"
+			fs_umount "$fs"
+			continue
+		fi
+		[ -z "$pid" ] || r1=$(rss_kib "$pid")
+		x="{\"files\": $nsmall, \"rss_before_kib\": $r0, \"rss_after_kib\": $r1, \"shmem_delta_kib\": $((sh1 - sh0)), \"slab_delta_kib\": $((sl1 - sl0)), \"pagecache_delta_kib\": $((c2 - c0)), \"foreign_drop_caches\": $(($(drops) - d0))}"
 		if [ -n "$pid" ]; then
 			record "$suite" M1-bytes-per-file "$fs" 1 "$(((r1 - r0) * 1024 / nsmall))" B "$x"
 			record "$suite" M1-pagecache-per-file "$fs" 1 "$(((c2 - c0) * 1024 / nsmall))" B "$x"
@@ -419,6 +718,8 @@ make_report() { # OUTDIR META_JSON
 	python3 - "$RAW" "$1" "$2" <<'EOF'
 import json, statistics, sys, os
 raw, outdir, meta = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+hangs_path = os.path.join(os.path.dirname(raw), "hangs.log")
+hangs = open(hangs_path).read() if os.path.exists(hangs_path) else ""
 recs, texts = [], []
 for line in open(raw):
     r = json.loads(line)
@@ -446,12 +747,23 @@ for r in recs:
     by.setdefault(key, []).append(r)
 
 def med(w, fs):
-    rs = by.get((w, fs))
-    return statistics.median(x["value"] for x in rs) if rs else None
+    vals = [x["value"] for x in by.get((w, fs), []) if x["value"] is not None]
+    return statistics.median(vals) if vals else None
+
+notes = []
+def failed(w, fs):
+    """A mark for rounds without a figure (a hang), and a footnote."""
+    rs = by.get((w, fs), [])
+    bad = [x for x in rs if x["value"] is None]
+    if not bad:
+        return ""
+    errs = sorted(set(x["extra"].get("error", "failed") for x in bad))
+    notes.append("%s on %s: %d of %d rounds without a figure (%s)" % (w, fs, len(bad), len(rs), "; ".join(errs)))
+    return " (%d/%d failed)" % (len(bad), len(rs))
 
 def fmt(v, unit):
     if v is None:
-        return "-"
+        return "none"
     if unit == "s":
         return "%.3f" % v
     if unit == "x":
@@ -470,40 +782,58 @@ for w in perf:
 
 with open(os.path.join(outdir, "table.md"), "w") as f:
     f.write("# sectorfs vs tmpfs\n\n")
-    f.write("%s; %s rounds alternating tmpfs, sectorfs; medians. sectorfs options: `%s`.\n\n"
+    f.write("%s; %s rounds alternating tmpfs, sectorfs; medians. sectorfs options: `%s`.\n"
             % (meta["date"], meta["rounds"], meta["sectorfs_mount_opts"]))
+    f.write("Kernel %s, %d CPUs; daemon %s (built %s, sha256 %s…; tree %s).\n\n"
+            % (meta["kernel"], meta["cpus"], meta["sectorfs_binary"], meta["sectorfs_mtime"],
+               meta["sectorfs_sha256"][:12], meta["sectorfs_git"]))
     f.write("Ratio = sectorfs / tmpfs: above 1 sectorfs is faster, except for W6 (seconds),\n"
             "where it is time_sectorfs / time_tmpfs and above 1 sectorfs is slower.\n\n")
     f.write("| workload | tmpfs | sectorfs | unit | ratio sectorfs/tmpfs |\n")
     f.write("|---|---:|---:|---|---:|\n")
     for w, name, t, s, unit, ratio in rows:
-        f.write("| %s | %s | %s | %s | %s |\n" % (name, fmt(t, unit), fmt(s, unit), unit,
+        f.write("| %s | %s | %s | %s | %s |\n" % (name, fmt(t, unit) + failed(w, "tmpfs"),
+                                               fmt(s, unit) + failed(w, "sectorfs"), unit,
                                                "-" if ratio is None else "%.2f" % ratio))
-    mem = [w for w in order if w.startswith("M1")]
+    disturbed = ["%s on %s, round %s" % (r["w"], r["fs"], r["round"]) for r in recs
+                 if r["value"] is not None and r["extra"].get("foreign_drop_caches")]
+    if disturbed:
+        f.write("\nMeasured while another process dropped the caches (after all tries): %s.\n"
+                % "; ".join(disturbed))
+    if notes:
+        f.write("\nFailed rounds (medians are of the other rounds):\n\n")
+        for n in notes:
+            f.write("- %s\n" % n)
+    if hangs:
+        f.write("\nHangs (the watchdog killed the daemon):\n\n```\n%s```\n" % hangs)
+    mem = [w for w in ("M1-rss-per-data", "M1-rss-after-delete", "M1-pagecache", "M1-total",
+                       "M1-bytes-per-file", "M1-pagecache-per-file", "M1-slab-per-file") if w in order]
     if mem:
         mnames = {
             "M1-rss-per-data": "daemon RSS / file data, after writing the %d MiB file" % meta["seq_mib"],
-            "M1-pagecache": "page cache held after W2 + W2b (sectorfs: Cached-Shmem delta; tmpfs: Shmem delta = the file)",
-            "M1-total": "total memory for the %d MiB file (sectorfs: daemon RSS growth + page cache; tmpfs: Shmem)" % meta["seq_mib"],
+            "M1-pagecache": "page cache held after reading the file twice (tmpfs: the file's own pages, shmem)",
+            "M1-total": "total memory for the %d MiB file (sectorfs: daemon RSS growth + page cache; tmpfs: shmem)" % meta["seq_mib"],
             "M1-rss-after-delete": "daemon RSS over its idle baseline after deleting the file",
-            "M1-bytes-per-file": "bytes per 100-byte file, user side (sectorfs: daemon RSS delta / n; tmpfs: Shmem delta / n)",
-            "M1-pagecache-per-file": "bytes per 100-byte file, kernel page cache (Cached-Shmem delta / n)",
-            "M1-slab-per-file": "bytes per 100-byte file, kernel slab (inodes, dentries; Slab delta / n)",
+            "M1-bytes-per-file": "bytes per 100-byte file: sectorfs daemon RSS delta / n; tmpfs shmem delta / n",
+            "M1-pagecache-per-file": "bytes per 100-byte file: kernel page cache (non-shmem) delta / n",
+            "M1-slab-per-file": "bytes per 100-byte file: kernel memory delta / n (inodes, dentries, ...)",
         }
         f.write("\n## Memory (M1)\n\n")
+        f.write("Counted in %s; the daemon's RSS from /proc/PID/status.\n\n" % meta["memory_source"])
         f.write("| figure | tmpfs | sectorfs | unit |\n|---|---:|---:|---|\n")
         for w in mem:
             t, s = med(w, "tmpfs"), med(w, "sectorfs")
             unit = (by.get((w, "sectorfs")) or by.get((w, "tmpfs")))[0]["unit"]
             medians[w] = {"tmpfs": t, "sectorfs": s, "unit": unit}
-            f.write("| %s | %s | %s | %s |\n" % (mnames.get(w, w), fmt(t, unit), fmt(s, unit), unit))
-        f.write("\nPage cache held by sectorfs in W2b rounds (median): %s MiB.\n"
+            f.write("| %s | %s | %s | %s |\n" % (mnames.get(w, w), "n/a" if t is None else fmt(t, unit),
+                                              fmt(s, unit), unit))
+        f.write("\nPage cache held by sectorfs after W2 + W2b, median of the rounds: %s MiB.\n"
                 % fmt(statistics.median(x["extra"].get("pagecache_delta_kib", 0) / 1024
                                         for x in by.get(("W2b", "sectorfs"), [{"extra": {}}])), "MiB"))
     for t in texts:
         f.write("\n`sectorfs stats` %s:\n\n```\n%s\n```\n" % (t["text"], t["value"].rstrip()))
 
-json.dump({"meta": meta, "medians": medians, "records": recs,
+json.dump({"meta": meta, "medians": medians, "records": recs, "hangs": hangs,
            "stats": [{"when": t["text"], "fs": t["fs"], "output": t["value"]} for t in texts]},
           open(os.path.join(outdir, "results.json"), "w"), indent=1)
 
@@ -511,10 +841,10 @@ with open(os.path.join(outdir, "ratios.dat"), "w") as f:
     for i, (w, name, t, s, unit, ratio) in enumerate(rows):
         if ratio:
             label = w + (" (time)" if unit == "s" else "")
-            f.write('%d "%s" %.4f %d\n' % (i, label, ratio, 1 if unit == "s" else 0))
+            f.write('%d %.4f %d "%s"\n' % (i, ratio, 1 if unit == "s" else 0, label))
 EOF
 	local ymin ymax
-	read -r ymin ymax < <(awk '{ if (min == "" || $3 < min) min = $3; if ($3 > max) max = $3 } END { lo = 0.1; while (lo > min * 0.7) lo /= 10; hi = 10; while (hi < max * 1.4) hi *= 10; print lo, hi }' "$1/ratios.dat")
+	read -r ymin ymax < <(awk '{ if (min == "" || $2 < min) min = $2; if ($2 > max) max = $2 } END { lo = 0.1; while (lo > min * 0.7) lo /= 10; hi = 10; while (hi < max * 1.4) hi *= 10; print lo, hi }' "$1/ratios.dat")
 	gnuplot <<EOF
 set terminal pngcairo size 1100,560 font "sans,10"
 set output "$1/ratios.png"
@@ -528,12 +858,18 @@ set xtics rotate by -40 left nomirror
 set grid ytics
 set key top left
 set xrange [-0.7:*]
+set rmargin 7
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb "black"
-plot "$1/ratios.dat" using 1:(\$4 == 0 ? \$3 : 1/0):xtic(2) with boxes lc rgb "#3a7dc9" title "throughput (MB/s, IOPS, files/s)", \
-     "" using 1:(\$4 == 1 ? \$3 : 1/0):xtic(2) with boxes lc rgb "#d9822b" title "time (s), lower is better", \
-     "" using 1:3:(sprintf("%.2f", \$3)) with labels offset 0,0.7 notitle
+plot "$1/ratios.dat" using 1:(\$3 == 0 ? \$2 : 1/0):xtic(4) with boxes lc rgb "#3a7dc9" title "throughput (MB/s, IOPS, files/s)", \
+     "" using 1:(\$3 == 1 ? \$2 : 1/0):xtic(4) with boxes lc rgb "#d9822b" title "time (s), lower is better", \
+     "" using 1:2:(sprintf("%.2f", \$2)) with labels offset 0,0.7 notitle
 EOF
 	rm -f "$1/ratios.dat"
+}
+
+binary_meta() { # arguments for meta_json: the daemon binary's identity
+	printf '%s\n' "sectorfs_binary=\"$SECTORFS_ORIG\"" "sectorfs_sha256=\"$SECTORFS_SHA\"" \
+		"sectorfs_mtime=\"$SECTORFS_MTIME\""
 }
 
 meta_json() { # extra "k": v pairs (JSON text) appended
@@ -592,11 +928,14 @@ main() {
 	w_tree perf "$rounds" "$(make_tarball)" tmpfs sectorfs
 	log "M1: memory"
 	m_mem perf "$seq" "$nmem" tmpfs sectorfs
-	local meta
+	local meta bm
+	mapfile -t bm < <(binary_meta)
 	meta=$(REPO=$REPO meta_json "rounds=$rounds" "quick=$([ $quick = 1 ] && echo true || echo false)" \
 		"seq_mib=$seq" "rand_mib=$rnd" "rand_runtime_s=$runtime" "small_files=$nsmall" "mem_files=$nmem" \
 		"fs_size=\"$FS_SIZE\"" "sectorfs_mount_opts=\"size=$FS_SIZE${opts:+,$opts}\"" \
-		"duration_s=$((SECONDS - t0))" "usr_include_files=$(tar -tf "$(make_tarball)" | wc -l)")
+		"memory_source=\"${MEMCG:-/proc/meminfo} ($MEMCG_KIND)\"" \
+		"duration_s=$((SECONDS - t0))" "usr_include_files=$(tar -tf "$(make_tarball)" | wc -l)" \
+		"${bm[@]}")
 	make_report "$out" "$meta"
 	log "done in $((SECONDS - t0)) s: $out/table.md"
 	cat "$out/table.md"

@@ -13,9 +13,10 @@
  *   delete  unlink() of each file (then, untimed, the directories and DIR)
  *
  * Each phase is timed alone with CLOCK_MONOTONIC; making and removing the
- * directories is not timed.  Prints one JSON object on stdout:
- *   {"files": N, "dirs": D, "size": S, "create": {"seconds": s, "files_per_s": f}, ...}
- * Exits 1 with a message on stderr at the first failing call.
+ * directories is not timed.  Prints one JSON line per phase as it ends:
+ *   {"phase": "create", "files": N, "seconds": s, "files_per_s": f}
+ * Exits 1 with a message on stderr at the first failing call (the phases
+ * already printed stand).
  *
  * Build: cc -O2 -o smallfiles bench/smallfiles.c
  */
@@ -143,7 +144,6 @@ int main(int argc, char **argv)
 			die("mkdir", p);
 	}
 
-	printf("{\"files\": %ld, \"dirs\": %ld, \"size\": %ld", nfiles, ndirs, size);
 	char *phases = strdup(argv[5]);
 	for (char *ph = strtok(phases, ","); ph; ph = strtok(NULL, ",")) {
 		void (*fn)(void) = !strcmp(ph, "create") ? do_create
@@ -158,8 +158,8 @@ int main(int argc, char **argv)
 		double t0 = now();
 		fn();
 		double t = now() - t0;
-		printf(", \"%s\": {\"seconds\": %.6f, \"files_per_s\": %.1f}", ph, t,
-		       (double)nfiles / t);
+		printf("{\"phase\": \"%s\", \"files\": %ld, \"seconds\": %.6f, \"files_per_s\": %.1f}\n",
+		       ph, nfiles, t, (double)nfiles / t);
 		fflush(stdout);
 		if (fn == do_delete) {
 			for (long d = 0; d < ndirs; d++) {
@@ -171,7 +171,6 @@ int main(int argc, char **argv)
 				die("rmdir", root);
 		}
 	}
-	printf("}\n");
 	free(phases);
 	free(buf);
 	return 0;
