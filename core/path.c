@@ -364,11 +364,15 @@ static int open_create(struct walk *w, int flags, mode_t mode, struct sfs_file *
 				return rc;
 			continue;
 		}
-		if (S_ISLNK(e.attr.st_mode))
-			rc = -ELOOP;
-		else if (S_ISDIR(e.attr.st_mode))
+		/* The kernel's order (do_open, then may_open): a directory,
+		 * the sticky rule, and only then a symlink under O_NOFOLLOW. */
+		if (S_ISDIR(e.attr.st_mode))
 			rc = -EISDIR;
-		else if ((rc = may_create_in_sticky(w, &e.attr)) == 0)
+		else if ((rc = may_create_in_sticky(w, &e.attr)) != 0)
+			;
+		else if (S_ISLNK(e.attr.st_mode))
+			rc = -ELOOP;
+		else
 			rc = sfs_open(w->fs, w->cr, e.ino, flags & ~(O_CREAT | O_EXCL), out);
 		drop(w->fs, e.ino);
 		return rc;
