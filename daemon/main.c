@@ -281,7 +281,8 @@ static int mount_and_serve(struct opts *o)
 		rc = die("cannot mount on %s: %s", mountpoint_real, fuse_error("mount failed"));
 		goto out_signals;
 	}
-	rc = tr_install(se);
+	/* Polling needs an fd per thread (clone_fd) or a single thread. */
+	rc = tr_install(se, o->clone_fd || o->max_threads == 1 ? o->spin_us : 0);
 	if (rc) {
 		rc = die("cannot take over the FUSE channel: %s", strerror(-rc));
 		goto out_unmount;

@@ -155,6 +155,11 @@ static int one_option(struct opts *o, const char *opt, char *err, size_t len)
 			return fail(err, len, "bad save_interval: '%s' (seconds, 1 or more)",
 			            val ? val : "");
 		o->save_interval = (unsigned)v;
+	} else if (IS("spin")) {
+		if (parse_uint(val, 10, 10000, &v))
+			return fail(err, len, "bad spin: '%s' (microseconds, 0 to 10000)",
+			            val ? val : "");
+		o->spin_us = (unsigned)v;
 	} else if (IS("clone_fd") && !val) {
 		o->clone_fd = true;
 	} else if (IS("noclone_fd") && !val) {
@@ -226,6 +231,7 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 	o->atime = SFS_ATIME_RELATIME;
 	o->max_threads = 8;
 	o->clone_fd = true;
+	o->spin_us = SPIN_DEFAULT_US;
 	/* tmpfs's defaults: half the memory, and one inode per two pages of it. */
 	o->size = os_physical_memory() / 2;
 	o->nr_inodes = os_physical_memory() / os_page_size() / 2;
@@ -341,6 +347,8 @@ void opt_usage(const char *prog)
 	       "     writeback         kernel writeback cache: faster small writes, but a full\n"
 	       "                       filesystem fails them at writeback, not at write()\n"
 	       "     max_threads=N     worker threads (default 8)\n"
+	       "     spin=US           after a request, poll for the next one this many\n"
+	       "                       microseconds before sleeping (default %u; 0: never)\n"
 	       "     image=PATH        load PATH at mount (if it exists), save to it at unmount\n"
 	       "     save_interval=S   with image=, also save every S seconds\n"
 	       "     allow_other, default_permissions (on), fsname=, subtype=, ro,\n"
@@ -353,5 +361,5 @@ void opt_usage(const char *prog)
 	       "  image check     verify an image end to end\n"
 	       "  image info      what an image holds\n"
 	       "See sectorfs(8).\n",
-	       prog, prog, prog, prog);
+	       prog, prog, prog, prog, SPIN_DEFAULT_US);
 }

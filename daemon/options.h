@@ -20,6 +20,11 @@ enum opt_cache {
 	OPT_CACHE_OPEN, /* the kernel drops them at each open */
 };
 
+/* Microseconds a thread polls /dev/fuse for the next request before it
+ * sleeps: longer than the gap between two synchronous requests of one
+ * caller (a few microseconds), short enough to cost nothing when idle. */
+#define SPIN_DEFAULT_US 50
+
 struct opts {
 	const char *mountpoint;
 	const char *source;      /* "sectorfs" unless given */
@@ -36,6 +41,7 @@ struct opts {
 	int atime;               /* enum sfs_atime */
 	unsigned max_threads;
 	bool clone_fd;
+	unsigned spin_us;        /* poll /dev/fuse this long before sleeping */
 	bool allow_other;
 	bool read_only;
 	char *image;             /* image=: load at mount, save at unmount */

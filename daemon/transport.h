@@ -4,7 +4,9 @@
 
 #include "ops.h"
 
-/* Take over the session's I/O, after fuse_session_mount(): 0 or -errno. */
-int tr_install(struct fuse_session *se);
+/* Take over the session's I/O, after fuse_session_mount(), polling for
+ * spin_us microseconds before sleeping (0: never; only with one /dev/fuse
+ * clone per thread): 0 or -errno. */
+int tr_install(struct fuse_session *se, unsigned spin_us);
 
 #endif
