@@ -2216,6 +2216,7 @@ int sfs_image_save(struct sfs_fs *fs, const char *path, struct sfs_image_info *i
 		rc = fail(&e, rc, "snapshot: %s", strerror(-rc));
 		goto out;
 	}
+	sv.info.held_ns = snap_held_ns(sv.s);
 	rc = save_tree(&sv);
 	/* Everything is read: let writers go before the file is synced. */
 	snap_end(sv.s);

@@ -97,6 +97,7 @@ struct snap {
 	size_t n;
 	struct arena dirs, xattrs;
 	bool failed;
+	uint64_t held_ns;          /* the freeze's length */
 };
 
 static int arena_put(struct arena *a, const void *data, size_t len)
@@ -186,12 +187,18 @@ static int capture(struct snap *s, struct snap_rec *r)
 	return rc;
 }
 
+uint64_t snap_held_ns(const struct snap *s)
+{
+	return s->held_ns;
+}
+
 int snap_begin(struct sfs_fs *fs, struct snap **out)
 {
 	struct snap *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->fs = fs;
+	uint64_t t0 = os_monotonic_ns();
 	freeze_all(fs);
 	int rc = 0;
 	size_t cap = 0;
@@ -223,6 +230,7 @@ int snap_begin(struct sfs_fs *fs, struct snap **out)
 	for (size_t i = 0; i < s->n && rc == 0; i++)
 		rc = capture(s, &s->recs[i]);
 	thaw_all(fs);
+	s->held_ns = os_monotonic_ns() - t0;
 	if (rc) {
 		snap_end(s);
 		return rc;

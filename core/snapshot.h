@@ -26,6 +26,8 @@ struct snap_inode {
 };
 
 int snap_begin(struct sfs_fs *fs, struct snap **out);
+/* How long snap_begin() held every change back, in nanoseconds. */
+uint64_t snap_held_ns(const struct snap *s);
 void snap_end(struct snap *s);
 
 /* The inodes, in increasing inode number (the root first). */

@@ -170,9 +170,10 @@ static int save_now(const char *why)
 	double dt = now_s() - t0;
 	if (rc == 0) {
 		snprintf(dm.result, sizeof dm.result,
-		         "saved %s to %s: %llu inodes, %.1f MiB of data, %.1f MiB image, %.2f s",
+		         "saved %s to %s: %llu inodes, %.1f MiB of data, %.1f MiB image, %.2f s "
+		         "(writers held %.2f ms)",
 		         dm.mountpoint, dm.path, (unsigned long long)info.inodes,
-		         mib(info.data_bytes), mib(info.image_bytes), dt);
+		         mib(info.data_bytes), mib(info.image_bytes), dt, (double)info.held_ns / 1e6);
 	} else {
 		snprintf(dm.result, sizeof dm.result, "save of %s failed: %s", dm.mountpoint, err);
 		/* In the background stderr is /dev/null: the log keeps it. */

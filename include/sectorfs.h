@@ -329,6 +329,7 @@ struct sfs_image_info {
 	uint64_t xattrs;          /* extended attributes, ACLs included */
 	uint64_t data_bytes;      /* file data stored (holes are not) */
 	uint64_t file_bytes;      /* sum of regular file sizes (holes included) */
+	uint64_t held_ns;         /* saves: how long writers were held back */
 };
 
 /* Save a point-in-time view of `fs` to `path`, atomically: the image is

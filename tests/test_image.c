@@ -651,6 +651,7 @@ static void test_roundtrip(bool large)
 	unlink(img); /* a new image is 0600 */
 	save_ok(a, img, &info);
 	CHECK_EQ(info.inodes, n);
+	CHECK(info.held_ns > 0 && info.held_ns < 10000000000ull); /* measured, and sane */
 	CHECK_EQ(info.files + info.dirs + info.symlinks + info.fifos + info.sockets + info.chrdevs +
 	                 info.blkdevs,
 	         n);

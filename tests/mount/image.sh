@@ -201,7 +201,8 @@ say "  SIGTERM, SIGINT and umount save too; the image keeps its mode"
 
 echo "saved on request" >"$MP/requested"
 out=$(sfs save "$MP") || die "sectorfs save failed: $out"
-[[ "$out" == "saved $MP to $IMG: "* ]] || die "unexpected output of sectorfs save: $out"
+[[ "$out" == "saved $MP to $IMG: "*" (writers held "*" ms)" ]] ||
+	die "unexpected output of sectorfs save: $out"
 say "  $out"
 cp "$IMG" "$T/requested.img"
 kill -KILL "$(sfs_pid "$MP")"
