@@ -208,6 +208,15 @@ static int acl_valid(const void *value, size_t count)
 	return state == 0 ? 0 : -EINVAL;
 }
 
+int acl_check(const void *value, size_t size)
+{
+	size_t count = 0;
+	int rc = acl_parse(value, size, &count);
+	if (rc == 0)
+		rc = count ? acl_valid(value, count) : -EINVAL;
+	return rc;
+}
+
 /* posix_acl_equiv_mode(): put the ACL's permission bits into *mode; true
  * if the ACL says more than the mode can (named entries or a mask). */
 static bool acl_extended(const void *value, size_t count, uint32_t *mode)

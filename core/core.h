@@ -233,6 +233,13 @@ void xattr_kill_caps(struct sfs_fs *fs, struct sfs_inode *ip);
 ssize_t xattr_acl_read(const struct sfs_inode *ip, int type, size_t off, void *buf, size_t n);
 void xattr_acl_write(struct sfs_inode *ip, int type, size_t off, const void *buf, size_t n);
 
+/* An ACL value the kernel would take (posix_acl_from_xattr, then
+ * posix_acl_valid), with at least one entry: 0 or -errno. */
+int acl_check(const void *value, size_t size);
+/* A security.capability value the kernel would take (cap_convert_nscap):
+ * 0 or -EINVAL. */
+int xattr_capability_ok(const void *value, size_t size);
+
 /* ACL permission check: 0 or -EACCES if the inode has an access ACL;
  * -EAGAIN if it has none (use the mode bits). */
 int acl_permission(struct sfs_inode *ip, const struct sfs_cred *cr, int mask);

@@ -2,7 +2,8 @@
  *
  * The format is docs/image-format.md: a header, then records, each with its
  * own CRC32C and sequence number, ending with a record of totals.  This file
- * uses only the public API and the snapshot (snapshot.h): it reads a
+ * uses only the public API, the snapshot (snapshot.h) and the core's checks
+ * of ACL and capability values (core.h): it reads a
  * point-in-time view to save, and builds a tree through sfs_mkdir,
  * sfs_create, sfs_write, ... to load, as any caller could.
  *
@@ -67,6 +68,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core.h" /* the core's checks of ACL and capability values */
 #include "image.h"
 #include "os.h"
 #include "sectorfs.h"
@@ -979,77 +981,21 @@ static int parse_link(struct parser *ps, const struct rec *rec, struct decoded *
 	return 0;
 }
 
-/* The kernel's ACL rules (posix_acl_from_xattr, posix_acl_valid), so that
- * an image whose ACL the core would refuse is refused before loading. */
-#define ACL_USER_OBJ 0x01
-#define ACL_USER 0x02
-#define ACL_GROUP_OBJ 0x04
-#define ACL_GROUP 0x08
-#define ACL_MASK 0x10
-#define ACL_OTHER 0x20
-
-static bool acl_ok(const uint8_t *v, size_t len)
-{
-	if (len < 4 || get32(v) != 2 || (len - 4) % 8 || len == 4)
-		return false;
-	int state = ACL_USER_OBJ;
-	bool needs_mask = false;
-	for (size_t i = 4; i < len; i += 8) {
-		unsigned tag = get16(v + i), perm = get16(v + i + 2);
-		uint32_t id = get32(v + i + 4);
-		if (perm & ~7u)
-			return false;
-		switch (tag) {
-		case ACL_USER_OBJ:
-			if (state != ACL_USER_OBJ)
-				return false;
-			state = ACL_USER;
-			break;
-		case ACL_USER:
-			if (state != ACL_USER || id == UINT32_MAX)
-				return false;
-			needs_mask = true;
-			break;
-		case ACL_GROUP_OBJ:
-			if (state != ACL_USER)
-				return false;
-			state = ACL_GROUP;
-			break;
-		case ACL_GROUP:
-			if (state != ACL_GROUP || id == UINT32_MAX)
-				return false;
-			needs_mask = true;
-			break;
-		case ACL_MASK:
-			if (state != ACL_GROUP)
-				return false;
-			state = ACL_OTHER;
-			break;
-		case ACL_OTHER:
-			if (state != ACL_OTHER && !(state == ACL_GROUP && !needs_mask))
-				return false;
-			state = 0;
-			break;
-		default:
-			return false;
-		}
-	}
-	return state == 0;
-}
-
-/* Whether the core would take this attribute on this kind of inode. */
+/* Whether the core would take this attribute on this kind of inode (the
+ * core's own checks of ACL and capability values), so that an image the
+ * core would refuse is refused before anything is built. */
 static const char *xattr_refusal(const char *name, uint32_t mode, const uint8_t *v, size_t len)
 {
 	uint32_t type = mode & S_IFMT;
 	if (!strcmp(name, "system.posix_acl_access")) {
 		if (type == S_IFLNK)
 			return "an ACL on a symlink";
-		return acl_ok(v, len) ? NULL : "a malformed ACL";
+		return acl_check(v, len) ? "a malformed ACL" : NULL;
 	}
 	if (!strcmp(name, "system.posix_acl_default")) {
 		if (type != S_IFDIR)
 			return "a default ACL on a non-directory";
-		return acl_ok(v, len) ? NULL : "a malformed ACL";
+		return acl_check(v, len) ? "a malformed ACL" : NULL;
 	}
 	static const char *const spaces[] = {"user.", "trusted.", "security."};
 	for (size_t i = 0; i < 3; i++) {
@@ -1060,8 +1006,7 @@ static const char *xattr_refusal(const char *name, uint32_t mode, const uint8_t 
 			return "an attribute name without a suffix";
 		if (i == 0 && type != S_IFREG && type != S_IFDIR)
 			return "a user.* attribute on an inode that cannot have one";
-		if (!strcmp(name, "security.capability") &&
-		    !((len == 20 && v[3] == 2) || (len == 24 && v[3] == 3)))
+		if (!strcmp(name, "security.capability") && xattr_capability_ok(v, len))
 			return "a malformed security.capability";
 		return NULL;
 	}

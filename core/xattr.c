@@ -469,7 +469,7 @@ static int access_check(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs
 
 /* cap_convert_nscap(): a file capability must have a v2 (20 bytes) or v3
  * (24 bytes) header. */
-static int capability_ok(const void *value, size_t size)
+int xattr_capability_ok(const void *value, size_t size)
 {
 	if (size != 20 && size != 24)
 		return -EINVAL;
@@ -503,7 +503,7 @@ static int do_setxattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t i
 		rc = acl_set(fs, cr, ip, name, value, size, flags);
 	} else {
 		if (!strcmp(name, "security.capability") && size)
-			rc = capability_ok(value, size);
+			rc = xattr_capability_ok(value, size);
 		if (!rc)
 			rc = access_check(fs, cr, ip, xn, true);
 		if (!rc)
