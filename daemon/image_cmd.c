@@ -29,7 +29,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,22 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static int say_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int say_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("sectorfs: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	return 1;
-}
-
-static double mib(uint64_t b)
-{
-	return (double)b / 1048576.0;
-}
+#include "say.h"
 
 static double now_s(void)
 {

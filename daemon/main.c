@@ -36,6 +36,7 @@
 #include "image_cmd.h"
 #include "ops.h"
 #include "os.h"
+#include "say.h"
 #include "transport.h"
 
 #ifndef SECTORFS_VERSION
@@ -70,18 +71,6 @@ static const char *fuse_error(const char *otherwise)
 	while (n && (p[n - 1] == '\n' || p[n - 1] == ' '))
 		p[--n] = '\0';
 	return p;
-}
-
-static int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("sectorfs: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	return 1;
 }
 
 /* ---- the mount point ---- */
@@ -125,15 +114,15 @@ static int check_mountpoint(const char *mp)
 	struct stat st;
 	if (stat(mp, &st) != 0) {
 		if (errno == ENOTCONN)
-			return die("%s is a dead mount: clear it with fusermount3 -u %s", mp, mp);
-		return die("mount point %s: %s", mp, strerror(errno));
+			return say_error("%s is a dead mount: clear it with fusermount3 -u %s", mp, mp);
+		return say_error("mount point %s: %s", mp, strerror(errno));
 	}
 	if (!S_ISDIR(st.st_mode))
-		return die("mount point %s is not a directory", mp);
+		return say_error("mount point %s is not a directory", mp);
 	if (!realpath(mp, mountpoint_real))
-		return die("mount point %s: %s", mp, strerror(errno));
+		return say_error("mount point %s: %s", mp, strerror(errno));
 	if (mounted_at(mountpoint_real, NULL, 0))
-		return die("%s is already a mount point", mountpoint_real);
+		return say_error("%s is already a mount point", mountpoint_real);
 	return 0;
 }
 
@@ -154,11 +143,6 @@ static void tune_readahead(void)
 }
 
 /* ---- the report ---- */
-
-static double mib(uint64_t b)
-{
-	return (double)b / 1048576.0;
-}
 
 size_t daemon_report(struct daemon *d, char *buf, size_t size)
 {
@@ -201,8 +185,8 @@ static int stats_command(const char *mp)
 	ssize_t n = getxattr(mp, STATS_XATTR, buf, sizeof buf - 1);
 	if (n < 0) {
 		if (errno == EOPNOTSUPP || errno == ENODATA)
-			return die("%s is not a sectorfs mount", mp);
-		return die("%s: %s", mp, strerror(errno));
+			return say_error("%s is not a sectorfs mount", mp);
+		return say_error("%s: %s", mp, strerror(errno));
 	}
 	buf[n] = '\0';
 	fputs(buf, stdout);
@@ -233,12 +217,12 @@ static int mount_and_serve(struct opts *o)
 		char err[PATH_MAX + 128];
 		image = image_resolve(o->image, err, sizeof err);
 		if (!image)
-			return die("%s", err);
+			return say_error("%s", err);
 		/* A save writes the image through the path: inside the mount it
 		 * would be written into the filesystem being saved. */
 		size_t n = strlen(mountpoint_real);
 		if (!strncmp(image, mountpoint_real, n) && (image[n] == '/' || n == 1)) {
-			die("image=%s is inside the mount point %s", image, mountpoint_real);
+			say_error("image=%s is inside the mount point %s", image, mountpoint_real);
 			free(image);
 			return 1;
 		}
@@ -246,7 +230,7 @@ static int mount_and_serve(struct opts *o)
 	int rc = sfs_fs_create(&cfg, &d.fs);
 	if (rc) {
 		free(image);
-		return die("cannot create the filesystem: %s", strerror(-rc));
+		return say_error("cannot create the filesystem: %s", strerror(-rc));
 	}
 	if (image) {
 		char err[PATH_MAX + 1024];
@@ -254,7 +238,7 @@ static int mount_and_serve(struct opts *o)
 		if (rc) {
 			sfs_fs_destroy(d.fs);
 			free(image);
-			return die("%s", err);
+			return say_error("%s", err);
 		}
 	}
 
@@ -269,22 +253,22 @@ static int mount_and_serve(struct opts *o)
 	fuse_set_log_func(catch_fuse_log);
 	struct fuse_session *se = fuse_session_new(&args, &sectorfs_ops, sizeof sectorfs_ops, &d);
 	if (!se) {
-		rc = die("%s", fuse_error("bad options"));
+		rc = say_error("%s", fuse_error("bad options"));
 		goto out_fs;
 	}
 	d.se = se;
 	if (fuse_set_signal_handlers(se) != 0) {
-		rc = die("cannot set signal handlers");
+		rc = say_error("cannot set signal handlers");
 		goto out_session;
 	}
 	if (fuse_session_mount(se, mountpoint_real) != 0) {
-		rc = die("cannot mount on %s: %s", mountpoint_real, fuse_error("mount failed"));
+		rc = say_error("cannot mount on %s: %s", mountpoint_real, fuse_error("mount failed"));
 		goto out_signals;
 	}
 	/* Polling needs an fd per thread (clone_fd) or a single thread. */
 	rc = tr_install(se, o->clone_fd || o->max_threads == 1 ? o->spin_us : 0);
 	if (rc) {
-		rc = die("cannot take over the FUSE channel: %s", strerror(-rc));
+		rc = say_error("cannot take over the FUSE channel: %s", strerror(-rc));
 		goto out_unmount;
 	}
 	fuse_set_log_func(NULL); /* from here on, libfuse's own logging */
@@ -325,7 +309,7 @@ int main(int argc, char **argv)
 	char err[512];
 	if (opt_parse(argc, argv, &o, &action, err, sizeof err) != 0) {
 		opt_free(&o);
-		return die("%s", err);
+		return say_error("%s", err);
 	}
 	int rc = 0;
 	switch (action) {
