@@ -30,6 +30,17 @@
 		}                                                                      \
 	} while (0)
 
+/* A checker that explains itself: `checker(args..., msg, sizeof msg)` must
+ * return 0; otherwise its message is printed before the check fails. */
+#define CHECK_CLEAN(checker, ...)                                                      \
+	do {                                                                           \
+		char msg_[512] = "";                                                   \
+		int rc_ = checker(__VA_ARGS__, msg_, sizeof msg_);                      \
+		if (rc_)                                                               \
+			fprintf(stderr, "%s: %s\n", #checker, msg_);                   \
+		CHECK_EQ(rc_, 0);                                                      \
+	} while (0)
+
 /* A small, fast, seedable generator (splitmix64): tests print their seeds so
  * any failure can be replayed exactly. */
 struct rng {

@@ -25,11 +25,7 @@ static struct sfs_fs *fs;
 
 static void consistent(void)
 {
-	char msg[256];
-	int rc = sfs_check(fs, msg, sizeof msg);
-	if (rc)
-		fprintf(stderr, "sfs_check: %s\n", msg);
-	CHECK_EQ(rc, 0);
+	CHECK_CLEAN(sfs_check, fs);
 }
 
 static void fresh(uint64_t size_limit, uint64_t max_inodes)

@@ -285,11 +285,7 @@ static struct sfs_fs *fresh(void)
 
 static void done(struct sfs_fs *fs)
 {
-	char msg[256];
-	int rc = sfs_check(fs, msg, sizeof msg);
-	if (rc)
-		fprintf(stderr, "sfs_check: %s\n", msg);
-	CHECK_EQ(rc, 0);
+	CHECK_CLEAN(sfs_check, fs);
 	sfs_fs_destroy(fs);
 }
 

@@ -220,11 +220,7 @@ int main(int argc, char **argv)
 		         0);
 	for (int t = 0; t < THREADS; t++)
 		pthread_join(th[t], NULL);
-	char msg[256];
-	int rc = sfs_check(fs, msg, sizeof msg);
-	if (rc)
-		fprintf(stderr, "sfs_check: %s\n", msg);
-	CHECK_EQ(rc, 0);
+	CHECK_CLEAN(sfs_check, fs);
 	struct sfs_stats st;
 	sfs_get_stats(fs, &st);
 	printf("%d threads x %d operations: %llu inodes left: %llu files, %llu dirs\n", THREADS,
@@ -240,10 +236,7 @@ int main(int argc, char **argv)
 	}
 	sfs_get_stats(fs, &st);
 	CHECK_EQ(st.inodes, 1);
-	rc = sfs_check(fs, msg, sizeof msg);
-	if (rc)
-		fprintf(stderr, "sfs_check: %s\n", msg);
-	CHECK_EQ(rc, 0);
+	CHECK_CLEAN(sfs_check, fs);
 	sfs_fs_destroy(fs);
 	return 0;
 }

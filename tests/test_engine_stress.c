@@ -149,11 +149,7 @@ static void run(size_t sector, uint64_t seed)
 			check_partition(&ws[t], k, buf);
 		ssize_t n = sv_read(pool, &vecs[k], buf, 4 * S, (int64_t)(T * R));
 		CHECK(n >= 0 && all_zero(buf, (size_t)n));
-		char msg[200] = "";
-		int rc = sv_check(pool, &vecs[k], &sectors, &small, msg, sizeof msg);
-		if (rc)
-			fprintf(stderr, "sv_check: %s\n", msg);
-		CHECK_EQ(rc, 0);
+		CHECK_CLEAN(sv_check, pool, &vecs[k], &sectors, &small);
 	}
 	struct sp_stats st;
 	sp_get_stats(pool, &st);

@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "sectorfs/engine.h"
+#include "vector_check.h"
 #include "sectorfs/fault.h"
 
 #define MAXB (2u << 20)
@@ -23,16 +24,7 @@ static size_t S;
 
 static void balanced(struct sv_vector *v)
 {
-	char msg[200] = "";
-	uint64_t sectors = 0, small = 0;
-	int rc = sv_check(pool, v, &sectors, &small, msg, sizeof msg);
-	if (rc)
-		fprintf(stderr, "sv_check: %s\n", msg);
-	CHECK_EQ(rc, 0);
-	struct sp_stats st;
-	sp_get_stats(pool, &st);
-	CHECK_EQ(st.sectors_in_use, sectors);
-	CHECK_EQ(st.bytes_reserved, sectors * S + small);
+	check_vector(pool, v, 0);
 }
 
 static void random_change(struct rng *r, struct sv_vector *v, unsigned char *src)

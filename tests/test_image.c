@@ -72,11 +72,7 @@ static struct sfs_fs *new_fs(uint64_t limit, uint64_t inodes)
 
 static void consistent(struct sfs_fs *fs)
 {
-	char msg[512];
-	int rc = sfs_check(fs, msg, sizeof msg);
-	if (rc)
-		fprintf(stderr, "sfs_check: %s\n", msg);
-	CHECK_EQ(rc, 0);
+	CHECK_CLEAN(sfs_check, fs);
 }
 
 static void check_empty(struct sfs_fs *fs)

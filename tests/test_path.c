@@ -96,11 +96,7 @@ static void check_no_lookups(void)
 
 static void check_fs(void)
 {
-	char msg[512] = "";
-	int rc = sfs_check(fs, msg, sizeof msg);
-	if (rc)
-		fprintf(stderr, "sfs_check: %s\n", msg);
-	CHECK_EQ(rc, 0);
+	CHECK_CLEAN(sfs_check, fs);
 	check_no_lookups();
 }
 
@@ -689,8 +685,7 @@ static void test_remove_all(bool quick)
 	CHECK_EQ(sfs_forget(fs, dir, 1), 0);
 	sfs_get_stats(fs, &s1);
 	CHECK_EQ(s1.inodes, s0.inodes + 1 + 2 * (uint64_t)depth);
-	char msg[256];
-	CHECK_EQ(sfs_check(fs, msg, sizeof msg), 0); /* check_fs() would recurse 2000 deep */
+	CHECK_CLEAN(sfs_check, fs); /* check_fs() would recurse 2000 deep */
 	CHECK_EQ(sfs_path_remove_all(fs, NULL, "/deep"), 0);
 	sfs_get_stats(fs, &s1);
 	CHECK_EQ(s1.inodes, s0.inodes);

@@ -375,11 +375,7 @@ static void run(uint64_t seed, bool threads)
 		        (int)after.len, after.p);
 		abort();
 	}
-	char msg[256];
-	int rc = sfs_check(fs, msg, sizeof msg);
-	if (rc)
-		fprintf(stderr, "sfs_check: %s\n", msg);
-	CHECK_EQ(rc, 0);
+	CHECK_CLEAN(sfs_check, fs);
 	free(before.p), free(after.p);
 	sfs_fs_destroy(fs);
 }

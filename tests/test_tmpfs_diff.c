@@ -725,11 +725,7 @@ static void run(uint64_t seed, int steps, bool as_user)
 		if (slots[i].used)
 			close_slot(i);
 	compare_contents();
-	char msg[256];
-	int rc = sfs_check(fs, msg, sizeof msg);
-	if (rc)
-		fprintf(stderr, "sfs_check: %s\n", msg);
-	CHECK_EQ(rc, 0);
+	CHECK_CLEAN(sfs_check, fs);
 	sfs_fs_destroy(fs);
 	printf("  seed %llu as %s: %d steps agree\n", (unsigned long long)seed,
 	       as_user ? "uid 1000" : "root", steps);

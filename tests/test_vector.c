@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "sectorfs/engine.h"
+#include "vector_check.h"
 
 static size_t S;
 static struct sp_pool *pool;
@@ -33,17 +34,7 @@ static void teardown(void)
  * exactly what it holds. */
 static void consistent(struct sv_vector *v)
 {
-	char msg[200] = "";
-	uint64_t sectors = 0, small = 0;
-	int rc = sv_check(pool, v, &sectors, &small, msg, sizeof msg);
-	if (rc != 0)
-		fprintf(stderr, "sv_check: %s\n", msg);
-	CHECK_EQ(rc, 0);
-	struct sp_stats st;
-	sp_get_stats(pool, &st);
-	CHECK_EQ(st.bytes_reserved, sectors * S + small);
-	CHECK_EQ(st.sectors_in_use, sectors);
-	CHECK_EQ(st.small_bytes, small);
+	check_vector(pool, v, 1);
 }
 
 static size_t inline_max(void)

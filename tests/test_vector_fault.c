@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "sectorfs/engine.h"
+#include "vector_check.h"
 #include "sectorfs/fault.h"
 
 #define MAXB (8u << 20)
@@ -35,17 +36,7 @@ static unsigned char pattern[MAXB];
 
 static void consistent(struct sp_pool *pool, struct sv_vector *v)
 {
-	char msg[200] = "";
-	uint64_t sectors = 0, small = 0;
-	int rc = sv_check(pool, v, &sectors, &small, msg, sizeof msg);
-	if (rc)
-		fprintf(stderr, "sv_check: %s\n", msg);
-	CHECK_EQ(rc, 0);
-	struct sp_stats st;
-	sp_get_stats(pool, &st);
-	CHECK_EQ(st.bytes_reserved, sectors * sp_sector_size(pool) + small);
-	CHECK_EQ(st.sectors_in_use, sectors);
-	CHECK_EQ(st.small_bytes, small);
+	check_vector(pool, v, 1);
 }
 
 static void snap(struct sp_pool *pool, struct sv_vector *v, struct state *s)

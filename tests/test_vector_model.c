@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "sectorfs/engine.h"
+#include "vector_check.h"
 
 struct model {
 	size_t S;
@@ -74,17 +75,8 @@ static void compare(struct model *m, struct sv_vector *v, unsigned char *buf)
 	CHECK_EQ(sv_sectors(v), model_sectors(m));
 	CHECK_EQ(sv_read(pool, v, buf, m->max, 0), (long long)m->size);
 	CHECK(memcmp(buf, m->data, m->size) == 0);
-	char msg[200] = "";
-	uint64_t sectors = 0, small = 0;
-	int rc = sv_check(pool, v, &sectors, &small, msg, sizeof msg);
-	if (rc)
-		fprintf(stderr, "sv_check: %s\n", msg);
-	CHECK_EQ(rc, 0);
-	struct sp_stats st;
-	sp_get_stats(pool, &st);
-	CHECK_EQ(st.bytes_reserved, sectors * m->S + small);
-	CHECK_EQ(st.sectors_in_use, sectors);
-	CHECK_EQ(st.small_bytes, small);
+	CHECK_EQ(sp_sector_size(pool), m->S);
+	check_vector(pool, v, 1);
 	CHECK_EQ(sv_inline_bytes(v) != 0, m->inl);
 }
 
