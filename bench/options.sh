@@ -13,7 +13,8 @@
 #   W4  random 4 KiB writes into a 256 MiB file, psync, 1 job, 5 s    IOPS
 #   W5  20,000 files of 1 KiB in 100 directories: create, stat, read,
 #       delete (bench/smallfiles.c)                                  files/s
-# One line per mount and round; compare lines of the same round (the
+# fio runs as in bench/run.sh (psync, invalidate=0, fallocate=none: the
+# writes allocate the file's memory).  One line per mount and round; compare lines of the same round (the
 # machine's noise moves whole rounds).  Default 2 rounds, about 40 s per
 # mount.  Needs root, fio, cc, python3; SECTORFS= picks the binary
 # (default build/sectorfs).
@@ -41,7 +42,7 @@ cc -O2 -o "$W/smallfiles" "$BENCH_DIR/smallfiles.c"
 fio_value() { # FIELD fio-args...: one field of fio's terse output
 	local field=$1
 	shift
-	fio --ioengine=psync --invalidate=0 --output-format=terse "$@" | awk -F';' -v f="$field" '{ print $f }'
+	fio --ioengine=psync --invalidate=0 --fallocate=none --output-format=terse "$@" | awk -F';' -v f="$field" '{ print $f }'
 }
 
 one() { # LABEL mount-command...
@@ -50,7 +51,7 @@ one() { # LABEL mount-command...
 	"$@" || { echo "$label: mount failed"; return; }
 	w1=$(fio_value 48 --name=w1 --filename="$M/seq" --rw=write --bs=1M --size=512m --end_fsync=1)
 	rm -f "$M/seq"
-	fio --name=lay --filename="$M/r" --rw=write --bs=1M --size=256m --output=/dev/null
+	fio --name=lay --filename="$M/r" --rw=write --bs=1M --size=256m --fallocate=none --output=/dev/null
 	w4=$(fio_value 49 --name=w4 --filename="$M/r" --rw=randwrite --bs=4k --size=256m \
 		--time_based --runtime=5)
 	rm -f "$M/r"

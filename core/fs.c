@@ -333,6 +333,11 @@ int sfs_fs_set_limits(struct sfs_fs *fs, uint64_t size_limit, uint64_t max_inode
 	return 0;
 }
 
+int sfs_fs_set_prefault(struct sfs_fs *fs, bool on)
+{
+	return sp_set_prefault(fs->pool, on);
+}
+
 int sfs_statfs(struct sfs_fs *fs, struct statvfs *st)
 {
 	struct sp_stats ps;

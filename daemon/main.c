@@ -232,6 +232,10 @@ static int mount_and_serve(struct opts *o)
 		free(image);
 		return say_error("cannot create the filesystem: %s", strerror(-rc));
 	}
+	/* Faulting in ahead helps the load too; its thread must end before
+	 * fuse_daemonize() forks, and starts again after. */
+	if (o->prefault)
+		(void)sfs_fs_set_prefault(d.fs, true);
 	if (image) {
 		char err[PATH_MAX + 1024];
 		rc = image_mount_load(d.fs, image, err, sizeof err);
@@ -273,11 +277,14 @@ static int mount_and_serve(struct opts *o)
 	}
 	fuse_set_log_func(NULL); /* from here on, libfuse's own logging */
 	tune_readahead();
+	(void)sfs_fs_set_prefault(d.fs, false);
 	if (fuse_daemonize(o->foreground) != 0) {
 		rc = 1;
 		goto out_unmount;
 	}
 	/* Threads only now: fuse_daemonize() forks, and a fork keeps one. */
+	if (o->prefault && (rc = sfs_fs_set_prefault(d.fs, true)) != 0)
+		(void)say_error("no prefault thread: %s", strerror(-rc));
 	image_serve(d.fs, image, mountpoint_real, o->save_interval, !o->read_only);
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, o->clone_fd);

@@ -160,6 +160,10 @@ static int one_option(struct opts *o, const char *opt, char *err, size_t len)
 			return fail(err, len, "bad spin: '%s' (microseconds, 0 to 10000)",
 			            val ? val : "");
 		o->spin_us = (unsigned)v;
+	} else if (IS("prefault") && !val) {
+		o->prefault = true;
+	} else if (IS("noprefault") && !val) {
+		o->prefault = false;
 	} else if (IS("clone_fd") && !val) {
 		o->clone_fd = true;
 	} else if (IS("noclone_fd") && !val) {
@@ -232,6 +236,7 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 	o->max_threads = 8;
 	o->clone_fd = true;
 	o->spin_us = SPIN_DEFAULT_US;
+	o->prefault = true;
 	/* tmpfs's defaults: half the memory, and one inode per two pages of it. */
 	o->size = os_physical_memory() / 2;
 	o->nr_inodes = os_physical_memory() / os_page_size() / 2;
@@ -349,6 +354,8 @@ void opt_usage(const char *prog)
 	       "     max_threads=N     worker threads (default 8)\n"
 	       "     spin=US           after a request, poll for the next one this many\n"
 	       "                       microseconds before sleeping (default %u; 0: never)\n"
+	       "     noprefault        no background thread faulting memory in ahead of\n"
+	       "                       large writes (it is on by default)\n"
 	       "     image=PATH        load PATH at mount (if it exists), save to it at unmount\n"
 	       "     save_interval=S   with image=, also save every S seconds\n"
 	       "     allow_other, default_permissions (on), fsname=, subtype=, ro,\n"

@@ -42,6 +42,7 @@ struct opts {
 	unsigned max_threads;
 	bool clone_fd;
 	unsigned spin_us;        /* poll /dev/fuse this long before sleeping */
+	bool prefault;           /* fault memory in ahead of large writes */
 	bool allow_other;
 	bool read_only;
 	char *image;             /* image=: load at mount, save at unmount */

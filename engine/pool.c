@@ -33,11 +33,23 @@
  *   Slots smaller than a page can only go back when all slots of their page
  *   are free (fragmentation); sv_check and the benchmark report it.
  *
+ * - Faulting in ahead (optional, sp_set_prefault): a write into fresh
+ *   memory pays for the kernel zeroing each new page, about as long as the
+ *   copy itself.  A background thread can take that off the writer's path:
+ *   woken by sp_warm() after a large allocation, it takes the free, clean
+ *   groups the next allocations would get, faults them in with the class
+ *   lock dropped, and puts them back as free dirty groups in the queue,
+ *   where class_take looks first.  It keeps at most half a queue (2 MiB)
+ *   warm, so queuing them never purges them, and what a writer does not
+ *   use goes back like any freed memory.
+ *
  * - Accounting: reservations (bytes promised against the limit) are one
  *   atomic in the pool; "in use" counts live per shard and are summed when
  *   read, so no counter is shared by every allocation.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,6 +123,19 @@ struct sp_class {
 	char pad[64];
 };
 
+/* The faulting-in thread of a pool (see the top of this file). */
+struct warmer {
+	pthread_mutex_t toggle;  /* serializes sp_set_prefault */
+	pthread_mutex_t lock;    /* guards the fields below */
+	pthread_cond_t wake;
+	pthread_t thread;
+	bool running;            /* a thread exists            [lock] */
+	bool stop;               /* it is asked to end         [lock] */
+	bool wanted;             /* sp_warm since its last look [lock] */
+	_Atomic bool on;         /* = running, read without the lock */
+	_Atomic uint64_t warmed; /* bytes faulted in, ever */
+};
+
 struct sp_pool {
 	struct sp_class sectors;
 	struct sp_class small[SP_SMALL_CLASSES]; /* 32 B .. 2 KiB */
@@ -119,6 +144,7 @@ struct sp_pool {
 	_Atomic uint64_t limit;
 	void *zero;
 	size_t zero_len;
+	struct warmer warm;
 };
 
 /* Small classes: 32 << i bytes. */
@@ -547,10 +573,22 @@ int sp_create(const struct sp_config *cfg, struct sp_pool **out)
 	p->zero = os_map_zero(p->zero_len);
 	if (!p->zero)
 		goto fail_small;
+	if (pthread_mutex_init(&p->warm.toggle, NULL) != 0)
+		goto fail_zero;
+	if (pthread_mutex_init(&p->warm.lock, NULL) != 0)
+		goto fail_toggle;
+	if (pthread_cond_init(&p->warm.wake, NULL) != 0)
+		goto fail_lock;
 	atomic_init(&p->limit, cfg->limit);
 	*out = p;
 	return 0;
 
+fail_lock:
+	pthread_mutex_destroy(&p->warm.lock);
+fail_toggle:
+	pthread_mutex_destroy(&p->warm.toggle);
+fail_zero:
+	os_unmap(p->zero, p->zero_len);
 fail_small:
 	while (made > 0)
 		class_fini(&p->small[--made]);
@@ -564,6 +602,10 @@ void sp_destroy(struct sp_pool *p)
 {
 	if (!p)
 		return;
+	sp_set_prefault(p, false);
+	pthread_cond_destroy(&p->warm.wake);
+	pthread_mutex_destroy(&p->warm.lock);
+	pthread_mutex_destroy(&p->warm.toggle);
 	class_fini(&p->sectors);
 	for (int i = 0; i < SP_SMALL_CLASSES; i++)
 		class_fini(&p->small[i]);
@@ -694,6 +736,7 @@ void sp_get_stats(const struct sp_pool *p, struct sp_stats *st)
 	st->bytes_mapped = class_mapped(&p->sectors);
 	st->regions = atomic_load_explicit(&p->sectors.nregions_seen, memory_order_relaxed);
 	st->purged_bytes = atomic_load_explicit(&p->sectors.purged, memory_order_relaxed);
+	st->warmed_bytes = atomic_load_explicit(&p->warm.warmed, memory_order_relaxed);
 	for (int i = 0; i < SP_SMALL_CLASSES; i++) {
 		const struct sp_class *c = &p->small[i];
 		uint64_t n = class_in_use(c);
@@ -705,4 +748,158 @@ void sp_get_stats(const struct sp_pool *p, struct sp_stats *st)
 	}
 	uint64_t used = st->sectors_in_use * st->sector_size + st->small_bytes;
 	st->overhead = st->bytes_mapped > used ? st->bytes_mapped - used : 0;
+}
+
+/* ---- faulting in ahead of a writer ---- */
+
+#define WARM_BYTES (SECTOR_QUEUE_BYTES / 2)
+#define WARM_BATCH 256    /* slots per pass */
+#define WARM_REGIONS 4    /* regions with free slots looked at per pass */
+
+/* Take up to max slots, in whole groups that are free and clean, from the
+ * regions class_take would use next; lowest addresses first, as it does.
+ * Class lock held; looks at a few regions only, so the lock is short. */
+static size_t take_clean(struct sp_class *c, size_t max, void **out)
+{
+	size_t got = 0;
+	unsigned looked = 0;
+	for (uint32_t ri = c->first_free; ri < c->nregions && looked < WARM_REGIONS; ri++) {
+		struct region *r = c->regions[ri];
+		if (r->nfree < c->per_group)
+			continue;
+		looked++;
+		size_t slot = (size_t)r->hint * 64;
+		for (; slot + c->per_group <= c->nslots; slot += c->per_group) {
+			if (got + c->per_group > max)
+				return got;
+			if (!bit_get(r->clean_bits, slot / c->per_group) || !group_free(c, r, slot))
+				continue;
+			for (size_t i = slot; i < slot + c->per_group; i++) {
+				bit_clear(r->free_bits, i);
+				out[got++] = r->slots + (i << c->shift);
+			}
+			r->nfree -= c->per_group;
+		}
+	}
+	return got;
+}
+
+/* Runs shorter than this are left to fault on first touch: a call costs
+ * more than a few faults. */
+#define POPULATE_RUN 8
+
+void sp_populate(struct sp_pool *p, void **sectors, size_t n)
+{
+	const size_t S = p->sectors.slot;
+	qsort(sectors, n, sizeof *sectors, cmp_ptr);
+	for (size_t i = 0; i < n;) {
+		char *lo = sectors[i], *hi = lo + S;
+		size_t j = i + 1;
+		while (j < n && (char *)sectors[j] == hi) {
+			hi += S;
+			j++;
+		}
+		if (j - i >= POPULATE_RUN)
+			os_populate(lo, (size_t)(hi - lo));
+		i = j;
+	}
+}
+
+/* One pass: 0 when nothing more is worth doing. */
+static size_t warm_pass(struct sp_pool *p)
+{
+	struct sp_class *c = &p->sectors;
+	void *slots[WARM_BATCH];
+	size_t n = 0;
+	lk_lock(&c->lock);
+	size_t queued = (size_t)c->nqueue * c->group;
+	if (queued < WARM_BYTES) {
+		size_t max = (WARM_BYTES - queued) >> c->shift;
+		n = take_clean(c, max < WARM_BATCH ? max : WARM_BATCH, slots);
+	}
+	lk_unlock(&c->lock);
+	if (n == 0)
+		return 0;
+	/* Nobody else can have these slots now: fault them in, lock dropped. */
+	sp_populate(p, slots, n);
+	lk_lock(&c->lock);
+	uint64_t dirtied = 0;
+	for (size_t i = 0; i < n; i += c->per_group) {
+		struct region *r = region_of(slots[i]);
+		size_t gi = ((size_t)((char *)slots[i] - r->slots) >> c->shift) / c->per_group;
+		if (bit_get(r->clean_bits, gi)) {
+			bit_clear(r->clean_bits, gi);
+			dirtied++;
+		}
+	}
+	atomic_fetch_add_explicit(&c->dirty_groups, dirtied, memory_order_relaxed);
+	class_put(c, n, slots); /* free and dirty: queued */
+	lk_unlock(&c->lock);
+	atomic_fetch_add_explicit(&p->warm.warmed, (uint64_t)n * c->slot, memory_order_relaxed);
+	return n;
+}
+
+static void *warmer_main(void *arg)
+{
+	struct sp_pool *p = arg;
+	struct warmer *w = &p->warm;
+	os_name_thread("sfs-prefault");
+	pthread_mutex_lock(&w->lock);
+	while (!w->stop) {
+		if (!w->wanted) {
+			pthread_cond_wait(&w->wake, &w->lock);
+			continue;
+		}
+		w->wanted = false;
+		pthread_mutex_unlock(&w->lock);
+		while (warm_pass(p) != 0)
+			;
+		pthread_mutex_lock(&w->lock);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+void sp_warm(struct sp_pool *p)
+{
+	struct warmer *w = &p->warm;
+	if (!atomic_load_explicit(&w->on, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&w->lock);
+	if (w->running && !w->wanted) {
+		w->wanted = true;
+		pthread_cond_signal(&w->wake);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+int sp_set_prefault(struct sp_pool *p, bool on)
+{
+	struct warmer *w = &p->warm;
+	int rc = 0;
+	pthread_mutex_lock(&w->toggle);
+	if (on && !w->running) {
+		/* The thread takes no signals: they are the process's to handle. */
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		pthread_mutex_lock(&w->lock);
+		w->stop = false;
+		w->wanted = false;
+		rc = -pthread_create(&w->thread, NULL, warmer_main, p);
+		w->running = rc == 0;
+		atomic_store(&w->on, w->running);
+		pthread_mutex_unlock(&w->lock);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	} else if (!on && w->running) {
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		w->running = false;
+		atomic_store(&w->on, false);
+		pthread_cond_signal(&w->wake);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->thread, NULL);
+	}
+	pthread_mutex_unlock(&w->toggle);
+	return rc;
 }

@@ -269,33 +269,10 @@ static void stash_give_back(struct sp_pool *pool, struct stash *st)
 
 /* Reserve and allocate what the plan needs.  0, -ENOSPC or -ENOMEM; on
  * failure nothing is held. */
-/* A large write into new sectors takes a page fault per page as it copies;
- * faulting each run of neighbouring sectors in with one call is cheaper.
- * The pool hands sectors out in no particular order, and any sector may
- * take any place in the file: sorting them first makes the runs. */
+/* A write of this many new sectors or more faults them in first (one call
+ * per run instead of a fault per page) and wakes the pool's faulting-in
+ * thread, if any, for the writes that may follow. */
 #define POPULATE_MIN 16
-
-static int by_address(const void *a, const void *b)
-{
-	uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
-	return x < y ? -1 : x > y;
-}
-
-static void populate(void **sec, size_t n, size_t S)
-{
-	qsort(sec, n, sizeof *sec, by_address);
-	for (size_t i = 0; i < n;) {
-		char *lo = sec[i], *hi = lo + S;
-		size_t j = i + 1;
-		while (j < n && (char *)sec[j] == hi) {
-			hi += S;
-			j++;
-		}
-		if (j - i >= POPULATE_MIN / 2)
-			os_populate(lo, (size_t)(hi - lo));
-		i = j;
-	}
-}
 
 static int stash_take(struct sp_pool *pool, const struct plan *pl, bool zeroed, struct stash *st)
 {
@@ -327,8 +304,10 @@ static int stash_take(struct sp_pool *pool, const struct plan *pl, bool zeroed, 
 	if (rc != 0)
 		goto fail_sectors;
 	st->nsectors = pl->holes;
-	if (!zeroed && pl->holes >= POPULATE_MIN)
-		populate(st->sectors, (size_t)pl->holes, (size_t)S);
+	if (!zeroed && pl->holes >= POPULATE_MIN) {
+		sp_populate(pool, st->sectors, (size_t)pl->holes);
+		sp_warm(pool);
+	}
 	for (; st->nnodes < pl->nodes; st->nnodes++) {
 		st->node_list[st->nnodes] = sp_alloc_small(pool, SP_NODE_SIZE, true);
 		if (!st->node_list[st->nnodes]) {

@@ -58,6 +58,9 @@ uint64_t os_rss(void);
 void os_futex_wait(_Atomic uint32_t *addr, uint32_t expected);
 void os_futex_wake_all(_Atomic uint32_t *addr);
 
+/* Name the calling thread, as ps -L and top show it (15 characters). */
+void os_name_thread(const char *name);
+
 /* Let another thread run (used by spin loops before they sleep). */
 void os_yield(void);
 static inline void os_cpu_relax(void)

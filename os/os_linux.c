@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -211,4 +212,9 @@ void *os_realloc(void *p, size_t size)
 void os_free(void *p)
 {
 	free(p);
+}
+
+void os_name_thread(const char *name)
+{
+	(void)prctl(PR_SET_NAME, name, 0, 0, 0);
 }

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <time.h>
 
 #include "check.h"
 #include "os.h"
@@ -265,6 +266,8 @@ static void *churner(void *a)
 				((unsigned char *)held[j])[S - 1] = (unsigned char)ca->id;
 			}
 			n += k;
+			if (k > 30)
+				sp_warm(ca->p); /* the warmer takes slots meanwhile */
 		} else if (n > 0) {
 			int k = 1 + (int)rng_below(&r, (uint64_t)n);
 			for (int j = n - k; j < n; j++) {
@@ -284,6 +287,7 @@ static void *churner(void *a)
 static void test_churn(size_t S)
 {
 	struct sp_pool *p = make(S, SP_UNLIMITED);
+	CHECK_EQ(sp_set_prefault(p, true), 0);
 	enum { T = 6 };
 	pthread_t th[T];
 	struct churn_arg args[T];
@@ -300,6 +304,79 @@ static void test_churn(size_t S)
 	sp_destroy(p);
 }
 
+/* Wait until the warmer has been idle a while (nothing more to do). */
+static uint64_t warm_settle(struct sp_pool *p)
+{
+	struct sp_stats st;
+	uint64_t last = UINT64_MAX;
+	for (int quiet = 0, i = 0; quiet < 20 && i < 5000; i++) {
+		sp_get_stats(p, &st);
+		quiet = st.warmed_bytes == last ? quiet + 1 : 0;
+		last = st.warmed_bytes;
+		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+	}
+	return last;
+}
+
+/* Faulting in ahead: after a large allocation, up to 2 MiB of the sectors
+ * the next allocations get become resident, in the background; they are
+ * handed out next (no new memory mapped), read as zero when asked, and go
+ * back like freed memory. */
+static void test_prefault(size_t S)
+{
+	const size_t warm = 2u << 20;
+	struct sp_pool *p = make(S, SP_UNLIMITED);
+	struct sp_stats st;
+	CHECK_EQ(sp_set_prefault(p, true), 0);
+	CHECK_EQ(sp_set_prefault(p, true), 0);
+	size_t n = (1u << 20) / S;
+	void **v = malloc(2 * (n + warm / S) * sizeof(void *));
+	CHECK_EQ(sp_alloc_sectors(p, n, v, false), 0);
+	for (size_t i = 0; i < n; i++)
+		memset(v[i], 7, S);
+	sp_get_stats(p, &st);
+	uint64_t mapped0 = st.bytes_mapped;
+	CHECK_EQ(warm_settle(p), 0); /* nothing happens without sp_warm */
+	uint64_t rss0 = os_rss();
+	sp_warm(p);
+	CHECK_EQ(warm_settle(p), warm);
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.bytes_mapped, mapped0 + warm);
+#ifndef SANITIZED
+	CHECK(os_rss() >= rss0 + warm - (256u << 10));
+#else
+	(void)rss0;
+#endif
+	/* Again: the warm part is still there, so nothing more to do. */
+	sp_warm(p);
+	CHECK_EQ(warm_settle(p), warm);
+	/* The next allocation gets those sectors: nothing newly mapped. */
+	size_t m = warm / S;
+	CHECK_EQ(sp_alloc_sectors(p, m, v + n, true), 0);
+	for (size_t i = n; i < n + m; i++)
+		CHECK(all_zero(v[i], S));
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.bytes_mapped, mapped0 + warm);
+	/* Used up: the next sp_warm faults in the next 2 MiB. */
+	sp_warm(p);
+	CHECK_EQ(warm_settle(p), 2 * warm);
+	/* Off: sp_warm does nothing; on again works. */
+	CHECK_EQ(sp_set_prefault(p, false), 0);
+	CHECK_EQ(sp_set_prefault(p, false), 0);
+	sp_warm(p);
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.warmed_bytes, 2 * warm);
+	CHECK_EQ(sp_set_prefault(p, true), 0);
+	/* Everything back: nothing stays resident. */
+	sp_free_sectors(p, n + m, v);
+	sp_trim(p);
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.sectors_in_use, 0);
+	CHECK(st.bytes_mapped <= st.regions * 65536);
+	sp_destroy(p); /* stops the thread */
+	free(v);
+}
+
 int main(int argc, char **argv)
 {
 	quick = test_quick(argc, argv);
@@ -312,6 +389,8 @@ int main(int argc, char **argv)
 	test_give_back(65536);
 	test_small_give_back();
 	test_limit_concurrent();
+	for (size_t S = SP_SECTOR_MIN; S <= SP_SECTOR_MAX; S *= 4)
+		test_prefault(S);
 	printf("ok\n");
 	return 0;
 }

@@ -150,6 +150,7 @@ struct sp_stats {
 	uint64_t overhead;        /* bytes_mapped - bytes handed out */
 	uint64_t regions;
 	uint64_t purged_bytes;    /* total ever given back to the kernel */
+	uint64_t warmed_bytes;    /* total ever faulted in ahead (sp_warm) */
 };
 
 /* Create a pool.  Returns 0, -EINVAL (bad sector size) or -ENOMEM. */
@@ -189,6 +190,23 @@ void sp_trim(struct sp_pool *pool);
 
 /* Counters, read without a lock. */
 void sp_get_stats(const struct sp_pool *pool, struct sp_stats *st);
+
+/* Faulting in ahead of a writer.  Off by default.  When on, sp_warm()
+ * (called by the vector after a write that took many new sectors) asks a
+ * background thread of the pool to fault in the sectors the next
+ * allocations will get, up to 2 MiB, so that the kernel zeroes fresh
+ * pages on another CPU instead of in the writer's path.  The thread
+ * starts with sp_set_prefault(pool, true), sleeps while there is nothing
+ * to do, and sp_set_prefault(pool, false) stops and joins it (so does
+ * sp_destroy).  A forked child does not inherit the thread: turn it off
+ * before fork() and on again after.  0, or -errno if the thread cannot
+ * start (the pool works on without it). */
+int sp_set_prefault(struct sp_pool *pool, bool on);
+void sp_warm(struct sp_pool *pool);
+
+/* Fault n sectors in now, a call per run of neighbours rather than a page
+ * fault per page as they are first written (sorts the array). */
+void sp_populate(struct sp_pool *pool, void **sectors, size_t n);
 
 /* ---- the vector (vector.c) ---- */
 

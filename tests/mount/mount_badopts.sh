@@ -83,6 +83,7 @@ bad "bad cache" -o cache=sometimes "$MP"
 bad "bad max_threads" -o max_threads=0 "$MP"
 bad "spin not a number" -o spin=fast "$MP"
 bad "spin too long" -o spin=20000 "$MP"
+bad "prefault takes no value" -o prefault=1 "$MP"
 bad "-o without a list" "$MP" -o
 bad "missing mount point (no arguments)"
 bad "missing mount point (options only)" -o size=1m
@@ -118,13 +119,16 @@ rc=0
 grep -Eq '[0-9]+\.[0-9]+' "$T/stdout" || die "--version printed no version: $(cat "$T/stdout")"
 say "ok ($(head -1 "$T/stdout"))"
 
-printf 'good options are accepted: size=10%%, nr_inodes=1k, mode=0755, uid=, gid=, noswap, sector_size=512, cache=open, max_threads=2, spin=0 ... '
+printf 'good options are accepted: size=10%%, nr_inodes=1k, mode=0755, uid=, gid=, noswap, sector_size=512, cache=open, max_threads=2, spin=0, noprefault ... '
 GOOD=$T/good
-mount_sfs "$GOOD" "size=10%,nr_inodes=1k,mode=0755,uid=$SFS_UID2,gid=$SFS_UID2,noswap,sector_size=512,cache=open,max_threads=2,spin=0,noatime"
+mount_sfs "$GOOD" "size=10%,nr_inodes=1k,mode=0755,uid=$SFS_UID2,gid=$SFS_UID2,noswap,sector_size=512,cache=open,max_threads=2,spin=0,noprefault,noatime"
 [ "$(stat -c '%a %u %g' "$GOOD")" = "755 $SFS_UID2 $SFS_UID2" ] ||
 	die "root dir is $(stat -c '%a %u %g' "$GOOD"), want 755 $SFS_UID2 $SFS_UID2"
 itotal=$(df --output=itotal "$GOOD" | tail -1 | tr -d ' ')
 [ "$itotal" = 1024 ] || die "nr_inodes=1k: df shows $itotal inodes"
+dd if=/dev/zero of="$GOOD/f" bs=1M count=8 status=none || die "cannot write 8 MiB"
+! grep -qx sfs-prefault /proc/"$(sfs_pid "$GOOD")"/task/*/comm ||
+	die "noprefault: the daemon has an sfs-prefault thread"
 total=$(df -B1 --output=size "$GOOD" | tail -1 | tr -d ' ')
 want=$((ram_kb * 1024 / 10))
 diff=$((total - want))
