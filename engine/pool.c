@@ -131,9 +131,11 @@ struct warmer {
 	pthread_t thread;
 	bool running;            /* a thread exists            [lock] */
 	bool stop;               /* it is asked to end         [lock] */
-	bool wanted;             /* sp_warm since its last look [lock] */
+	_Atomic bool wanted;     /* sp_warm since its last look: written under lock */
 	_Atomic bool on;         /* = running, read without the lock */
+	_Atomic bool unsupported; /* the kernel cannot populate: stop asking */
 	_Atomic uint64_t warmed; /* bytes faulted in, ever */
+	_Atomic uint64_t rounds; /* times the thread went back to sleep */
 };
 
 struct sp_pool {
@@ -737,6 +739,7 @@ void sp_get_stats(const struct sp_pool *p, struct sp_stats *st)
 	st->regions = atomic_load_explicit(&p->sectors.nregions_seen, memory_order_relaxed);
 	st->purged_bytes = atomic_load_explicit(&p->sectors.purged, memory_order_relaxed);
 	st->warmed_bytes = atomic_load_explicit(&p->warm.warmed, memory_order_relaxed);
+	st->warm_rounds = atomic_load_explicit(&p->warm.rounds, memory_order_relaxed);
 	for (int i = 0; i < SP_SMALL_CLASSES; i++) {
 		const struct sp_class *c = &p->small[i];
 		uint64_t n = class_in_use(c);
@@ -754,22 +757,23 @@ void sp_get_stats(const struct sp_pool *p, struct sp_stats *st)
 
 #define WARM_BYTES (SECTOR_QUEUE_BYTES / 2)
 #define WARM_BATCH 256    /* slots per pass */
-#define WARM_REGIONS 4    /* regions with free slots looked at per pass */
+#define WARM_SCAN 4096    /* groups looked at per pass, at most: the lock stays short */
 
 /* Take up to max slots, in whole groups that are free and clean, from the
  * regions class_take would use next; lowest addresses first, as it does.
- * Class lock held; looks at a few regions only, so the lock is short. */
+ * Class lock held. */
 static size_t take_clean(struct sp_class *c, size_t max, void **out)
 {
-	size_t got = 0;
-	unsigned looked = 0;
-	for (uint32_t ri = c->first_free; ri < c->nregions && looked < WARM_REGIONS; ri++) {
+	size_t got = 0, scanned = 0;
+	for (uint32_t ri = c->first_free; ri < c->nregions && scanned < WARM_SCAN; ri++) {
 		struct region *r = c->regions[ri];
 		if (r->nfree < c->per_group)
 			continue;
-		looked++;
-		size_t slot = (size_t)r->hint * 64;
-		for (; slot + c->per_group <= c->nslots; slot += c->per_group) {
+		/* The hint counts 64-slot words, and a group can be larger
+		 * (512 B sectors on 64 KiB pages): start at its group. */
+		size_t slot = ((size_t)r->hint * 64) & ~(size_t)(c->per_group - 1);
+		for (; slot + c->per_group <= c->nslots && scanned < WARM_SCAN;
+		     slot += c->per_group, scanned++) {
 			if (got + c->per_group > max)
 				return got;
 			if (!bit_get(r->clean_bits, slot / c->per_group) || !group_free(c, r, slot))
@@ -784,25 +788,37 @@ static size_t take_clean(struct sp_class *c, size_t max, void **out)
 	return got;
 }
 
+/* Sort s[] and fault in each run of neighbours at least min_run long;
+ * done[] (if given) tells, slot by slot, which were.  The first error. */
+static int populate_runs(const struct sp_class *c, void **s, size_t n, size_t min_run,
+                         bool *done)
+{
+	int err = 0;
+	qsort(s, n, sizeof *s, cmp_ptr);
+	for (size_t i = 0; i < n;) {
+		char *lo = s[i], *hi = lo + c->slot;
+		size_t j = i + 1;
+		while (j < n && (char *)s[j] == hi) {
+			hi += c->slot;
+			j++;
+		}
+		int rc = j - i >= min_run ? os_populate(lo, (size_t)(hi - lo)) : -EAGAIN;
+		if (rc && !err)
+			err = rc;
+		for (size_t k = i; done && k < j; k++)
+			done[k] = rc == 0;
+		i = j;
+	}
+	return err;
+}
+
 /* Runs shorter than this are left to fault on first touch: a call costs
  * more than a few faults. */
 #define POPULATE_RUN 8
 
 void sp_populate(struct sp_pool *p, void **sectors, size_t n)
 {
-	const size_t S = p->sectors.slot;
-	qsort(sectors, n, sizeof *sectors, cmp_ptr);
-	for (size_t i = 0; i < n;) {
-		char *lo = sectors[i], *hi = lo + S;
-		size_t j = i + 1;
-		while (j < n && (char *)sectors[j] == hi) {
-			hi += S;
-			j++;
-		}
-		if (j - i >= POPULATE_RUN)
-			os_populate(lo, (size_t)(hi - lo));
-		i = j;
-	}
+	(void)populate_runs(&p->sectors, sectors, n, POPULATE_RUN, NULL);
 }
 
 /* One pass: 0 when nothing more is worth doing. */
@@ -810,6 +826,7 @@ static size_t warm_pass(struct sp_pool *p)
 {
 	struct sp_class *c = &p->sectors;
 	void *slots[WARM_BATCH];
+	bool done[WARM_BATCH];
 	size_t n = 0;
 	lk_lock(&c->lock);
 	size_t queued = (size_t)c->nqueue * c->group;
@@ -820,23 +837,32 @@ static size_t warm_pass(struct sp_pool *p)
 	lk_unlock(&c->lock);
 	if (n == 0)
 		return 0;
-	/* Nobody else can have these slots now: fault them in, lock dropped. */
-	sp_populate(p, slots, n);
+	/* Nobody else can have these slots now: fault them in, lock dropped.
+	 * Every run, however short: this is not the writer's time. */
+	int rc = populate_runs(c, slots, n, 1, done);
+	if (rc == -EINVAL) /* no MADV_POPULATE_WRITE (Linux < 5.14) */
+		atomic_store(&p->warm.unsupported, true);
 	lk_lock(&c->lock);
-	uint64_t dirtied = 0;
+	uint64_t dirtied = 0, warmed = 0;
+	/* Sorted, a group's slots are neighbours and share their done[]. */
 	for (size_t i = 0; i < n; i += c->per_group) {
+		if (!done[i])
+			continue; /* still clean: back to its region as it was */
 		struct region *r = region_of(slots[i]);
 		size_t gi = ((size_t)((char *)slots[i] - r->slots) >> c->shift) / c->per_group;
 		if (bit_get(r->clean_bits, gi)) {
 			bit_clear(r->clean_bits, gi);
 			dirtied++;
 		}
+		warmed += c->group;
 	}
 	atomic_fetch_add_explicit(&c->dirty_groups, dirtied, memory_order_relaxed);
-	class_put(c, n, slots); /* free and dirty: queued */
+	class_put(c, n, slots); /* the dirty ones are queued */
 	lk_unlock(&c->lock);
-	atomic_fetch_add_explicit(&p->warm.warmed, (uint64_t)n * c->slot, memory_order_relaxed);
-	return n;
+	atomic_fetch_add_explicit(&p->warm.warmed, warmed, memory_order_relaxed);
+	/* Nothing faulted in (out of memory, or no kernel support): taking
+	 * the same clean slots again would only spin. */
+	return warmed ? n : 0;
 }
 
 static void *warmer_main(void *arg)
@@ -846,14 +872,15 @@ static void *warmer_main(void *arg)
 	os_name_thread("sfs-prefault");
 	pthread_mutex_lock(&w->lock);
 	while (!w->stop) {
-		if (!w->wanted) {
+		if (!atomic_load(&w->wanted)) {
 			pthread_cond_wait(&w->wake, &w->lock);
 			continue;
 		}
-		w->wanted = false;
+		atomic_store(&w->wanted, false);
 		pthread_mutex_unlock(&w->lock);
-		while (warm_pass(p) != 0)
+		while (atomic_load(&w->on) && warm_pass(p) != 0)
 			;
+		atomic_fetch_add(&w->rounds, 1);
 		pthread_mutex_lock(&w->lock);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -863,11 +890,15 @@ static void *warmer_main(void *arg)
 void sp_warm(struct sp_pool *p)
 {
 	struct warmer *w = &p->warm;
-	if (!atomic_load_explicit(&w->on, memory_order_relaxed))
+	/* Hints read without the lock: most large writes find the thread
+	 * already asked, and pay one load. */
+	if (!atomic_load_explicit(&w->on, memory_order_relaxed) ||
+	    atomic_load_explicit(&w->wanted, memory_order_relaxed) ||
+	    atomic_load_explicit(&w->unsupported, memory_order_relaxed))
 		return;
 	pthread_mutex_lock(&w->lock);
-	if (w->running && !w->wanted) {
-		w->wanted = true;
+	if (w->running && !atomic_load(&w->wanted)) {
+		atomic_store(&w->wanted, true);
 		pthread_cond_signal(&w->wake);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -885,7 +916,7 @@ int sp_set_prefault(struct sp_pool *p, bool on)
 		pthread_sigmask(SIG_SETMASK, &all, &old);
 		pthread_mutex_lock(&w->lock);
 		w->stop = false;
-		w->wanted = false;
+		atomic_store(&w->wanted, false);
 		rc = -pthread_create(&w->thread, NULL, warmer_main, p);
 		w->running = rc == 0;
 		atomic_store(&w->on, w->running);

@@ -43,9 +43,10 @@ void *os_map_zero(size_t size);
 int os_purge(void *addr, size_t size, bool locked);
 
 /* Fault in the pages of [addr, addr+size) for writing, in one call rather
- * than one fault per page (MADV_POPULATE_WRITE).  A hint: where the kernel
- * cannot, the pages fault in one by one when written, as without it. */
-void os_populate(void *addr, size_t size);
+ * than one fault per page (MADV_POPULATE_WRITE).  0 or -errno (-EINVAL: a
+ * kernel before 5.14); where it fails the pages fault in one by one when
+ * written, as without it. */
+int os_populate(void *addr, size_t size);
 
 /* RLIMIT_MEMLOCK in bytes (UINT64_MAX: unlimited). */
 uint64_t os_memlock_limit(void);

@@ -126,12 +126,12 @@ int os_purge(void *addr, size_t size, bool locked)
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
-void os_populate(void *addr, size_t size)
+int os_populate(void *addr, size_t size)
 {
 	uintptr_t page = os_page_size();
 	uintptr_t a = (uintptr_t)addr & ~(page - 1);
 	uintptr_t end = ((uintptr_t)addr + size + page - 1) & ~(page - 1);
-	(void)madvise((void *)a, end - a, MADV_POPULATE_WRITE);
+	return madvise((void *)a, end - a, MADV_POPULATE_WRITE) == 0 ? 0 : -errno;
 }
 
 uint64_t os_memlock_limit(void)

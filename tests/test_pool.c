@@ -304,24 +304,26 @@ static void test_churn(size_t S)
 	sp_destroy(p);
 }
 
-/* Wait until the warmer has been idle a while (nothing more to do). */
-static uint64_t warm_settle(struct sp_pool *p)
+/* sp_warm, then wait until the thread has done all it will (it counts its
+ * rounds); the bytes faulted in so far. */
+static uint64_t warm_and_wait(struct sp_pool *p)
 {
 	struct sp_stats st;
-	uint64_t last = UINT64_MAX;
-	for (int quiet = 0, i = 0; quiet < 20 && i < 5000; i++) {
-		sp_get_stats(p, &st);
-		quiet = st.warmed_bytes == last ? quiet + 1 : 0;
-		last = st.warmed_bytes;
+	sp_get_stats(p, &st);
+	uint64_t rounds = st.warm_rounds;
+	sp_warm(p);
+	for (int i = 0; i < 30000 && st.warm_rounds == rounds; i++) {
 		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+		sp_get_stats(p, &st);
 	}
-	return last;
+	CHECK(st.warm_rounds > rounds);
+	return st.warmed_bytes;
 }
 
 /* Faulting in ahead: after a large allocation, up to 2 MiB of the sectors
  * the next allocations get become resident, in the background; they are
- * handed out next (no new memory mapped), read as zero when asked, and go
- * back like freed memory. */
+ * handed out next (no new memory mapped), read as zero, and go back like
+ * freed memory. */
 static void test_prefault(size_t S)
 {
 	const size_t warm = 2u << 20;
@@ -336,10 +338,12 @@ static void test_prefault(size_t S)
 		memset(v[i], 7, S);
 	sp_get_stats(p, &st);
 	uint64_t mapped0 = st.bytes_mapped;
-	CHECK_EQ(warm_settle(p), 0); /* nothing happens without sp_warm */
+	nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.warmed_bytes, 0); /* nothing happens without sp_warm */
+	CHECK_EQ(st.warm_rounds, 0);
 	uint64_t rss0 = os_rss();
-	sp_warm(p);
-	CHECK_EQ(warm_settle(p), warm);
+	CHECK_EQ(warm_and_wait(p), warm);
 	sp_get_stats(p, &st);
 	CHECK_EQ(st.bytes_mapped, mapped0 + warm);
 #ifndef SANITIZED
@@ -348,18 +352,17 @@ static void test_prefault(size_t S)
 	(void)rss0;
 #endif
 	/* Again: the warm part is still there, so nothing more to do. */
-	sp_warm(p);
-	CHECK_EQ(warm_settle(p), warm);
-	/* The next allocation gets those sectors: nothing newly mapped. */
+	CHECK_EQ(warm_and_wait(p), warm);
+	/* The next allocation gets those sectors: nothing newly mapped, and
+	 * they read as zero without being cleared (zeroed = false). */
 	size_t m = warm / S;
-	CHECK_EQ(sp_alloc_sectors(p, m, v + n, true), 0);
+	CHECK_EQ(sp_alloc_sectors(p, m, v + n, false), 0);
 	for (size_t i = n; i < n + m; i++)
 		CHECK(all_zero(v[i], S));
 	sp_get_stats(p, &st);
 	CHECK_EQ(st.bytes_mapped, mapped0 + warm);
 	/* Used up: the next sp_warm faults in the next 2 MiB. */
-	sp_warm(p);
-	CHECK_EQ(warm_settle(p), 2 * warm);
+	CHECK_EQ(warm_and_wait(p), 2 * warm);
 	/* Off: sp_warm does nothing; on again works. */
 	CHECK_EQ(sp_set_prefault(p, false), 0);
 	CHECK_EQ(sp_set_prefault(p, false), 0);
@@ -377,6 +380,63 @@ static void test_prefault(size_t S)
 	free(v);
 }
 
+static int by_address(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* In a used pool the free clean memory is scattered holes, single pages
+ * between live ones: each is faulted in (what is counted as warmed is
+ * resident), and the live data around them is untouched. */
+static void test_prefault_holes(size_t S)
+{
+	struct sp_pool *p = make(S, SP_UNLIMITED);
+	struct sp_stats st;
+	CHECK_EQ(sp_set_prefault(p, true), 0);
+	size_t group = S > os_page_size() ? S : os_page_size();
+	size_t n = (16u << 20) / S;
+	void **v = malloc(n * sizeof(void *));
+	CHECK_EQ(sp_alloc_sectors(p, n, v, false), 0);
+	unsigned char *fill = malloc(n);
+	qsort(v, n, sizeof *v, by_address);
+	for (size_t i = 0; i < n; i++) {
+		fill[i] = (unsigned char)(i % 251 + 1);
+		memset(v[i], fill[i], S);
+	}
+	/* Free every other group, and give those back: clean holes. */
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (((uintptr_t)v[i] / group) % 2) {
+			sp_free_sectors(p, 1, &v[i]);
+		} else {
+			fill[kept] = fill[i];
+			v[kept++] = v[i];
+		}
+	}
+	sp_trim(p);
+	sp_get_stats(p, &st);
+	uint64_t mapped0 = st.bytes_mapped, rss0 = os_rss();
+	uint64_t warmed = warm_and_wait(p);
+	CHECK(warmed > 0 && warmed <= (2u << 20));
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.bytes_mapped, mapped0 + warmed);
+#ifndef SANITIZED
+	uint64_t grew = os_rss() - rss0;
+	CHECK(grew + (256u << 10) >= warmed);
+#else
+	(void)rss0;
+#endif
+	for (size_t i = 0; i < kept; i++) {
+		const unsigned char *b = v[i];
+		CHECK(b[0] == fill[i] && b[S / 2] == fill[i] && b[S - 1] == fill[i]);
+	}
+	sp_free_sectors(p, kept, v);
+	sp_destroy(p);
+	free(fill);
+	free(v);
+}
+
 int main(int argc, char **argv)
 {
 	quick = test_quick(argc, argv);
@@ -391,6 +451,8 @@ int main(int argc, char **argv)
 	test_limit_concurrent();
 	for (size_t S = SP_SECTOR_MIN; S <= SP_SECTOR_MAX; S *= 4)
 		test_prefault(S);
+	for (size_t S = SP_SECTOR_MIN; S <= SP_SECTOR_MAX; S *= 2)
+		test_prefault_holes(S);
 	printf("ok\n");
 	return 0;
 }

@@ -151,6 +151,7 @@ struct sp_stats {
 	uint64_t regions;
 	uint64_t purged_bytes;    /* total ever given back to the kernel */
 	uint64_t warmed_bytes;    /* total ever faulted in ahead (sp_warm) */
+	uint64_t warm_rounds;     /* times the faulting-in thread finished */
 };
 
 /* Create a pool.  Returns 0, -EINVAL (bad sector size) or -ENOMEM. */
