@@ -232,13 +232,14 @@ static int mount_and_serve(struct opts *o)
 		free(image);
 		return say_error("cannot create the filesystem: %s", strerror(-rc));
 	}
-	/* Faulting in ahead helps the load too; its thread must end before
-	 * fuse_daemonize() forks, and starts again after. */
-	if (o->prefault)
-		(void)sfs_fs_set_prefault(d.fs, true);
 	if (image) {
 		char err[PATH_MAX + 1024];
+		/* Faulting in ahead speeds the load up too; its thread ends
+		 * here, before fuse_daemonize() forks, and starts again after. */
+		if (o->prefault)
+			(void)sfs_fs_set_prefault(d.fs, true);
 		rc = image_mount_load(d.fs, image, err, sizeof err);
+		(void)sfs_fs_set_prefault(d.fs, false);
 		if (rc) {
 			sfs_fs_destroy(d.fs);
 			free(image);
@@ -277,7 +278,6 @@ static int mount_and_serve(struct opts *o)
 	}
 	fuse_set_log_func(NULL); /* from here on, libfuse's own logging */
 	tune_readahead();
-	(void)sfs_fs_set_prefault(d.fs, false);
 	if (fuse_daemonize(o->foreground) != 0) {
 		rc = 1;
 		goto out_unmount;

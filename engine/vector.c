@@ -30,7 +30,6 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "os.h"
@@ -267,13 +266,13 @@ static void stash_give_back(struct sp_pool *pool, struct stash *st)
 	os_free(st->heap);
 }
 
-/* Reserve and allocate what the plan needs.  0, -ENOSPC or -ENOMEM; on
- * failure nothing is held. */
 /* A write of this many new sectors or more faults them in first (one call
  * per run instead of a fault per page) and wakes the pool's faulting-in
  * thread, if any, for the writes that may follow. */
 #define POPULATE_MIN 16
 
+/* Reserve and allocate what the plan needs.  0, -ENOSPC or -ENOMEM; on
+ * failure nothing is held. */
 static int stash_take(struct sp_pool *pool, const struct plan *pl, bool zeroed, struct stash *st)
 {
 	const uint64_t S = sp_sector_size(pool);

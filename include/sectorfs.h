@@ -93,8 +93,9 @@ void sfs_fs_destroy(struct sfs_fs *fs);
 int sfs_fs_set_limits(struct sfs_fs *fs, uint64_t size_limit, uint64_t max_inodes);
 /* Fault memory in ahead of large writes on a background thread, which
  * takes the kernel's zeroing of fresh pages off the writers' path (large
- * sequential writes through the daemon: 1.3-1.8x).  Off by default; see sp_set_prefault in
- * sectorfs/engine.h (turn it off before fork()).  0 or -errno. */
+ * sequential writes through the daemon: 1.3-1.8x).  Off by default; see
+ * sp_set_prefault in sectorfs/engine.h (turn it off before fork()).
+ * 0 or -errno. */
 int sfs_fs_set_prefault(struct sfs_fs *fs, bool on);
 
 /* ---- who is calling ---- */
