@@ -1,7 +1,7 @@
 #!/bin/bash
 # mount_user.sh - an ordinary user mounts sectorfs on a directory of theirs
 # (through the setuid fusermount3), uses it, asks for stats and unmounts it;
-# and root mounts it with mount -t fuse.sectorfs through mount.fuse3 and
+# and root mounts it through mount.fuse3 (as mount -t fuse.sectorfs does) and
 # umount.  A tmpfs mounted beside, as the same user would see it, for the
 # owner and mode of the root directory.
 #
@@ -108,18 +108,23 @@ $U fusermount3 -u "$UM" || die "fusermount3 -u as sfstest failed"
 wait_daemon_gone "$UM" 5 || die "daemon still running after the second unmount"
 say "refused ($out)"
 
-# ---- root, through mount(8) and mount.fuse3 ----
+# ---- root, through mount.fuse3 (what mount -t fuse.sectorfs runs) ----
 D=$T/viamount
 mkdir "$D"
 register_mount "$D"
-printf 'mount -t fuse.sectorfs sectorfs DIR -o size=16m,mode=1777 ... '
-command -v mount.fuse3 >/dev/null || [ -x /sbin/mount.fuse3 ] || die "mount.fuse3 missing (package fuse3)"
+printf 'mount.fuse3 sectorfs DIR -t fuse.sectorfs -o size=16m,mode=1777 ... '
+helper=$(command -v mount.fuse3 || true)
+[ -n "$helper" ] || die "mount.fuse3 missing (package fuse3)"
 rc=0
-# From /: mount(8) makes a source that names a file in the working
-# directory (ctest runs in the build tree, which holds ./sectorfs) absolute.
-out=$(cd / && PATH="$(dirname "$SECTORFS"):$PATH" mount -t fuse.sectorfs sectorfs "$D" -o size=16m,mode=1777 2>&1) || rc=$?
-[ $rc -eq 0 ] || die "mount -t fuse.sectorfs: exit $rc: $out"
-is_mounted "$D" || die "mount -t fuse.sectorfs returned 0 but $D is not mounted"
+# mount -t fuse.sectorfs runs exactly this, but util-linux's mount clears
+# PATH first (and mount.fuse3 finds the daemon through the shell's PATH), so
+# with mount(8) only an installed sectorfs would be found: the helper is
+# run directly, with the build directory on PATH.  From /: a source naming
+# a file in the working directory would be made absolute.
+out=$(cd / && PATH="$(dirname "$SECTORFS"):$PATH" "$helper" sectorfs "$D" -t fuse.sectorfs \
+	-o size=16m,mode=1777 2>&1) || rc=$?
+[ $rc -eq 0 ] || die "mount.fuse3 -t fuse.sectorfs: exit $rc: $out"
+is_mounted "$D" || die "mount.fuse3 -t fuse.sectorfs returned 0 but $D is not mounted"
 line=$(df -T -B1 "$D" | tail -1)
 read -r src type total _ <<<"$line"
 [ "$type" = fuse.sectorfs ] || die "df -T shows type '$type': $line"
