@@ -199,7 +199,7 @@ static int mount_and_serve(struct opts *o)
 {
 	if (check_mountpoint(o->mountpoint))
 		return 1;
-	struct daemon d = {.cache = o->cache, .writeback = o->writeback};
+	struct daemon d = {.cache = o->cache, .direct_write = o->direct_write, .writeback = o->writeback};
 	struct sfs_config cfg = {
 	        .attrs_changed = daemon_attrs_changed,
 	        .attrs_changed_arg = &d,

@@ -24,6 +24,7 @@
 
 #include "image_cmd.h"
 #include "os.h"
+#include "transport.h"
 
 #define TIMEOUT 86400.0 /* seconds: nothing but us changes the tree */
 #define MAX_IOV 1023    /* fuse_reply_iov adds the header: IOV_MAX in all */
@@ -279,6 +280,29 @@ static void set_open_flags(struct daemon *d, struct fuse_file_info *fi, bool dir
 		fi->cache_readdir = 1;
 }
 
+/* Whether a file opened with these flags, `size` bytes long once opened,
+ * bypasses the kernel's page cache (FOPEN_DIRECT_IO).  Through the page
+ * cache a write is copied twice (into the cache, then to us) and its data
+ * is then held twice, in the cache and in sectors; past it, the kernel
+ * hands the writer's own buffer over and the data is held once.  What
+ * the cache is good for is reading back, so (direct_write=auto) it is
+ * skipped where reading back through the descriptor is unlikely or
+ * impossible: write-only descriptors, and descriptors that start from
+ * an empty file (new or truncated), whose data is all being written now.
+ * A read-write descriptor of an existing file keeps the cache, for
+ * programs that read and update in place.  The kernel keeps the two kinds
+ * coherent (a direct write drops the cached pages it covers), and shared
+ * mappings of a direct file still work, through the cache, when it agreed
+ * to FUSE_DIRECT_IO_ALLOW_MMAP; without that (before Linux 6.6) mmap would
+ * fail, so every descriptor then uses the cache. */
+static bool open_direct(struct daemon *d, int flags, off_t size)
+{
+	if ((flags & O_ACCMODE) == O_RDONLY || d->direct_write == OPT_DIRECT_OFF ||
+	    !tr_direct_io_mmap())
+		return false;
+	return d->direct_write == OPT_DIRECT_ALL || (flags & O_ACCMODE) == O_WRONLY || size == 0;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct sfs_cred cr = cred_of(req);
@@ -290,6 +314,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)fh;
 	set_open_flags(dm(req), fi, false);
+	struct stat st;
+	fi->direct_io = (fi->flags & O_ACCMODE) != O_RDONLY &&
+	                sfs_getattr(fs_of(req), ino, &st) == 0 &&
+	                open_direct(dm(req), fi->flags, st.st_size);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		sfs_release(fs_of(req), fh);
 }
@@ -308,6 +336,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	fi->fh = (uintptr_t)fh;
 	set_open_flags(dm(req), fi, false);
+	fi->direct_io = open_direct(dm(req), fi->flags, e.attr.st_size);
 	struct fuse_entry_param p = {.ino = e.ino, .generation = e.generation, .attr = e.attr,
 	                             .attr_timeout = TIMEOUT, .entry_timeout = TIMEOUT};
 	if (fuse_reply_create(req, &p, fi) == -ENOENT) {

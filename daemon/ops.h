@@ -15,6 +15,7 @@ struct daemon {
 	struct sfs_fs *fs;
 	struct fuse_session *se; /* set once, before the first request */
 	enum opt_cache cache;
+	enum opt_direct direct_write;
 	bool writeback;
 };
 

@@ -135,6 +135,16 @@ static int one_option(struct opts *o, const char *opt, char *err, size_t len)
 			o->cache = OPT_CACHE_OPEN;
 		else
 			return fail(err, len, "bad cache: '%s' (keep or open)", val ? val : "");
+	} else if (IS("direct_write")) {
+		if (val && !strcmp(val, "auto"))
+			o->direct_write = OPT_DIRECT_AUTO;
+		else if (val && !strcmp(val, "off"))
+			o->direct_write = OPT_DIRECT_OFF;
+		else if (val && !strcmp(val, "all"))
+			o->direct_write = OPT_DIRECT_ALL;
+		else
+			return fail(err, len, "bad direct_write: '%s' (auto, off or all)",
+			            val ? val : "");
 	} else if (IS("writeback") && !val) {
 		o->writeback = true;
 	} else if (IS("max_threads")) {
@@ -228,6 +238,7 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 	o->gid = getgid();
 	o->sector_size = SP_SECTOR_DEFAULT;
 	o->cache = OPT_CACHE_KEEP;
+	o->direct_write = OPT_DIRECT_AUTO;
 	/* No writeback cache by default: with it the kernel takes writes
 	 * without asking us, so a full filesystem could only fail them later,
 	 * at writeback, after write() said yes; tmpfs says ENOSPC at write(). */
@@ -349,6 +360,9 @@ void opt_usage(const char *prog)
 	       "     noswap            keep the data locked in RAM (needs RLIMIT_MEMLOCK)\n"
 	       "     sector_size=N     512 to 64k, a power of two (default 4k)\n"
 	       "     cache=keep|open   the kernel keeps file pages across opens, or not\n"
+	       "     direct_write=auto|off|all  which descriptors write past the kernel's\n"
+	       "                       page cache: write-only ones and those writing an\n"
+	       "                       empty file (auto, the default), none, or all\n"
 	       "     writeback         kernel writeback cache: faster small writes, but a full\n"
 	       "                       filesystem fails them at writeback, not at write()\n"
 	       "     max_threads=N     worker threads (default 8)\n"

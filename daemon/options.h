@@ -2,7 +2,7 @@
  *
  * sectorfs takes tmpfs's mount options with their names and meanings
  * (size, nr_inodes, mode, uid, gid, noswap), a few of its own (sector_size,
- * cache, writeback, max_threads, clone_fd, image, save_interval), and
+ * cache, direct_write, writeback, max_threads, clone_fd, image, save_interval), and
  * passes everything else to libfuse.  Parsing never prints more than one line and never leaves half
  * a configuration: opt_parse() either fills everything or fails with a
  * message for the caller to print.
@@ -18,6 +18,13 @@
 enum opt_cache {
 	OPT_CACHE_KEEP, /* the kernel keeps file pages across opens */
 	OPT_CACHE_OPEN, /* the kernel drops them at each open */
+};
+
+/* Which descriptors write past the kernel's page cache (FOPEN_DIRECT_IO). */
+enum opt_direct {
+	OPT_DIRECT_AUTO, /* write-only ones, and any writing an empty file */
+	OPT_DIRECT_OFF,  /* none: every descriptor goes through the page cache */
+	OPT_DIRECT_ALL,  /* every descriptor that can write */
 };
 
 /* Microseconds a thread polls /dev/fuse for the next request before it
@@ -37,6 +44,7 @@ struct opts {
 	bool noswap;
 	size_t sector_size;
 	enum opt_cache cache;
+	enum opt_direct direct_write;
 	bool writeback;          /* kernel writeback cache */
 	int atime;               /* enum sfs_atime */
 	unsigned max_threads;

@@ -3,13 +3,19 @@
  * libfuse 3.14 reads requests and writes replies itself; this file takes
  * that job over (fuse_session_custom_io) for two reasons.
  *
- * 1. To accept FUSE_HANDLE_KILLPRIV_V2, which the kernel offers and libfuse
- *    3.14 cannot negotiate.  Without it the kernel checks for
- *    security.capability with a GETXATTR request before every write; with
- *    it the kernel leaves clearing suid, sgid and file capabilities on
- *    write, truncate and chown to the filesystem, which the core does
- *    anyway (for every caller, FUSE or not).  So the INIT reply gets that
- *    one flag, when the kernel offered it; everything else passes through.
+ * 1. To accept two flags the kernel offers and libfuse 3.14 cannot
+ *    negotiate; the INIT reply gets them when the kernel offered them,
+ *    everything else passes through.
+ *    - FUSE_HANDLE_KILLPRIV_V2: without it the kernel checks for
+ *      security.capability with a GETXATTR request before every write;
+ *      with it the kernel leaves clearing suid, sgid and file capabilities
+ *      on write, truncate and chown to the filesystem, which the core does
+ *      anyway (for every caller, FUSE or not).
+ *    - FUSE_DIRECT_IO_ALLOW_MMAP (Linux 6.6): a file opened with
+ *      FOPEN_DIRECT_IO can still be mapped shared, through the page cache,
+ *      which the kernel then keeps coherent with the direct writes.  The
+ *      daemon opens files for writing that way only when the kernel took
+ *      this flag (tr_direct_io_mmap()); without it mmap would fail.
  *
  * 2. To wait for the next request by polling for a short while before
  *    sleeping.  A synchronous request costs two wake-ups: the kernel wakes
@@ -37,8 +43,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Linux 6.6's flag, in the upper half of the 64 INIT flags (flags2);
+ * Debian 12's <linux/fuse.h> is older. */
+#define DIRECT_IO_ALLOW_MMAP_FLAGS2 (1u << (36 - 32))
+
 static _Atomic uint64_t init_unique; /* the INIT request, 0 when answered */
 static _Atomic bool killpriv_offered;
+static _Atomic bool direct_mmap_offered;
+static _Atomic bool direct_mmap;      /* negotiated: see tr_direct_io_mmap() */
 
 static long spin_ns;            /* 0: never poll (set once, before the loop) */
 static _Thread_local int nonblocking_fd = -1;  /* this thread's fd, if O_NONBLOCK */
@@ -211,6 +223,8 @@ static ssize_t tr_read(int fd, void *buf, size_t len, void *userdata)
 		if (h->opcode == FUSE_INIT) {
 			const struct fuse_init_in *in = (const void *)(h + 1);
 			atomic_store(&killpriv_offered, (in->flags & FUSE_HANDLE_KILLPRIV_V2) != 0);
+			atomic_store(&direct_mmap_offered, (in->flags & FUSE_INIT_EXT) &&
+			                                           (in->flags2 & DIRECT_IO_ALLOW_MMAP_FLAGS2));
 			atomic_store(&init_unique, h->unique);
 		}
 	}
@@ -228,6 +242,13 @@ static ssize_t tr_writev(int fd, struct iovec *iov, int count, void *userdata)
 			struct fuse_init_out *out = iov[1].iov_base;
 			if (atomic_load(&killpriv_offered))
 				out->flags |= FUSE_HANDLE_KILLPRIV_V2;
+			/* flags2 counts only with FUSE_INIT_EXT, which libfuse
+			 * 3.14 sets when the kernel did. */
+			if (atomic_load(&direct_mmap_offered) && (out->flags & FUSE_INIT_EXT) &&
+			    iov[1].iov_len >= offsetof(struct fuse_init_out, flags2) + sizeof(uint32_t)) {
+				out->flags2 |= DIRECT_IO_ALLOW_MMAP_FLAGS2;
+				atomic_store(&direct_mmap, true);
+			}
 			atomic_store(&init_unique, 0);
 		}
 	}
@@ -242,4 +263,9 @@ int tr_install(struct fuse_session *se, unsigned spin_us)
 	if (spin_ns && pthread_key_create(&reader_key, reader_exits) != 0)
 		spin_ns = 0;
 	return fuse_session_custom_io(se, &transport, fuse_session_fd(se));
+}
+
+bool tr_direct_io_mmap(void)
+{
+	return atomic_load_explicit(&direct_mmap, memory_order_relaxed);
 }

@@ -80,6 +80,8 @@ bad "sector_size not a power of two" -o sector_size=1000 "$MP"
 bad "sector_size too small" -o sector_size=256 "$MP"
 bad "sector_size too large" -o sector_size=131072 "$MP"
 bad "bad cache" -o cache=sometimes "$MP"
+bad "bad direct_write" -o direct_write=maybe "$MP"
+bad "direct_write without a value" -o direct_write "$MP"
 bad "bad max_threads" -o max_threads=0 "$MP"
 bad "spin not a number" -o spin=fast "$MP"
 bad "spin too long" -o spin=20000 "$MP"
@@ -119,9 +121,9 @@ rc=0
 grep -Eq '[0-9]+\.[0-9]+' "$T/stdout" || die "--version printed no version: $(cat "$T/stdout")"
 say "ok ($(head -1 "$T/stdout"))"
 
-printf 'good options are accepted: size=10%%, nr_inodes=1k, mode=0755, uid=, gid=, noswap, sector_size=512, cache=open, max_threads=2, spin=0, noprefault ... '
+printf 'good options are accepted: size=10%%, nr_inodes=1k, mode=0755, uid=, gid=, noswap, sector_size=512, cache=open, direct_write=all, max_threads=2, spin=0, noprefault ... '
 GOOD=$T/good
-mount_sfs "$GOOD" "size=10%,nr_inodes=1k,mode=0755,uid=$SFS_UID2,gid=$SFS_UID2,noswap,sector_size=512,cache=open,max_threads=2,spin=0,noprefault,noatime"
+mount_sfs "$GOOD" "size=10%,nr_inodes=1k,mode=0755,uid=$SFS_UID2,gid=$SFS_UID2,noswap,sector_size=512,cache=open,direct_write=all,max_threads=2,spin=0,noprefault,noatime"
 [ "$(stat -c '%a %u %g' "$GOOD")" = "755 $SFS_UID2 $SFS_UID2" ] ||
 	die "root dir is $(stat -c '%a %u %g' "$GOOD"), want 755 $SFS_UID2 $SFS_UID2"
 itotal=$(df --output=itotal "$GOOD" | tail -1 | tr -d ' ')

@@ -426,6 +426,112 @@ print("MAP_PRIVATE leaves file:", readall("mm/g")[:2])
 EOF
 }
 
+# Descriptors past the page cache (direct_write=: write-only ones, and
+# those that start from an empty file) next to cached ones: whatever mix,
+# every reader sees every write at once, as on tmpfs.
+sec_direct() {
+	py <<'EOF'
+os.mkdir("dw")
+os.chdir("dw")
+old = bytes(range(256)) * 64           # 16 KiB
+writeall("f", old)
+# a cached reader first, with the pages in the cache and mapped
+rfd = os.open("f", os.O_RDONLY)
+print("reader:", sha(os.pread(rfd, 16384, 0)))
+rm = mmap.mmap(rfd, 16384, mmap.MAP_SHARED, mmap.PROT_READ)
+print("map:", sha(rm[:]))
+# a write-only descriptor overwrites across a page boundary
+wfd = os.open("f", os.O_WRONLY)
+os.pwrite(wfd, b"W" * 5000, 3000)
+print("reader sees write-only write:", os.pread(rfd, 8, 2996), os.pread(rfd, 8, 7996))
+print("map sees it:", rm[2996:3004], rm[7996:8004])
+# appends through a write-only O_APPEND descriptor after another grew the file
+afd = os.open("f", os.O_WRONLY | os.O_APPEND)
+os.pwrite(wfd, b"G" * 100, 16384)
+os.write(afd, b"APPENDED")
+print("size after append:", os.fstat(rfd).st_size, os.pread(rfd, 10, 16482))
+os.close(afd)
+# a read-write descriptor of the existing file writes through the cache
+cfd = os.open("f", os.O_RDWR)
+os.pwrite(cfd, b"C" * 10, 4090)
+t("read from the write-only descriptor", os.read, wfd, 1)
+print("reader sees cached write:", os.pread(rfd, 12, 4089))
+rm.close()
+for fd in (rfd, wfd, cfd):
+    os.close(fd)
+d = readall("f")
+print("file:", len(d), sha(d))
+# a new file opened read-write: written, read back, mapped both ways
+fd = os.open("n", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, b"x" * 10000)
+print("read back through the same fd:", os.pread(fd, 4, 9996), len(os.pread(fd, 20000, 0)))
+m = mmap.mmap(fd, 10000, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+m[100:104] = b"MMAP"
+m.flush()
+print("fd sees msync'd store:", os.pread(fd, 4, 100))
+m[200:204] = b"NOSY"
+print("fd sees store without msync:", os.pread(fd, 4, 200))
+os.pwrite(fd, b"WRIT", 300)
+print("map sees write:", m[300:304])
+os.ftruncate(fd, 5000)
+os.pwrite(fd, b"E", 8191)
+print("after truncate and write past the end:", os.fstat(fd).st_size, os.pread(fd, 4, 4998))
+m.close()
+os.close(fd)
+# O_TRUNC of a file another descriptor still reads, cached
+writeall("t", b"T" * 9000)
+rfd = os.open("t", os.O_RDONLY)
+os.pread(rfd, 9000, 0)
+fd = os.open("t", os.O_RDWR | os.O_TRUNC)
+os.write(fd, b"short")
+print("reader after O_TRUNC and rewrite:", os.fstat(rfd).st_size, os.pread(rfd, 9000, 0))
+os.close(fd)
+os.close(rfd)
+dropc()
+for n in ("f", "n", "t"):
+    d = readall(n)
+    print("after drop caches:", n, len(d), sha(d))
+EOF
+}
+
+# Whether the descriptors that direct_write= names really skip the page
+# cache, seen in fincore's count of the file's cached pages (sectorfs only:
+# on tmpfs the page cache is the file).
+direct_cache_checks() { # MOUNTPOINT MODE
+	local m=$1 mode=$2 want out
+	case $mode in
+	auto) want="0 0 64" ;;
+	off) want="64 64 64" ;;
+	all) want="0 0 0" ;;
+	esac
+	printf 'direct_write=%s: pages cached after writing new, write-only, read-write ... ' "$mode"
+	out=$(py "$m" <<'EOF'
+import subprocess
+def cached(p):
+    r = subprocess.run(["fincore", "-n", "-b", "-o", "PAGES", p], capture_output=True,
+                       text=True, check=True)
+    return int(r.stdout.split()[0])
+d = sys.argv[1]
+fd = os.open(d + "/dc-new", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b"n" * 262144)
+os.close(fd)
+fd = os.open(d + "/dc-wo", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b"w" * 262144)
+os.close(fd)
+writeall(d + "/dc-rw", b"r")
+fd = os.open(d + "/dc-rw", os.O_RDWR)
+os.pwrite(fd, b"r" * 262144, 0)
+os.close(fd)
+print(cached(d + "/dc-new"), cached(d + "/dc-wo"), cached(d + "/dc-rw"))
+for n in ("dc-new", "dc-wo", "dc-rw"):
+    os.unlink(d + "/" + n)
+EOF
+)
+	[ "$out" = "$want" ] ||
+		die "direct_write=$mode: pages cached after writing 64 pages to a new file, through a write-only descriptor and through a read-write one of an existing file: $out, want $want"
+	say "ok ($out)"
+}
+
 sec_fsync() {
 	py <<'EOF'
 os.mkdir("fs")
@@ -1203,6 +1309,8 @@ zero_range_checks
 section "open flags: O_APPEND, O_TRUNC, O_EXCL, O_CREAT, errors" sec_openflags
 tmpfile_check
 section "shared writable mmap, msync, read() coherence" sec_mmap
+section "direct and cached descriptors mixed: coherence, mmap, appends, O_TRUNC" sec_direct
+direct_cache_checks "$SM" auto
 section "fsync, fdatasync, O_SYNC, O_DSYNC" sec_fsync
 section "hard links and link counts (files, directories)" sec_links
 section "symlinks: readlink, dangling, ELOOP, 40-link chains, long targets" sec_symlinks
@@ -1252,19 +1360,21 @@ for ss in 512 65536; do
 	unmount_sfs "$S2"
 done
 
-# The data paths again with the kernel's writeback cache (-o writeback)
-# and with cache=open.
-for extra in writeback cache=open; do
-	S2=$T/sfs-${extra%%=*}
+# The data paths again with the kernel's writeback cache (-o writeback),
+# with cache=open, and with every or no writing descriptor past the cache.
+for extra in writeback cache=open direct_write=off direct_write=all; do
+	S2=$T/sfs-${extra//=/-}
 	mount_sfs "$S2" "size=512m,$extra"
-	TM2=$T/tmpfs-${extra%%=*}
+	TM2=$T/tmpfs-${extra//=/-}
 	mount_tmpfs "$TM2" size=512m,mode=1777
 	section "$extra: round trips" sec_roundtrip "$TM2" "$S2"
 	section "$extra: extended regions" sec_extend "$TM2" "$S2"
 	section "$extra: sparse files" sec_sparse "$TM2" "$S2"
 	section "$extra: open flags" sec_openflags "$TM2" "$S2"
 	section "$extra: mmap" sec_mmap "$TM2" "$S2"
+	section "$extra: direct and cached descriptors" sec_direct "$TM2" "$S2"
 	section "$extra: unlink while open" sec_unlink_open "$TM2" "$S2"
+	case $extra in direct_write=*) direct_cache_checks "$S2" "${extra#direct_write=}" ;; esac
 	force_unmount "$TM2"
 	unmount_sfs "$S2"
 done
