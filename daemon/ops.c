@@ -275,7 +275,12 @@ static int open_flags(struct daemon *d, int flags)
 static void set_open_flags(struct daemon *d, struct fuse_file_info *fi, bool dir)
 {
 	fi->keep_cache = d->cache == OPT_CACHE_KEEP;
-	fi->noflush = 1; /* nothing to flush: skip the round trip at close */
+	/* Nothing to flush: skip the round trip at close.  With the writeback
+	 * cache the kernel ignores this and sends FLUSH anyway; there is no
+	 * flush operation, so the first one gets ENOSYS, after which the
+	 * kernel stops sending them (it still writes the file's dirty pages
+	 * back at close and reports their errors there). */
+	fi->noflush = 1;
 	if (dir)
 		fi->cache_readdir = 1;
 }
@@ -392,12 +397,6 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
-}
-
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	reply_err(req, sfs_flush(fs_of(req), fh_of(fi)));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -644,7 +643,6 @@ const struct fuse_lowlevel_ops sectorfs_ops = {
         .create = op_create,
         .read = op_read,
         .write = op_write,
-        .flush = op_flush,
         .release = op_release,
         .fsync = op_fsync,
         .fallocate = op_fallocate,
