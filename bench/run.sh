@@ -1,22 +1,28 @@
 #!/bin/bash
 # bench/run.sh: sectorfs (FUSE) against tmpfs, same workloads, same machine.
 #
-#   sudo bench/run.sh [--rounds N] [--quick] [--sectorfs-opts OPTS] [--out DIR]
+#   sudo bench/run.sh [--rounds N] [--quick] [--sectorfs-opts OPTS]
+#                     [--variant NAME=OPTS ...] [--out DIR]
 #
-# Mounts a fresh tmpfs (size=8g) and a fresh sectorfs (size=8g plus OPTS)
-# in a private temporary directory and runs each workload on both, in
-# turn, round after round (tmpfs sectorfs tmpfs sectorfs ..., default 3
-# rounds); the figure of a workload is the median of its rounds.  Both file
-# systems are mounted afresh for each round of a workload (W3/W4: once per
-# workload, since they share a laid-out file).
+# Mounts a fresh tmpfs (size=8g), a fresh sectorfs (size=8g plus OPTS) and
+# a fresh sectorfs for each variant (size=8g plus OPTS plus the variant's;
+# by default one: writeback=writeback, the kernel's writeback cache;
+# --variant none for none) in a private temporary directory and runs each
+# workload on each, in turn, round after round (tmpfs sectorfs writeback
+# tmpfs sectorfs writeback ..., default 3 rounds); the figure of a workload
+# is the median of its rounds.  The file systems are mounted afresh for
+# each round of a workload (W3/W4: once per workload, since they share a
+# laid-out file).
 #
 #   W1   sequential write, 2 GiB file, 1 MiB blocks, fsync at the end     MB/s
 #   W2   sequential read of it after echo 3 > /proc/sys/vm/drop_caches    MB/s
 #   W2b  the same read again, caches kept                                 MB/s
 #   W3   random 4 KiB reads of a 512 MiB file, psync, 1/2/4 jobs, 8 s     IOPS
 #   W4   random 4 KiB writes, same                                        IOPS
-#   W5   100,000 files of 1 KiB in 100 directories: create, stat, read,
-#        delete (bench/smallfiles.c)                                    files/s
+#   W5   100,000 files of 1 KiB in 100 directories: create, stat, stat
+#        again, read, delete (bench/smallfiles.c)                       files/s
+#   R0   in W5, a getxattr of a missing name on each file: one request
+#        with nothing behind it, the price of a round trip      files/s
 #   W6   tarball of /usr/include: tar -x, tar -c . | cat, rm -rf        seconds
 #   M1   memory: daemon RSS / data for the 2 GiB file; RSS left after
 #        deleting it; bytes per 100-byte file (100,000 files); the page
@@ -39,14 +45,16 @@
 #
 # Output, in --out (default bench/results):
 #   results.json  every figure of every round, medians, sectorfs stats, setup
-#   table.md      medians; ratio = sectorfs / tmpfs.  For MB/s, IOPS and
-#                 files/s above 1 means sectorfs is faster; for W6 (seconds)
-#                 the ratio is time_sectorfs / time_tmpfs, so above 1 means
-#                 sectorfs is slower.  A second table gives the memory.
-#   ratios.png    the ratios on a log scale, one bar per workload, a line at 1
+#   table.md      medians; ratio = sectorfs / tmpfs, for each sectorfs.  For
+#                 MB/s, IOPS and files/s above 1 means sectorfs is faster;
+#                 for W6 (seconds) the ratio is time_sectorfs / time_tmpfs,
+#                 so above 1 means sectorfs is slower.  A second table
+#                 gives the memory.
+#   ratios.png    the ratios on a log scale, one bar per workload and
+#                 sectorfs, a line at 1
 #
 # --quick: 1 round, 256 MiB / 128 MiB files, 2 s random runs, 10,000 small
-# files: a smoke test in about 2 minutes.  The default run takes about 12.
+# files: a smoke test in about 3 minutes.  The default run takes about 20.
 # The daemon is build/sectorfs (or $SECTORFS), copied at the start so that a
 # rebuild during the run changes nothing; results.json and table.md name
 # its build time and hash.  Waits for /run/sectorfs-bench.lock: one
@@ -548,10 +556,10 @@ w_small() { # SUITE ROUNDS NFILES FS...
 			err='{"error": "smallfiles failed"}'
 			d0=$(drops)
 			guard_start "$fs"
-			"$SMALLFILES" "${FS_MP[$fs]}/w5" "$n" 100 1024 create,stat,read,delete >"$out" || true
+			"$SMALLFILES" "${FS_MP[$fs]}/w5" "$n" 100 1024 create,stat,restat,nxattr,read,delete >"$out" || true
 			guard_stop || { err='{"error": "hang"}'; BROKEN[$fs]=1; }
 			d0=$(($(drops) - d0))
-			for ph in create stat read delete; do
+			for ph in create stat restat nxattr read delete; do
 				v=$(python3 -c 'import json, sys
 for l in open(sys.argv[1]):
     d = json.loads(l)
@@ -724,6 +732,11 @@ recs, texts = [], []
 for line in open(raw):
     r = json.loads(line)
     (texts if "text" in r else recs).append(r)
+# The sectorfs configurations measured, in order: name, label, options.
+configs = meta["configs"]
+cnames = [c["name"] for c in configs]
+label = {c["name"]: c["label"] for c in configs}
+fss = ["tmpfs"] + cnames
 
 names = {
     "W1": "W1 seq write 2 GiB, 1 MiB blocks, fsync", "W2": "W2 seq read, caches dropped",
@@ -732,7 +745,9 @@ names = {
     "W3-4j": "W3 rand read 4 KiB, 4 jobs", "W4-1j": "W4 rand write 4 KiB, 1 job",
     "W4-2j": "W4 rand write 4 KiB, 2 jobs", "W4-4j": "W4 rand write 4 KiB, 4 jobs",
     "W5-create": "W5 small files: create", "W5-stat": "W5 small files: stat",
-    "W5-read": "W5 small files: read", "W5-delete": "W5 small files: delete",
+    "W5-restat": "W5 small files: stat again", "W5-read": "W5 small files: read",
+    "W5-delete": "W5 small files: delete",
+    "W5-nxattr": "R0 one request, nothing behind it (getxattr of a missing name)",
     "W6-untar": "W6 tar -xf /usr/include", "W6-tar": "W6 tar -c . | cat",
     "W6-rm": "W6 rm -rf",
 }
@@ -764,37 +779,43 @@ def failed(w, fs):
 def fmt(v, unit):
     if v is None:
         return "none"
-    if unit == "s":
-        return "%.3f" % v
-    if unit == "x":
+    if unit in ("s", "x"):
         return "%.3f" % v
     return "%.0f" % v if abs(v) >= 100 else "%.1f" % v
 
 medians, rows = {}, []
 perf = [w for w in order if not w.startswith("M1")]
+# R0 last: it explains the others.
+perf.sort(key=lambda w: w == "W5-nxattr")
 for w in perf:
-    t, s = med(w, "tmpfs"), med(w, "sectorfs")
     unit = by[(w, "tmpfs")][0]["unit"]
-    ratio = s / t if t and s is not None else None
-    medians[w] = {"tmpfs": t, "sectorfs": s, "unit": unit, "ratio": ratio,
-                  "rounds": {fs: [x["value"] for x in by.get((w, fs), [])] for fs in ("tmpfs", "sectorfs")}}
-    rows.append((w, names.get(w, w), t, s, unit, ratio))
+    t = med(w, "tmpfs")
+    vals = {fs: med(w, fs) for fs in fss}
+    ratios = {c: (vals[c] / t if t and vals[c] is not None else None) for c in cnames}
+    medians[w] = dict(vals, unit=unit, ratio=ratios[cnames[0]], ratios=ratios,
+                      rounds={fs: [x["value"] for x in by.get((w, fs), [])] for fs in fss})
+    rows.append((w, names.get(w, w), unit, vals, ratios))
+
+def ratio_text(r):
+    return "-" if r is None else "%.2f" % r
 
 with open(os.path.join(outdir, "table.md"), "w") as f:
     f.write("# sectorfs vs tmpfs\n\n")
-    f.write("%s; %s rounds alternating tmpfs, sectorfs; medians. sectorfs options: `%s`.\n"
-            % (meta["date"], meta["rounds"], meta["sectorfs_mount_opts"]))
-    f.write("Kernel %s, %d CPUs; daemon %s (built %s, sha256 %s…; tree %s).\n\n"
+    f.write("%s; %s rounds alternating %s; medians.\n"
+            % (meta["date"], meta["rounds"], ", ".join(fss)))
+    f.write("Kernel %s, %d CPUs; daemon %s (built %s, sha256 %s…; tree %s).\n"
             % (meta["kernel"], meta["cpus"], meta["sectorfs_binary"], meta["sectorfs_mtime"],
                meta["sectorfs_sha256"][:12], meta["sectorfs_git"]))
+    f.write("Mount options: tmpfs `size=%s,mode=1777`; %s.\n\n" % (meta["fs_size"], "; ".join(
+        "%s `%s`" % (c["label"], c["mount_opts"]) for c in configs)))
     f.write("Ratio = sectorfs / tmpfs: above 1 sectorfs is faster, except for W6 (seconds),\n"
             "where it is time_sectorfs / time_tmpfs and above 1 sectorfs is slower.\n\n")
-    f.write("| workload | tmpfs | sectorfs | unit | ratio sectorfs/tmpfs |\n")
-    f.write("|---|---:|---:|---|---:|\n")
-    for w, name, t, s, unit, ratio in rows:
-        f.write("| %s | %s | %s | %s | %s |\n" % (name, fmt(t, unit) + failed(w, "tmpfs"),
-                                               fmt(s, unit) + failed(w, "sectorfs"), unit,
-                                               "-" if ratio is None else "%.2f" % ratio))
+    f.write("| workload | tmpfs | %s | unit |\n" % " | ".join("%s | ratio" % label[c] for c in cnames))
+    f.write("|---|---:|%s---|\n" % ("---:|---:|" * len(cnames)))
+    for w, name, unit, vals, ratios in rows:
+        cells = ["%s | %s" % (fmt(vals[c], unit) + failed(w, c), ratio_text(ratios[c])) for c in cnames]
+        f.write("| %s | %s | %s | %s |\n" % (name, fmt(vals["tmpfs"], unit) + failed(w, "tmpfs"),
+                                            " | ".join(cells), unit))
     disturbed = ["%s on %s, round %s" % (r["w"], r["fs"], r["round"]) for r in recs
                  if r["value"] is not None and r["extra"].get("foreign_drop_caches")]
     if disturbed:
@@ -820,51 +841,73 @@ with open(os.path.join(outdir, "table.md"), "w") as f:
         }
         f.write("\n## Memory (M1)\n\n")
         f.write("Counted in %s; the daemon's RSS from /proc/PID/status.\n\n" % meta["memory_source"])
-        f.write("| figure | tmpfs | sectorfs | unit |\n|---|---:|---:|---|\n")
+        f.write("| figure | tmpfs | %s | unit |\n|---|---:|%s---|\n"
+                % (" | ".join(label[c] for c in cnames), "---:|" * len(cnames)))
         for w in mem:
-            t, s = med(w, "tmpfs"), med(w, "sectorfs")
-            unit = (by.get((w, "sectorfs")) or by.get((w, "tmpfs")))[0]["unit"]
-            medians[w] = {"tmpfs": t, "sectorfs": s, "unit": unit}
-            f.write("| %s | %s | %s | %s |\n" % (mnames.get(w, w), "n/a" if t is None else fmt(t, unit),
-                                              fmt(s, unit), unit))
-        f.write("\nPage cache held by sectorfs after W2 + W2b, median of the rounds: %s MiB.\n"
-                % fmt(statistics.median(x["extra"].get("pagecache_delta_kib", 0) / 1024
-                                        for x in by.get(("W2b", "sectorfs"), [{"extra": {}}])), "MiB"))
+            vals = {fs: med(w, fs) for fs in fss}
+            unit = next(by[(w, fs)][0]["unit"] for fs in fss if (w, fs) in by)
+            medians[w] = dict(vals, unit=unit)
+            f.write("| %s | %s | %s | %s |\n" % (
+                mnames.get(w, w), "n/a" if vals["tmpfs"] is None else fmt(vals["tmpfs"], unit),
+                " | ".join(fmt(vals[c], unit) for c in cnames), unit))
+        for c in cnames:
+            f.write("\nPage cache held by %s after W2 + W2b, median of the rounds: %s MiB.\n"
+                    % (label[c], fmt(statistics.median(x["extra"].get("pagecache_delta_kib", 0) / 1024
+                                                       for x in by.get(("W2b", c), [{"extra": {}}])), "MiB")))
     for t in texts:
-        f.write("\n`sectorfs stats` %s:\n\n```\n%s\n```\n" % (t["text"], t["value"].rstrip()))
+        f.write("\n`sectorfs stats` (%s) %s:\n\n```\n%s\n```\n" % (label.get(t["fs"], t["fs"]), t["text"],
+                                                                t["value"].rstrip()))
 
 json.dump({"meta": meta, "medians": medians, "records": recs, "hangs": hangs,
            "stats": [{"when": t["text"], "fs": t["fs"], "output": t["value"]} for t in texts]},
           open(os.path.join(outdir, "results.json"), "w"), indent=1)
 
+# For the plot: one line per workload, a ratio per configuration ("nan"
+# where there is none), whether it is a time, and the label.
 with open(os.path.join(outdir, "ratios.dat"), "w") as f:
-    for i, (w, name, t, s, unit, ratio) in enumerate(rows):
-        if ratio:
-            label = w + (" (time)" if unit == "s" else "")
-            f.write('%d %.4f %d "%s"\n' % (i, ratio, 1 if unit == "s" else 0, label))
+    i = 0
+    for w, name, unit, vals, ratios in rows:
+        if all(ratios[c] is None for c in cnames):
+            continue
+        short = "R0" if w == "W5-nxattr" else w
+        f.write('%d %s %d "%s"\n' % (i, " ".join("nan" if ratios[c] is None else "%.4f" % ratios[c]
+                                               for c in cnames), 1 if unit == "s" else 0,
+                                    short + (" (time)" if unit == "s" else "")))
+        i += 1
+with open(os.path.join(outdir, "ratios.plt"), "w") as f:
+    n = len(cnames)
+    width = 0.8 / n
+    colors = ["#3a7dc9", "#7fb24a", "#d9822b", "#8e5ab5"]
+    f.write("set boxwidth %.3f\n" % width)
+    plots = ['"%s" using 1:(1/0):xtic(%d) with points notitle' % (os.path.join(outdir, "ratios.dat"), n + 3)]
+    for j, c in enumerate(cnames):
+        off = (j - (n - 1) / 2) * width
+        col = j + 2
+        plots.append('"" using ($1%+.3f):%d with boxes lc rgb "%s" title "%s"'
+                     % (off, col, colors[j % len(colors)], label[c]))
+        plots.append('"" using ($1%+.3f):%d:(sprintf("%%.2f", $%d)) with labels offset 0,0.6 font ",8" notitle'
+                     % (off, col, col))
+    f.write("plot " + ", \\\n     ".join(plots) + "\n")
 EOF
 	local ymin ymax
-	read -r ymin ymax < <(awk '{ if (min == "" || $2 < min) min = $2; if ($2 > max) max = $2 } END { lo = 0.1; while (lo > min * 0.7) lo /= 10; hi = 10; while (hi < max * 1.4) hi *= 10; print lo, hi }' "$1/ratios.dat")
+	read -r ymin ymax < <(awk '{ for (i = 2; i < NF - 1; i++) if ($i != "nan") { if (min == "" || $i < min) min = $i; if ($i > max) max = $i } } END { lo = 0.1; while (lo > min * 0.7) lo /= 10; hi = 10; while (hi < max * 1.4) hi *= 10; print lo, hi }' "$1/ratios.dat")
 	gnuplot <<EOF
-set terminal pngcairo size 1100,560 font "sans,10"
+set terminal pngcairo size 1200,600 font "sans,10"
 set output "$1/ratios.png"
-set title "sectorfs / tmpfs, medians ($(date +%F))\nthroughput ratio: above 1 = sectorfs faster; W6 (time) ratio: above 1 = sectorfs slower"
+set title "sectorfs / tmpfs, medians of $(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["rounds"])' "$2") rounds ($(date +%F))\nthroughput ratio: above 1 = sectorfs faster; (time) ratio: above 1 = sectorfs slower"
 set logscale y
 set yrange [$ymin:$ymax]
 set ylabel "ratio sectorfs / tmpfs (log)"
 set style fill solid 0.8 border -1
-set boxwidth 0.7
 set xtics rotate by -40 left nomirror
 set grid ytics
 set key top left
 set xrange [-0.7:*]
 set rmargin 7
 set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb "black"
-plot "$1/ratios.dat" using 1:(\$3 == 0 ? \$2 : 1/0):xtic(4) with boxes lc rgb "#3a7dc9" title "throughput (MB/s, IOPS, files/s)", \
-     "" using 1:(\$3 == 1 ? \$2 : 1/0):xtic(4) with boxes lc rgb "#d9822b" title "time (s), lower is better", \
-     "" using 1:2:(sprintf("%.2f", \$2)) with labels offset 0,0.7 notitle
+load "$1/ratios.plt"
 EOF
-	rm -f "$1/ratios.dat"
+	rm -f "$1/ratios.dat" "$1/ratios.plt"
 }
 
 binary_meta() { # arguments for meta_json: the daemon binary's identity
@@ -894,12 +937,20 @@ EOF
 # ---- main ----
 
 main() {
-	local rounds=3 quick=0 opts="" out=$BENCH_DIR/results rounds_set=0
+	local rounds=3 quick=0 opts="" out=$BENCH_DIR/results rounds_set=0 v
+	local -a variants=(writeback=writeback) names=()
+	local variants_set=0
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--rounds) rounds=$2 rounds_set=1; shift 2 ;;
 		--quick) quick=1; shift ;;
 		--sectorfs-opts) opts=$2; shift 2 ;;
+		--variant)
+			[ $variants_set = 1 ] || variants=()
+			variants_set=1
+			[ "$2" = none ] || variants+=("$2")
+			shift 2
+			;;
 		--out) out=$2; shift 2 ;;
 		-h | --help) sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 		*) die "unknown argument $1 (see --help)" ;;
@@ -912,27 +963,39 @@ main() {
 	fi
 	[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "bad --rounds $rounds"
 	[ "$rounds" -ge 3 ] || [ $quick = 1 ] || log "warning: fewer than 3 rounds"
+	for v in "${variants[@]}"; do
+		[[ $v =~ ^[a-z][a-z0-9_]*=.+$ ]] || die "bad --variant '$v' (NAME=OPTIONS, NAME in [a-z0-9_])"
+		[[ ${v%%=*} != tmpfs && ${v%%=*} != sectorfs ]] || die "--variant: '${v%%=*}' is taken"
+	done
 	mkdir -p "$out"
 	out=$(cd "$out" && pwd)
 	bench_init
 	fs_add tmpfs tmpfs
 	fs_add sectorfs sectorfs "$opts"
+	names=(tmpfs sectorfs)
+	local configs="[{\"name\": \"sectorfs\", \"label\": \"sectorfs\", \"mount_opts\": \"size=$FS_SIZE${opts:+,$opts}\"}"
+	for v in "${variants[@]}"; do
+		fs_add "${v%%=*}" sectorfs "${opts:+$opts,}${v#*=}"
+		names+=("${v%%=*}")
+		configs+=", {\"name\": \"${v%%=*}\", \"label\": \"sectorfs -o ${v#*=}\", \"mount_opts\": \"size=$FS_SIZE,${opts:+$opts,}${v#*=}\"}"
+	done
+	configs+="]"
 	local t0=$SECONDS
-	log "W1/W2/W2b: ${seq} MiB, $rounds rounds"
-	w_seq perf "$rounds" "$seq" tmpfs sectorfs
+	log "W1/W2/W2b: ${seq} MiB, $rounds rounds, on ${names[*]}"
+	w_seq perf "$rounds" "$seq" "${names[@]}"
 	log "W3/W4: ${rnd} MiB, ${runtime} s per run"
-	w_rand perf "$rounds" "$rnd" "$runtime" "1 2 4" "randread randwrite" tmpfs sectorfs
+	w_rand perf "$rounds" "$rnd" "$runtime" "1 2 4" "randread randwrite" "${names[@]}"
 	log "W5: $nsmall files"
-	w_small perf "$rounds" "$nsmall" tmpfs sectorfs
+	w_small perf "$rounds" "$nsmall" "${names[@]}"
 	log "W6: /usr/include"
-	w_tree perf "$rounds" "$(make_tarball)" tmpfs sectorfs
+	w_tree perf "$rounds" "$(make_tarball)" "${names[@]}"
 	log "M1: memory"
-	m_mem perf "$seq" "$nmem" tmpfs sectorfs
+	m_mem perf "$seq" "$nmem" "${names[@]}"
 	local meta bm
 	mapfile -t bm < <(binary_meta)
 	meta=$(REPO=$REPO meta_json "rounds=$rounds" "quick=$([ $quick = 1 ] && echo true || echo false)" \
 		"seq_mib=$seq" "rand_mib=$rnd" "rand_runtime_s=$runtime" "small_files=$nsmall" "mem_files=$nmem" \
-		"fs_size=\"$FS_SIZE\"" "sectorfs_mount_opts=\"size=$FS_SIZE${opts:+,$opts}\"" \
+		"fs_size=\"$FS_SIZE\"" "configs=$configs" \
 		"memory_source=\"${MEMCG:-/proc/meminfo} ($MEMCG_KIND)\"" \
 		"duration_s=$((SECONDS - t0))" "usr_include_files=$(tar -tf "$(make_tarball)" | wc -l)" \
 		"${bm[@]}")

@@ -9,6 +9,11 @@
  *
  *   create  open(O_CREAT|O_EXCL|O_WRONLY) + write SIZE bytes + close
  *   stat    stat() of each file
+ *   restat  the same again: through FUSE the kernel can answer from the
+ *           attributes the stat phase fetched, unless they changed since
+ *   nxattr  getxattr() of a name no file has (user.sfsbench.none): one
+ *           request to the filesystem with nothing behind it, so through
+ *           FUSE the cost of a round trip to the daemon and little else
  *   read    open(O_RDONLY) + read (checks SIZE bytes) + close
  *   delete  unlink() of each file (then, untimed, the directories and DIR)
  *
@@ -27,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,6 +93,19 @@ static void do_stat(void)
 	}
 }
 
+static void do_nxattr(void)
+{
+	char p[4096], v[64];
+	for (long i = 0; i < nfiles; i++) {
+		file_path(p, sizeof p, i);
+		if (getxattr(p, "user.sfsbench.none", v, sizeof v) >= 0 || errno != ENODATA) {
+			if (errno == 0)
+				errno = EEXIST;
+			die("getxattr of a missing name on", p);
+		}
+	}
+}
+
 static void do_read(void)
 {
 	char p[4096];
@@ -118,7 +137,7 @@ static void do_delete(void)
 int main(int argc, char **argv)
 {
 	if (argc != 6) {
-		fprintf(stderr, "usage: smallfiles DIR NFILES NDIRS SIZE create,stat,read,delete\n");
+		fprintf(stderr, "usage: smallfiles DIR NFILES NDIRS SIZE create,stat,restat,nxattr,read,delete\n");
 		return 2;
 	}
 	root = argv[1];
@@ -147,7 +166,8 @@ int main(int argc, char **argv)
 	char *phases = strdup(argv[5]);
 	for (char *ph = strtok(phases, ","); ph; ph = strtok(NULL, ",")) {
 		void (*fn)(void) = !strcmp(ph, "create") ? do_create
-		                   : !strcmp(ph, "stat") ? do_stat
+		                   : !strcmp(ph, "stat") || !strcmp(ph, "restat") ? do_stat
+		                   : !strcmp(ph, "nxattr") ? do_nxattr
 		                   : !strcmp(ph, "read") ? do_read
 		                   : !strcmp(ph, "delete") ? do_delete
 		                                           : NULL;
