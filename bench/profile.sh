@@ -9,6 +9,8 @@
 #   W4     random 4 KiB writes into a laid-out 512 MiB file, psync, 1 job
 #   W5stat the first stat() of each of N small files after it was written
 #          (N = 70,000 per second asked for)
+#   R0     a getxattr() of a missing name on each of N small files: one
+#          request with nothing behind it, the round trip alone
 # It mounts a fresh sectorfs (or, with --tmpfs, a tmpfs: the same workload
 # without FUSE, for comparison), prepares the files untimed, then records
 # both CPUs with `perf record -e cpu-clock -a -g` for N seconds (default
@@ -40,9 +42,12 @@ while [ $# -gt 1 ]; do
 	*) break ;;
 	esac
 done
-[ $# -eq 1 ] || { echo "usage: $0 [--tmpfs] [--seconds N] [--sectorfs-opts OPTS] W1|W2b|W4|W5stat" >&2; exit 2; }
+[ $# -eq 1 ] || { echo "usage: $0 [--tmpfs] [--seconds N] [--sectorfs-opts OPTS] W1|W2b|W4|W5stat|R0" >&2; exit 2; }
 WL=$1
-case $WL in W1 | W2b | W4 | W5stat) ;; *) echo "profile.sh: unknown workload $WL" >&2; exit 2 ;; esac
+case $WL in W1 | W2b | W4 | W5stat | R0) ;; *) echo "profile.sh: unknown workload $WL" >&2; exit 2 ;; esac
+# W5stat and R0 time a phase of bench/smallfiles.c: which one
+PHASE=
+case $WL in W5stat) PHASE=stat ;; R0) PHASE=nxattr ;; esac
 [ "$(id -u)" -eq 0 ] || { echo "profile.sh: needs root (mount, perf -a)" >&2; exit 1; }
 for t in perf fio cc; do
 	command -v $t >/dev/null || { echo "profile.sh: needs $t" >&2; exit 1; }
@@ -77,7 +82,7 @@ W2b)
 	$FIO --name=lay --filename="$M/f" --rw=write --bs=1M --size=2g
 	cat "$M/f" >/dev/null ;;
 W4) $FIO --name=lay --filename="$M/f" --rw=write --bs=1M --size=512m ;;
-W5stat) cc -O2 -o "$W/smallfiles" "$BENCH_DIR/smallfiles.c" ;;
+W5stat | R0) cc -O2 -o "$W/smallfiles" "$BENCH_DIR/smallfiles.c" ;;
 esac
 
 # Start the workload in the background: BG, CLIENT, CPID (the process
@@ -98,16 +103,18 @@ start_workload() {
 		$FIO --name=w4 --filename="$M/f" --rw=randwrite --bs=4k --size=512m \
 			--time_based --runtime=$((SECONDS_ + 30)) &
 		BG=$! CLIENT=fio ;;
-	W5stat)
-		# The first stat of each file after its write: that one asks the
-		# daemon (the write dropped the kernel's copy of the attributes);
-		# stat again and the kernel answers alone, at tmpfs's speed (the
-		# second stat phase keeps the client alive until the counters
-		# are read).  The phases are read from a pipe as they end:
-		# blocking reads, so that waiting for them costs no CPU.
+	W5stat | R0)
+		# W5stat: the first stat of each file after its write: that one
+		# asks the daemon (the write dropped the kernel's copy of the
+		# attributes); stat again and the kernel answers alone, at
+		# tmpfs's speed.  R0: a getxattr of a missing name, which always
+		# asks the daemon.  The second phase keeps the client alive
+		# until the counters are read.  The phases are read from a pipe
+		# as they end: blocking reads, so that waiting for them costs no
+		# CPU.
 		rm -f "$W/fifo"
 		mkfifo "$W/fifo"
-		"$W/smallfiles" "$M/sf$RUN" $((SECONDS_ * 70000)) 100 1024 create,stat,stat >"$W/fifo" &
+		"$W/smallfiles" "$M/sf$RUN" $((SECONDS_ * 70000)) 100 1024 create,$PHASE,$PHASE >"$W/fifo" &
 		BG=$! CLIENT=smallfiles
 		exec 3<"$W/fifo"
 		read -r line <&3 || { echo "profile.sh: smallfiles failed" >&2; exit 1; }
@@ -120,7 +127,7 @@ start_workload() {
 	fi
 }
 stop_workload() {
-	[ $WL = W5stat ] && exec 3<&-
+	[ -z "$PHASE" ] || exec 3<&-
 	kill "$BG" 2>/dev/null || true
 	wait "$BG" 2>/dev/null || true
 	BG=
@@ -149,7 +156,7 @@ snapshot() { # prints: client daemon daemon_user warmer ops
 	[ -n "$CLIENT_DAEMON" ] || d=/nonexistent
 	echo "$(ticks /proc/"$CPID"/stat) $(ticks $d) $(user_ticks $d) $( [ -n "$ws" ] && ticks "$ws" || echo 0) $ops"
 }
-# window [perf]: one measuring window (SECONDS_, or W5stat's stat phase);
+# window [perf]: one measuring window (SECONDS_, or W5stat's or R0's phase);
 # sets before, after, t0, t1.  With perf, records both CPUs meanwhile.
 window() {
 	local perf_pid=
@@ -160,7 +167,7 @@ window() {
 	}
 	before=$(snapshot)
 	t0=$(date +%s.%N)
-	if [ $WL = W5stat ]; then
+	if [ -n "$PHASE" ]; then
 		read -r line <&3 || { echo "profile.sh: smallfiles failed" >&2; exit 1; }
 		echo "$line" >>"$W/phases"
 	else
@@ -178,7 +185,7 @@ start_workload
 window
 cp "$W/phases" "$W/phases.counted" 2>/dev/null || true
 b0=$before a0=$after s0=$t0 s1=$t1
-if [ $WL = W5stat ]; then
+if [ -n "$PHASE" ]; then
 	stop_workload
 	start_workload
 fi
@@ -205,17 +212,18 @@ report --no-children --sort comm,dso -g none | awk -v client="$CLIENT" '
 echo
 case $WL in
 W1) unit="MiB written" ;; W2b) unit="MiB read" ;; W4) unit="4 KiB write" ;; W5stat) unit="stat" ;;
+R0) unit="getxattr" ;;
 esac
 echo "## Per operation ($unit): wall time, and CPU time of each side"
-python3 - "$b0" "$a0" "$s0" "$s1" "$WL" "$unit" "$(getconf CLK_TCK)" "$W/phases.counted" <<'PY'
+python3 - "$b0" "$a0" "$s0" "$s1" "$PHASE" "$unit" "$(getconf CLK_TCK)" "$W/phases.counted" <<'PY'
 import json, sys
 b = [float(x) for x in sys.argv[1].split()]
 a = [float(x) for x in sys.argv[2].split()]
 secs = float(sys.argv[4]) - float(sys.argv[3])
-wl, unit, hz = sys.argv[5], sys.argv[6], float(sys.argv[7])
+phase, unit, hz = sys.argv[5], sys.argv[6], float(sys.argv[7])
 d = [y - x for x, y in zip(b, a)]
-if wl == "W5stat":
-    rates = [json.loads(l)["files_per_s"] for l in open(sys.argv[8]) if '"stat"' in l]
+if phase:
+    rates = [json.loads(l)["files_per_s"] for l in open(sys.argv[8]) if json.loads(l)["phase"] == phase]
     rates.sort()
     ops = rates[len(rates) // 2] * secs if rates else 0
 else:

@@ -8,9 +8,9 @@
 # a fresh sectorfs for each variant (size=8g plus OPTS plus the variant's;
 # by default one: writeback=writeback, the kernel's writeback cache;
 # --variant none for none) in a private temporary directory and runs each
-# workload on each, in turn, round after round (tmpfs sectorfs writeback
-# tmpfs sectorfs writeback ..., default 3 rounds); the figure of a workload
-# is the median of its rounds.  The file systems are mounted afresh for
+# workload on each, in turn, round after round, each round starting one
+# further along (tmpfs sectorfs writeback, sectorfs writeback tmpfs, ...;
+# default 3 rounds); the figure of a workload is the median of its rounds.  The file systems are mounted afresh for
 # each round of a workload (W3/W4: once per workload, since they share a
 # laid-out file).
 #
@@ -431,6 +431,22 @@ fio_on() {
 	return 1
 }
 
+# The file systems in the order of round R: each round starts one further
+# along (tmpfs sectorfs writeback, then sectorfs writeback tmpfs, ...), so
+# that none always comes right after another's memory was freed.  On a
+# virtual machine that hands freed memory back to its host, memory used
+# again at once is fast and memory used later has to be faulted in again
+# there, which moves a large write or a first read by 2-4 times.
+rotated() { # R FS...
+	local r=$1 n i
+	shift
+	n=$#
+	for ((i = 0; i < n; i++)); do
+		local k=$(((r - 1 + i) % n + 1))
+		printf '%s\n' "${!k}"
+	done
+}
+
 # A figure not measured because the mount was lost earlier in the round.
 skipped() { # SUITE W FS ROUND UNIT
 	record "$1" "$2" "$3" "$4" null "$5" '{"error": "skipped: the mount was lost earlier"}'
@@ -446,7 +462,7 @@ w_seq() { # SUITE ROUNDS SIZE_MIB FS...
 	shift 3
 	for ((r = 1; r <= rounds; r++)); do
 		fs_fresh "$@"
-		for fs in "$@"; do
+		for fs in $(rotated "$r" "$@"); do
 			mp=${FS_MP[$fs]}
 			sh0=$(shmem_kib)
 			if fio_on "$fs" "$WORK/fio-w1-$fs-$r.json" write bw --name=W1 --filename="$mp/seq" \
@@ -457,7 +473,7 @@ w_seq() { # SUITE ROUNDS SIZE_MIB FS...
 			record "$suite" W1 "$fs" "$r" "$FIG_V" MB/s "$FIG_X"
 		done
 		[ "${SEQ_READS:-1}" = 1 ] || continue
-		for fs in "$@"; do
+		for fs in $(rotated "$r" "$@"); do
 			mp=${FS_MP[$fs]}
 			if [ -n "${BROKEN[$fs]:-}" ]; then
 				skipped "$suite" W2 "$fs" "$r" MB/s
@@ -518,7 +534,7 @@ w_rand() { # SUITE ROUNDS SIZE_MIB RUNTIME_S "JOBS..." "RW..." FS...
 		[ "$rw" = randread ] && w=W3 || w=W4
 		for ((r = 1; r <= rounds; r++)); do
 			for nj in $jobs; do
-				for fs in "$@"; do
+				for fs in $(rotated "$r" "$@"); do
 					# W3 reads a file read once before: the warm case, as
 					# tmpfs always is; sectorfs with cache=keep serves it
 					# from the page cache, with cache=open (which drops
@@ -551,7 +567,7 @@ w_small() { # SUITE ROUNDS NFILES FS...
 	shift 3
 	for ((r = 1; r <= rounds; r++)); do
 		fs_fresh "$@"
-		for fs in "$@"; do
+		for fs in $(rotated "$r" "$@"); do
 			out=$WORK/small-$fs-$r.jsonl
 			err='{"error": "smallfiles failed"}'
 			d0=$(drops)
@@ -582,7 +598,7 @@ w_tree() { # SUITE ROUNDS TARBALL FS...
 	shift 3
 	for ((r = 1; r <= rounds; r++)); do
 		fs_fresh "$@"
-		for fs in "$@"; do
+		for fs in $(rotated "$r" "$@"); do
 			mp=${FS_MP[$fs]}
 			cat "$tarball" >/dev/null # the tarball itself from the page cache
 			for step in untar tar rm; do
