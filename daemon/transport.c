@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fuse.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdatomic.h>
@@ -76,12 +77,14 @@ static int set_nonblocking(int fd, bool on)
  * blocked in read() for every request even when the polling reader takes
  * it.  A reader keeps the role through the requests that take a few
  * microseconds (it answers them itself, then polls again: no thread
- * changes hands); for the others (large reads and writes, directory
- * listings, fallocate, anything that may wait, such as a save)
+ * changes hands), and through a large read or write when no other request
+ * is waiting: handing on costs a wake-up, and the new reader then polls on
+ * the CPU the caller will want back when its answer comes (measured: 1 MiB
+ * sequential writes 1.4-1.9 GB/s handing on, 2.1-2.3 keeping the role).
+ * For the others (a large read or write while more requests wait,
+ * directory listings, fallocate, anything that may wait, such as a save)
  * it hands the role on before it starts, so the requests that come
- * meanwhile are served in parallel.  Handing on costs a wake-up, and the
- * new reader polls on the CPU the caller may want: measured, it costs
- * more than it brings on small requests. */
+ * meanwhile are served in parallel. */
 static pthread_mutex_t reader_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reader_free = PTHREAD_COND_INITIALIZER;
 static bool reader_busy;                      /* reader_lock */
@@ -130,6 +133,20 @@ static void leave_reader(void *arg)
 }
 
 #define QUICK_IO (128 * 1024) /* reads and writes up to this size are quick */
+
+/* A read or write too large to be quick. */
+static bool data_request(const void *buf, ssize_t n)
+{
+	const struct fuse_in_header *h = buf;
+	return n >= (ssize_t)sizeof *h && (h->opcode == FUSE_READ || h->opcode == FUSE_WRITE);
+}
+
+/* Whether another request is already waiting to be read. */
+static bool others_waiting(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
 
 /* A request the reader answers itself: work of a few microseconds. */
 static bool quick(const void *buf, ssize_t n)
@@ -205,10 +222,12 @@ static ssize_t next_request(int fd, void *buf, size_t len)
 		become_reader();
 	ssize_t n;
 	int err;
+	bool keep;
 	pthread_cleanup_push(leave_reader, NULL);
 	n = read_polling(fd, buf, len);
 	err = errno;
-	pthread_cleanup_pop(!quick(buf, n));
+	keep = quick(buf, n) || (data_request(buf, n) && !others_waiting(fd));
+	pthread_cleanup_pop(!keep);
 	errno = err;
 	return n;
 }
