@@ -31,6 +31,11 @@
 #        cgroup if it has one (so the rest of the machine stays out), else
 #        from /proc/meminfo; the daemon's RSS is VmRSS of its pid.
 #
+# Before W1 and before W2, bench/touchmem.c touches (size + 1 GiB) of
+# memory and gives it back: on these virtual machines memory nobody used
+# lately must be faulted in again by the host, which would otherwise make
+# whoever allocates first in a round look 2-4 times as fast.
+#
 # fio runs with ioengine=psync, direct=0, invalidate=0 (fio must not drop
 # the page cache itself: W2b and W3 read what the kernel kept),
 # fallocate=none; MB/s is 10^6 bytes/s.  W3/W4 read and write a file laid
@@ -73,6 +78,7 @@ LOCK=/run/sectorfs-bench.lock
 WORK=""
 RAW=""
 SMALLFILES=""
+TOUCHMEM=""
 declare -A FS_KIND=() FS_OPTS=() FS_MP=() FS_PID=() BROKEN=()
 FS_NAMES=()
 
@@ -147,6 +153,8 @@ bench_init() { # needs root; makes WORK, takes the lock, builds smallfiles
 	: >"$RAW"
 	SMALLFILES=$WORK/smallfiles
 	cc -O2 -Wall -o "$SMALLFILES" "$BENCH_DIR/smallfiles.c"
+	TOUCHMEM=$WORK/touchmem
+	cc -O2 -Wall -o "$TOUCHMEM" "$BENCH_DIR/touchmem.c"
 	# A private copy of the daemon: a rebuild of build/ during the run
 	# cannot change the binary under the benchmark.
 	SECTORFS_ORIG=$SECTORFS
@@ -399,6 +407,13 @@ print(f"{val:.2f}\t{json.dumps(extra)}")
 EOF
 }
 
+# Right before a measurement that takes much fresh memory (W1's file, W2's
+# page cache): touch that much and give it back, so that every file system
+# gets memory the host has just backed (see bench/touchmem.c).
+warm_memory() { # MIB
+	"$TOUCHMEM" "$1"
+}
+
 # ---- workloads; each takes a suite name, ROUNDS, sizes, then the file
 # systems in turn ----
 
@@ -465,6 +480,7 @@ w_seq() { # SUITE ROUNDS SIZE_MIB FS...
 		for fs in $(rotated "$r" "$@"); do
 			mp=${FS_MP[$fs]}
 			sh0=$(shmem_kib)
+			warm_memory $((size + 1024))
 			if fio_on "$fs" "$WORK/fio-w1-$fs-$r.json" write bw --name=W1 --filename="$mp/seq" \
 				--rw=write --bs=1M --size="${size}m" --end_fsync=1; then
 				FIG_X=$(json_add "$FIG_X" shmem_delta_kib $(($(shmem_kib) - sh0)))
@@ -485,6 +501,7 @@ w_seq() { # SUITE ROUNDS SIZE_MIB FS...
 				cold_start $try
 				d0=$D0 c0=$C0
 				v2=null v2b=null x2b='{"error": "skipped: W2 failed"}'
+				warm_memory $((size + 1024))
 				if fio_on "$fs" "$WORK/fio-w2-$fs-$r.json" read bw --name=W2 --filename="$mp/seq" \
 					--rw=read --bs=1M --size="${size}m"; then
 					FIG_X=$(json_add "$FIG_X" pagecache_delta_kib $(($(pagecache_kib) - c0)))
