@@ -1,6 +1,7 @@
 #!/bin/bash
-# bench/cache_policy.sh: what sectorfs's page cache policy and the writeback
-# cache cost and bring, to pick the defaults.
+# bench/cache_policy.sh: what sectorfs's page cache policies (cache=,
+# direct_write=) and the writeback cache cost and bring, to pick the
+# defaults.
 #
 #   sudo bench/cache_policy.sh [--rounds N] [--quick] [--out DIR]
 #
@@ -20,11 +21,15 @@
 #        and the page cache still held after the file is opened and
 #        closed once more; then M1 of bench/run.sh (daemon RSS / data,
 #        bytes per 100-byte file: daemon, page cache, slab).
-# Part 2, writeback off (the default: a full file system refuses a write at
-# write(), as tmpfs does) against writeback on (the kernel's writeback
-# cache: a full file system can only fail the write at writeback):
-#   W1   sequential write of a 2 GiB file, 1 MiB blocks, fsync     MB/s
-#   W4   random 4 KiB writes, 1 and 4 jobs, 8 s, no fsync          IOPS
+# Part 2, how writes travel: direct_write=auto (the default: a new file is
+# written past the page cache), direct_write=off (every write through the
+# page cache, which keeps a copy), and -o writeback (the kernel's writeback
+# cache: a full file system can only fail a write at writeback, not at
+# write() as tmpfs does):
+#   W1   sequential write of a new 2 GiB file, 1 MiB blocks, fsync  MB/s
+#        and the page cache it leaves                              MiB
+#   W4   random 4 KiB writes into an existing file, 1 and 4 jobs,
+#        8 s, no fsync                                             IOPS
 #        (with writeback on, W4 counts writes into the page cache;
 #        the kernel sends them to the daemon later)
 #
@@ -66,7 +71,7 @@ def fmt(v, nd=0):
 
 lines = []
 P = lines.append
-P("# sectorfs page cache policy and writeback cache")
+P("# sectorfs page cache policies and writeback cache")
 P("")
 P("%s; kernel %s, %d CPUs; %s rounds, medians; daemon %s (built %s, tree %s)."
   % (meta["date"], meta["kernel"], meta["cpus"], meta["rounds"], meta["sectorfs_binary"],
@@ -115,17 +120,20 @@ P("RSS includes the daemon's idle baseline (a few MiB). Page cache counted in %s
 P("With cache=open the kernel drops a file's pages when the file is opened, not when it is")
 P("closed: after a read they stay until the next open (or memory pressure).")
 P("")
-P("## writeback off (default) against writeback on")
+P("## How writes travel: direct_write=auto (default), direct_write=off, writeback")
 P("")
-P("| figure | tmpfs | sectorfs writeback off | sectorfs writeback on | on / off | unit |")
+wfs = ("tmpfs", "auto", "dwoff", "wb")
+P("| figure | tmpfs | sectorfs (default) | direct_write=off | -o writeback | unit |")
 P("|---|---:|---:|---:|---:|---|")
-wrows = [("W1 seq write, 1 MiB blocks, fsync at the end", "W1", "MB/s")]
-for w in sorted(set(r["w"] for r in recs if r["suite"] == "writeback" and r["w"].startswith("W4"))):
-    wrows.append(("W4 rand write 4 KiB, %s job%s" % (w[3:-1], "" if w[3:-1] == "1" else "s"), w, "IOPS"))
-for name, w, unit in wrows:
-    t, off, on = (med(vals("writeback", w, fs)) for fs in ("tmpfs", "nowb", "wb"))
-    P("| %s | %s | %s | %s | %s | %s |" % (name, fmt(t), fmt(off), fmt(on),
-                                         "%.2f" % (on / off) if on and off else "-", unit))
+P("| W1 seq write, new %d MiB file, 1 MiB blocks, fsync | %s | MB/s |"
+  % (meta["seq_mib"], " | ".join(fmt(med(vals("writes", "W1", fs))) for fs in wfs)))
+P("| page cache held after W1 (tmpfs: the file's Shmem) | %s | MiB |"
+  % " | ".join(fmt(med(kib2mib(vals("writes", "W1", fs, "shmem_delta_kib" if fs == "tmpfs" else "pagecache_delta_kib"))))
+               for fs in wfs))
+for w in sorted(set(r["w"] for r in recs if r["suite"] == "writes" and r["w"].startswith("W4"))):
+    n = w[3:-1]
+    P("| W4 rand write 4 KiB, %s job%s | %s | IOPS |" % (n, "" if n == "1" else "s",
+                                                    " | ".join(fmt(med(vals("writes", w, fs))) for fs in wfs)))
 P("")
 P("W4 has no fsync: with writeback on, it counts writes into the page cache, and the kernel")
 P("sends the dirty pages to the daemon afterwards.")
@@ -197,12 +205,13 @@ cp_main() {
 	w_rand policy "$rounds" "$rnd" "$runtime" 1 randread tmpfs keep open
 	log "policy: M1"
 	m_mem policy "$seq" "$nmem" tmpfs keep open
-	fs_add nowb sectorfs ""
+	fs_add auto sectorfs ""
+	fs_add dwoff sectorfs direct_write=off
 	fs_add wb sectorfs writeback
-	log "writeback: W1"
-	SEQ_READS=0 w_seq writeback "$rounds" "$seq" tmpfs nowb wb
-	log "writeback: W4 1 and 4 jobs"
-	w_rand writeback "$rounds" "$rnd" "$runtime" "1 4" randwrite tmpfs nowb wb
+	log "writes: W1"
+	SEQ_READS=0 w_seq writes "$rounds" "$seq" tmpfs auto dwoff wb
+	log "writes: W4 1 and 4 jobs"
+	w_rand writes "$rounds" "$rnd" "$runtime" "1 4" randwrite tmpfs auto dwoff wb
 	local meta bm
 	mapfile -t bm < <(binary_meta)
 	meta=$(REPO=$REPO meta_json "rounds=$rounds" "quick=$([ $quick = 1 ] && echo true || echo false)" \

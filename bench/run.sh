@@ -479,11 +479,12 @@ w_seq() { # SUITE ROUNDS SIZE_MIB FS...
 		fs_fresh "$@"
 		for fs in $(rotated "$r" "$@"); do
 			mp=${FS_MP[$fs]}
-			sh0=$(shmem_kib)
+			sh0=$(shmem_kib) c0=$(pagecache_kib)
 			warm_memory $((size + 1024))
 			if fio_on "$fs" "$WORK/fio-w1-$fs-$r.json" write bw --name=W1 --filename="$mp/seq" \
 				--rw=write --bs=1M --size="${size}m" --end_fsync=1; then
 				FIG_X=$(json_add "$FIG_X" shmem_delta_kib $(($(shmem_kib) - sh0)))
+				FIG_X=$(json_add "$FIG_X" pagecache_delta_kib $(($(pagecache_kib) - c0)))
 				[ -z "${FS_PID[$fs]}" ] || FIG_X=$(json_add "$FIG_X" daemon_rss_kib "$(rss_kib "${FS_PID[$fs]}")")
 			fi
 			record "$suite" W1 "$fs" "$r" "$FIG_V" MB/s "$FIG_X"
@@ -883,10 +884,14 @@ with open(os.path.join(outdir, "table.md"), "w") as f:
             f.write("| %s | %s | %s | %s |\n" % (
                 mnames.get(w, w), "n/a" if vals["tmpfs"] is None else fmt(vals["tmpfs"], unit),
                 " | ".join(fmt(vals[c], unit) for c in cnames), unit))
+        def pc_mib(w, c):
+            xs = [x["extra"]["pagecache_delta_kib"] / 1024 for x in by.get((w, c), [])
+                  if "pagecache_delta_kib" in x["extra"]]
+            return fmt(statistics.median(xs), "MiB") if xs else "none"
+        f.write("\n")
         for c in cnames:
-            f.write("\nPage cache held by %s after W2 + W2b, median of the rounds: %s MiB.\n"
-                    % (label[c], fmt(statistics.median(x["extra"].get("pagecache_delta_kib", 0) / 1024
-                                                       for x in by.get(("W2b", c), [{"extra": {}}])), "MiB")))
+            f.write("Page cache held by %s right after writing the file (W1): %s MiB; after W2 + W2b: %s MiB"
+                    " (medians of the rounds).\n" % (label[c], pc_mib("W1", c), pc_mib("W2b", c)))
     for t in texts:
         f.write("\n`sectorfs stats` (%s) %s:\n\n```\n%s\n```\n" % (label.get(t["fs"], t["fs"]), t["text"],
                                                                 t["value"].rstrip()))
