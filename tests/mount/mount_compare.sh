@@ -532,6 +532,31 @@ EOF
 	say "ok ($out)"
 }
 
+# With -o writeback a full filesystem cannot refuse a write at write(): the
+# documented price is ENOSPC at close(), and at every fsync() while the
+# pages that did not fit stay dirty in the kernel; never silence.
+writeback_enospc_check() {
+	local m=$T/sfs-wb16 out
+	printf 'writeback, size=16m: 32 MiB written into an existing file, ENOSPC at close ... '
+	mount_sfs "$m" size=16m,writeback
+	out=$(py "$m" <<'EOF'
+p = sys.argv[1] + "/f"
+writeall(p, b"x")
+fd = os.open(p, os.O_RDWR)
+t("32 writes of 1 MiB", lambda: [os.write(fd, b"y" * (1 << 20)) for _ in range(32)] and None)
+t("close", os.close, fd)
+fd = os.open(p, os.O_RDWR)
+t("write after that", os.pwrite, fd, b"z", 0)
+t("fsync", os.fsync, fd)
+os.close(fd)
+EOF
+)
+	[ "$out" = "$(printf '32 writes of 1 MiB: ok\nclose: ENOSPC\nwrite after that: 1\nfsync: ENOSPC')" ] ||
+		die "-o writeback on a full filesystem: got '$out'"
+	unmount_sfs "$m"
+	say "ok"
+}
+
 sec_fsync() {
 	py <<'EOF'
 os.mkdir("fs")
@@ -1378,6 +1403,8 @@ for extra in writeback cache=open direct_write=off direct_write=all; do
 	force_unmount "$TM2"
 	unmount_sfs "$S2"
 done
+
+writeback_enospc_check
 
 # Still consistent at the end: the main mount unmounts cleanly.
 unmount_sfs "$SM"
