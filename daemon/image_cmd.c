@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "say.h"
+#include "shutdown.h"
 
 static double now_s(void)
 {
@@ -182,6 +183,13 @@ static void *periodic(void *arg)
 		if (dm.stopping)
 			break;
 		pthread_mutex_unlock(&dm.stop_lock);
+		/* What the kernel holds unwritten (writeback cache, shared
+		 * mappings) belongs in the image too; the workers answer the
+		 * writes this causes. */
+		int src = sd_sync(dm.mountpoint);
+		if (src)
+			syslog(LOG_WARNING, "%s: writing back before a periodic save: %s", dm.mountpoint,
+			       strerror(-src));
 		save_now("periodic");
 		pthread_mutex_lock(&dm.stop_lock);
 	}
@@ -263,6 +271,11 @@ size_t image_last_result(char *buf, size_t size)
 int image_save_command(const char *mp)
 {
 	char msg[1100];
+	/* First what the kernel holds unwritten, so that the image has every
+	 * write that returned before this command. */
+	int src = sd_sync(mp);
+	if (src && src != -ENOENT && src != -ENOTDIR)
+		fprintf(stderr, "sectorfs: %s: writing back before the save: %s\n", mp, strerror(-src));
 	if (setxattr(mp, SAVE_XATTR, "", 0, 0) != 0) {
 		int e = errno;
 		if (e == EOPNOTSUPP || e == ENOTSUP)

@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@
 #include "ops.h"
 #include "os.h"
 #include "say.h"
+#include "shutdown.h"
 #include "transport.h"
 
 #ifndef SECTORFS_VERSION
@@ -126,43 +128,53 @@ static int check_mountpoint(const char *mp)
 	return 0;
 }
 
-/* Write VALUE to /sys/class/bdi/DEV/NAME; a message if that fails. */
-static void set_bdi(const char *dev, const char *name, const char *value)
+/* Write VALUE to /sys/class/bdi/DEV/NAME: 0 or -errno. */
+static int set_bdi(const char *dev, const char *name, const char *value)
 {
 	char path[128];
 	snprintf(path, sizeof path, "/sys/class/bdi/%s/%s", dev, name);
-	int fd = open(path, O_WRONLY);
-	ssize_t n = fd < 0 ? -1 : write(fd, value, strlen(value));
-	if (n != (ssize_t)strlen(value))
-		fprintf(stderr, "sectorfs: could not set %s to %s: %s\n", path, value, strerror(errno));
-	if (fd >= 0)
-		close(fd);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, value, strlen(value));
+	int rc = n == (ssize_t)strlen(value) ? 0 : n < 0 ? -errno : -EIO;
+	close(fd);
+	return rc;
 }
 
-/* As root, fit the mount's backing device to a RAM filesystem.
+/* As root, fit the mount's backing device to a RAM filesystem (where /sys
+ * is read-only, as in some containers, the kernel's defaults stay).
  * - Read ahead 1 MiB at a time, in line with max_write: the kernel starts
  *   a FUSE mount at 128 KiB.
  * - With the writeback cache, let the kernel hold up to 1 GiB (no more
- *   than size=) of the mount's dirty pages.  A FUSE mount starts limited
- *   to 1% of the machine's dirty memory (about 50 MB on 24 GiB), which
- *   keeps random 4 KiB writes into a 512 MiB file at 0.35 of tmpfs's rate;
- *   at 1 GiB they run at 0.9-1.0 (bench/options.sh).  The limit stays
- *   strict (counted for this mount alone), so what the kernel may hold
- *   unwritten stays bounded. */
+ *   than size=, no less than 32 MiB) of the mount's dirty pages.  A FUSE
+ *   mount starts limited to 1% of the machine's dirty memory (about 50 MB
+ *   on 24 GiB), which keeps random 4 KiB writes into a 512 MiB file at a
+ *   third of tmpfs's rate; at 1 GiB they run at 0.8-1.0 (bench/run.sh).
+ *   The limit stays strict (counted for this mount alone), so what the
+ *   kernel may hold unwritten stays bounded.  The kernel keeps it as a
+ *   share of the machine's dirty limit and refuses more than that limit
+ *   (small machines; kernels before 6.2 have no max_bytes): then the
+ *   mount may use the whole dirty limit (max_ratio=100). */
 static void tune_bdi(const struct opts *o)
 {
 	char dev[64];
 	if (geteuid() != 0 || !mounted_at(mountpoint_real, dev, sizeof dev))
 		return;
-	set_bdi(dev, "read_ahead_kb", "1024");
-	if (o->writeback) {
-		uint64_t dirty = 1ull << 30;
-		if (o->size && o->size < dirty)
-			dirty = o->size;
-		char value[32];
-		snprintf(value, sizeof value, "%llu", (unsigned long long)dirty);
-		set_bdi(dev, "max_bytes", value);
-	}
+	(void)set_bdi(dev, "read_ahead_kb", "1024");
+	if (!o->writeback)
+		return;
+	uint64_t dirty = 1ull << 30;
+	if (o->size && o->size < dirty)
+		dirty = o->size < (32u << 20) ? 32u << 20 : o->size;
+	char value[32];
+	snprintf(value, sizeof value, "%llu", (unsigned long long)dirty);
+	int rc = set_bdi(dev, "max_bytes", value);
+	if (rc == -EINVAL || rc == -ENOENT)
+		rc = set_bdi(dev, "max_ratio", "100");
+	if (rc && rc != -EROFS && rc != -EACCES)
+		fprintf(stderr, "sectorfs: could not raise the dirty page limit of %s: %s\n",
+		        mountpoint_real, strerror(-rc));
 }
 
 /* ---- the report ---- */
@@ -183,9 +195,19 @@ size_t daemon_report(struct daemon *d, char *buf, size_t size)
 		         (unsigned long long)s.max_inodes);
 	else
 		snprintf(inodes, sizeof inodes, "%llu (no limit)", (unsigned long long)s.inodes);
+	static const char *const direct[] = {[OPT_DIRECT_AUTO] = "auto", [OPT_DIRECT_OFF] = "off",
+	                                     [OPT_DIRECT_ALL] = "all"};
+	char writes[128];
+	snprintf(writes, sizeof writes, "cache=%s, direct_write=%s%s, writeback %s",
+	         d->cache == OPT_CACHE_KEEP ? "keep" : "open", direct[d->direct_write],
+	         d->direct_write != OPT_DIRECT_OFF && !tr_direct_io_mmap()
+	                 ? " (not in effect: the kernel cannot map such files)"
+	                 : "",
+	         d->writeback ? "on" : "off");
 	int n = snprintf(
 	        buf, size,
 	        "mount point:   %s (daemon pid %d)\n"
+	        "page cache:    %s\n"
 	        "inodes:        %s: %llu files, %llu directories, %llu symlinks, %llu other\n"
 	        "file data:     %.1f MiB (sum of file sizes)\n"
 	        "sectors:       %llu in use x %llu B = %.1f MiB\n"
@@ -194,7 +216,7 @@ size_t daemon_report(struct daemon *d, char *buf, size_t size)
 	        "limit:         %s\n"
 	        "pool memory:   %.1f MiB mapped, %.1f MiB of it overhead\n"
 	        "daemon memory: %.1f MiB resident\n",
-	        mountpoint_real, (int)getpid(), inodes, (unsigned long long)s.files,
+	        mountpoint_real, (int)getpid(), writes, inodes, (unsigned long long)s.files,
 	        (unsigned long long)s.dirs, (unsigned long long)s.symlinks,
 	        (unsigned long long)s.others, mib(s.data_bytes), (unsigned long long)s.sectors,
 	        (unsigned long long)s.sector_size, mib(s.sectors * s.sector_size), mib(s.small_bytes),
@@ -309,11 +331,21 @@ static int mount_and_serve(struct opts *o)
 	if (o->prefault && (rc = sfs_fs_set_prefault(d.fs, true)) != 0)
 		(void)say_error("no prefault thread: %s", strerror(-rc));
 	image_serve(d.fs, image, mountpoint_real, o->save_interval, !o->read_only);
+	char dev[64];
+	unsigned dev_major, dev_minor;
+	rc = mounted_at(mountpoint_real, dev, sizeof dev) &&
+	                     sscanf(dev, "%u:%u", &dev_major, &dev_minor) == 2
+	             ? sd_start(se, mountpoint_real, makedev(dev_major, dev_minor))
+	             : -ENOENT;
+	if (rc)
+		(void)say_error("a signal will stop %s without writing back what the kernel holds: %s",
+		                mountpoint_real, strerror(-rc));
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, o->clone_fd);
 	fuse_loop_cfg_set_max_threads(lc, o->max_threads);
 	rc = o->max_threads == 1 ? fuse_session_loop(se) : fuse_session_loop_mt(se, lc);
 	fuse_loop_cfg_destroy(lc);
+	sd_loop_ended();
 	rc = rc < 0 ? 1 : 0;
 	/* The loop ends on a signal (the mount is still there: save, then
 	 * unmount) or after an unmount (the tree is still in our memory). */
@@ -325,6 +357,7 @@ out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:
 	fuse_session_destroy(se);
+	sd_finish();
 out_fs:
 	fuse_opt_free_args(&args);
 	sfs_fs_destroy(d.fs);

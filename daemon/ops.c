@@ -285,27 +285,29 @@ static void set_open_flags(struct daemon *d, struct fuse_file_info *fi, bool dir
 		fi->cache_readdir = 1;
 }
 
-/* Whether a file opened with these flags, `size` bytes long once opened,
- * bypasses the kernel's page cache (FOPEN_DIRECT_IO).  Through the page
- * cache a write is copied twice (into the cache, then to us) and its data
- * is then held twice, in the cache and in sectors; past it, the kernel
- * hands the writer's own buffer over and the data is held once.  What
- * the cache is good for is reading back, so (direct_write=auto) it is
- * skipped where reading back through the descriptor is unlikely or
- * impossible: write-only descriptors, and descriptors that start from
- * an empty file (new or truncated), whose data is all being written now.
- * A read-write descriptor of an existing file keeps the cache, for
+/* Whether a file opened with these flags bypasses the kernel's page cache
+ * (FOPEN_DIRECT_IO): 1 yes, 0 no, -1 if the file is empty once opened.
+ * Through the page cache a write is copied twice (into the cache, then to
+ * us) and its data is then held twice, in the cache and in sectors; past
+ * it, the kernel hands the writer's own buffer over and the data is held
+ * once.  What the cache is good for is reading back, so (direct_write=auto)
+ * it is skipped where reading back through the descriptor is impossible
+ * or unlikely: write-only descriptors, and descriptors that start from an
+ * empty file (new, truncated or empty), whose data is all being written
+ * now.  A read-write descriptor of a file with data keeps the cache, for
  * programs that read and update in place.  The kernel keeps the two kinds
- * coherent (a direct write drops the cached pages it covers), and shared
- * mappings of a direct file still work, through the cache, when it agreed
- * to FUSE_DIRECT_IO_ALLOW_MMAP; without that (before Linux 6.6) mmap would
- * fail, so every descriptor then uses the cache. */
-static bool open_direct(struct daemon *d, int flags, off_t size)
+ * coherent (around a direct write it writes back and drops the cached
+ * pages it covers), and shared mappings of a direct file still work,
+ * through the cache, once it agreed to FUSE_DIRECT_IO_ALLOW_MMAP; without
+ * that (before Linux 6.9) every descriptor uses the cache. */
+static int direct_rule(const struct daemon *d, int flags)
 {
 	if ((flags & O_ACCMODE) == O_RDONLY || d->direct_write == OPT_DIRECT_OFF ||
 	    !tr_direct_io_mmap())
-		return false;
-	return d->direct_write == OPT_DIRECT_ALL || (flags & O_ACCMODE) == O_WRONLY || size == 0;
+		return 0;
+	if (d->direct_write == OPT_DIRECT_ALL || (flags & O_ACCMODE) == O_WRONLY)
+		return 1;
+	return -1;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -320,9 +322,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uintptr_t)fh;
 	set_open_flags(dm(req), fi, false);
 	struct stat st;
-	fi->direct_io = (fi->flags & O_ACCMODE) != O_RDONLY &&
-	                sfs_getattr(fs_of(req), ino, &st) == 0 &&
-	                open_direct(dm(req), fi->flags, st.st_size);
+	int direct = direct_rule(dm(req), fi->flags);
+	fi->direct_io = direct > 0 ||
+	                (direct < 0 && sfs_getattr(fs_of(req), ino, &st) == 0 && st.st_size == 0);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		sfs_release(fs_of(req), fh);
 }
@@ -341,7 +343,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	fi->fh = (uintptr_t)fh;
 	set_open_flags(dm(req), fi, false);
-	fi->direct_io = open_direct(dm(req), fi->flags, e.attr.st_size);
+	int direct = direct_rule(dm(req), fi->flags);
+	fi->direct_io = direct > 0 || (direct < 0 && e.attr.st_size == 0);
 	struct fuse_entry_param p = {.ino = e.ino, .generation = e.generation, .attr = e.attr,
 	                             .attr_timeout = TIMEOUT, .entry_timeout = TIMEOUT};
 	if (fuse_reply_create(req, &p, fi) == -ENOENT) {

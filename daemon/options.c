@@ -136,6 +136,7 @@ static int one_option(struct opts *o, const char *opt, char *err, size_t len)
 		else
 			return fail(err, len, "bad cache: '%s' (keep or open)", val ? val : "");
 	} else if (IS("direct_write")) {
+		o->direct_write_set = true;
 		if (val && !strcmp(val, "auto"))
 			o->direct_write = OPT_DIRECT_AUTO;
 		else if (val && !strcmp(val, "off"))
@@ -322,6 +323,10 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 		o->source = pos[0];
 	if (o->save_interval && !o->image)
 		return fail(err, errlen, "save_interval= needs image=");
+	/* With the writeback cache, small writes to new files are worth more
+	 * gathered in the page cache than passed on one by one. */
+	if (o->writeback && !o->direct_write_set)
+		o->direct_write = OPT_DIRECT_OFF;
 	if (o->noswap && geteuid() != 0) {
 		uint64_t lim = os_memlock_limit();
 		if (lim != UINT64_MAX && (o->size == 0 || o->size > lim))
@@ -362,7 +367,8 @@ void opt_usage(const char *prog)
 	       "     cache=keep|open   the kernel keeps file pages across opens, or not\n"
 	       "     direct_write=auto|off|all  which descriptors write past the kernel's\n"
 	       "                       page cache: write-only ones and those writing an\n"
-	       "                       empty file (auto, the default), none, or all\n"
+	       "                       empty file (auto, the default; off with writeback),\n"
+	       "                       none, or all\n"
 	       "     writeback         kernel writeback cache: faster small writes, but a full\n"
 	       "                       filesystem fails them at writeback, not at write()\n"
 	       "     max_threads=N     worker threads (default 8)\n"

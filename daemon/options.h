@@ -45,6 +45,7 @@ struct opts {
 	size_t sector_size;
 	enum opt_cache cache;
 	enum opt_direct direct_write;
+	bool direct_write_set;   /* given: writeback does not change it */
 	bool writeback;          /* kernel writeback cache */
 	int atime;               /* enum sfs_atime */
 	unsigned max_threads;

@@ -12,7 +12,7 @@
 int tr_install(struct fuse_session *se, unsigned spin_us);
 
 /* True once the kernel has agreed that files opened with FOPEN_DIRECT_IO
- * may still be mapped (FUSE_DIRECT_IO_ALLOW_MMAP, Linux 6.6 and later). */
+ * may still be mapped (FUSE_DIRECT_IO_ALLOW_MMAP, as of Linux 6.9). */
 bool tr_direct_io_mmap(void);
 
 #endif

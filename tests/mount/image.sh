@@ -197,6 +197,65 @@ stat -c %a "$IMG" | grep -qx 640 || die "the image's mode was not kept"
 ls -a "$IMGDIR" | grep -q '\.tmp\.' && die "temporary files left in $IMGDIR"
 say "  SIGTERM, SIGINT and umount save too; the image keeps its mode"
 
+# What the kernel still holds back (-o writeback: dirty pages of written
+# files; any mount: shared writable mappings) is in the image too: a
+# SIGTERM and `sectorfs save` write it back first, while the daemon still
+# answers.  A writer keeps its files open and its pages dirty meanwhile.
+hold_dirty() { # DIR TAG: a background writer; waits until its pages are dirty
+	rm -f "$T/dirty.ready"
+	py "$1" "$2" "$T/dirty.ready" <<'EOF' &
+d, tag, ready = sys.argv[1:4]
+fd = os.open(d + "/w-" + tag, os.O_RDWR | os.O_CREAT)
+os.write(fd, b"x")
+for i in range(8):
+    os.pwrite(fd, tag.encode() * (1 << 17), i << 20)
+g = os.open(d + "/m-" + tag, os.O_RDWR | os.O_CREAT)
+os.ftruncate(g, 1 << 20)
+m = mmap.mmap(g, 1 << 20)
+m[:] = tag.encode()[:1] * (1 << 20)
+with open(ready + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(ready + ".tmp", ready)
+time.sleep(60)
+EOF
+	while [ ! -e "$T/dirty.ready" ]; do sleep 0.05; done
+	DIRTY_PID=$(cat "$T/dirty.ready")
+}
+stop_dirty() {
+	kill "$DIRTY_PID" 2>/dev/null || true
+	while kill -0 "$DIRTY_PID" 2>/dev/null; do sleep 0.05; done
+}
+dirty_saved() { # DIR TAG: the writer's data, as the image has it
+	py "$1" "$2" <<'EOF'
+d, tag = sys.argv[1:3]
+w, m = readall(d + "/w-" + tag), readall(d + "/m-" + tag)
+print("ok" if w.count(tag.encode()) == 8 << 17 and m.count(tag.encode()[:1]) == 1 << 20
+      else "written file %d bytes, mapped file %d of its bytes" % (len(w), m.count(tag.encode()[:1])))
+EOF
+}
+unmount_sfs "$MP"
+wait_gone "$MP"
+mount_sfs "$MP" "image=$IMG,size=1g,writeback"
+hold_dirty "$MP" T
+kill -TERM "$(sfs_pid "$MP")"
+wait_gone "$MP"
+stop_dirty
+force_unmount "$MP"
+mount_sfs "$MP" "image=$IMG,size=1g,writeback"
+[ "$(dirty_saved "$MP" T)" = ok ] || die "SIGTERM: the image misses what the kernel held: $(dirty_saved "$MP" T)"
+hold_dirty "$MP" S
+sfs save "$MP" >/dev/null || die "sectorfs save failed"
+cp "$IMG" "$T/dirty.img"
+stop_dirty
+unmount_sfs "$MP"
+wait_gone "$MP"
+mount_sfs "$MP" "image=$T/dirty.img,ro"
+[ "$(dirty_saved "$MP" S)" = ok ] || die "sectorfs save: the image misses what the kernel held: $(dirty_saved "$MP" S)"
+unmount_sfs "$MP"
+wait_gone "$MP"
+say "  SIGTERM and sectorfs save keep what the kernel still held (writeback cache, shared mapping)"
+mount_sfs "$MP" "image=$IMG,size=1g"
+
 # ---- 2. sectorfs save, save_interval= ----
 
 echo "saved on request" >"$MP/requested"
