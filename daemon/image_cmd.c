@@ -40,6 +40,7 @@
 
 #include "say.h"
 #include "shutdown.h"
+#include "transport.h"
 
 static double now_s(void)
 {
@@ -190,6 +191,8 @@ static void *periodic(void *arg)
 		if (src)
 			syslog(LOG_WARNING, "%s: writing back before a periodic save: %s", dm.mountpoint,
 			       strerror(-src));
+		else
+			(void)tr_wait_quiet(0, 5000);
 		save_now("periodic");
 		pthread_mutex_lock(&dm.stop_lock);
 	}
@@ -250,6 +253,9 @@ int image_save_request(uid_t uid)
 		pthread_mutex_unlock(&dm.lock);
 		return -EDESTADDRREQ;
 	}
+	/* `sectorfs save` started the writeback (syncfs()) before asking:
+	 * let it reach us first. */
+	(void)tr_wait_quiet(1, 5000);
 	return save_now("requested");
 }
 

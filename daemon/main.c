@@ -316,7 +316,8 @@ static int mount_and_serve(struct opts *o)
 		goto out_signals;
 	}
 	/* Polling needs an fd per thread (clone_fd) or a single thread. */
-	rc = tr_install(se, o->clone_fd || o->max_threads == 1 ? o->spin_us : 0);
+	rc = tr_install(se, o->clone_fd || o->max_threads == 1 ? o->spin_us : 0,
+	                o->max_threads == 1);
 	if (rc) {
 		rc = say_error("cannot take over the FUSE channel: %s", strerror(-rc));
 		goto out_unmount;

@@ -6,9 +6,11 @@
  * 1 GiB) and of shared writable mappings.  They would be lost, and a final
  * image save would miss them.  So the daemon takes these signals over: the
  * handler only wakes a thread of ours, which calls syncfs() on the mount
- * while the workers still answer the writes it causes, and only then tells
- * libfuse to stop.  Nothing is waited for in the handler, and a second
- * signal stops the loop at once, for when the flush itself cannot finish.
+ * while the workers still answer the writes it causes, waits until they
+ * have answered them all (tr_wait_quiet(): syncfs() itself does not wait
+ * for a FUSE server), and only then tells libfuse to stop.  Nothing is
+ * waited for in the handler, and a second signal stops the loop at once,
+ * for when the flush itself cannot finish.
  *
  * The loop notices the end only when a call of its main thread returns
  * (a wait that a signal interrupts), so the thread then interrupts it with
@@ -19,9 +21,11 @@
  * needs none of this: the kernel writes back before it lets go, and the
  * loop ends by itself.
  *
- * When a second signal ends the loop during the flush, the syncfs() only
- * returns once the session's device is closed (fuse_session_destroy()),
- * so the thread is joined after that (sd_finish()).
+ * When a second signal ends the loop during the flush, the wait ends too
+ * (tr_end()), but a syncfs() that waits for its writes (older kernels)
+ * only returns once the session's device is closed
+ * (fuse_session_destroy()), so the thread is joined after that
+ * (sd_finish()).
  */
 #include "shutdown.h"
 
@@ -36,6 +40,8 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "transport.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
 
@@ -99,6 +105,14 @@ static int open_ours(void)
 	return fd;
 }
 
+static bool loop_is_over(void)
+{
+	pthread_mutex_lock(&loop_lock);
+	bool over = loop_over;
+	pthread_mutex_unlock(&loop_lock);
+	return over;
+}
+
 static void *run(void *arg)
 {
 	(void)arg;
@@ -109,11 +123,22 @@ static void *run(void *arg)
 		return NULL; /* the loop ended first */
 	int fd = open_ours();
 	if (fd >= 0) {
+		/* syncfs() sets the writeback going; its writes are ours once
+		 * the workers have answered them all. */
 		if (syncfs(fd) != 0) {
-			syslog(LOG_ERR, "%s: writing back before stopping: %s", mountpoint,
-			       strerror(errno));
-			fprintf(stderr, "sectorfs: %s: writing back before stopping: %s\n",
-			        mountpoint, strerror(errno));
+			int e = errno;
+			if (!loop_is_over()) { /* over: cut short by a second signal */
+				syslog(LOG_ERR, "%s: writing back before stopping: %s", mountpoint,
+				       strerror(e));
+				fprintf(stderr, "sectorfs: %s: writing back before stopping: %s\n",
+				        mountpoint, strerror(e));
+			}
+		} else if (!tr_wait_quiet(0, 30000) && !loop_is_over()) {
+			syslog(LOG_WARNING, "%s: writes still coming after 30 s; stopping anyway",
+			       mountpoint);
+			fprintf(stderr,
+			        "sectorfs: %s: writes still coming after 30 s; stopping anyway\n",
+			        mountpoint);
 		}
 		close(fd);
 	}
@@ -175,6 +200,7 @@ void sd_loop_ended(void)
 	loop_over = true;
 	pthread_cond_signal(&loop_over_cond);
 	pthread_mutex_unlock(&loop_lock);
+	tr_end();
 	/* libfuse's handlers again, for the final save and the unmount: a
 	 * signal then only asks for an end that is already under way. */
 	for (size_t i = 0; i < sizeof handled / sizeof *handled; i++)

@@ -32,6 +32,17 @@
  *    nothing.  It needs one /dev/fuse clone per thread (clone_fd), since
  *    O_NONBLOCK belongs to the open file, which the threads would
  *    otherwise share; without clone_fd the daemon does not poll.
+ *
+ * 3. To tell when the daemon has answered everything the kernel queued for
+ *    it (tr_wait_quiet()).  syncfs() on a FUSE mount only sets the
+ *    writeback of its dirty pages going; it does not wait for the daemon's
+ *    answers (Linux 6.18 waits for them only in fsync()).  A save, or the
+ *    end of the session after a signal, needs that data in the daemon's
+ *    memory, so it waits for a moment when /dev/fuse has nothing to read
+ *    and no worker holds a request: writeback the kernel holds back
+ *    (beyond max_background) joins the queue as earlier writes end, so at
+ *    such a moment there is none left either.  Such moments come between
+ *    the requests of a busy writer too; a steady quiet period would not.
  */
 #include "transport.h"
 
@@ -60,6 +71,16 @@ static _Atomic bool direct_mmap_offered;
 static _Atomic bool direct_mmap;      /* negotiated: see tr_direct_io_mmap() */
 
 static long spin_ns;            /* 0: never poll (set once, before the loop) */
+static int session_fd = -1;     /* the session's /dev/fuse (set once) */
+static bool single_thread;      /* one thread serves all (set once) */
+
+/* Requests the workers have read and not finished: a worker has finished
+ * one when it asks for the next (libfuse's workers do nothing else in
+ * between). */
+static _Atomic int requests_held;
+static _Atomic unsigned long requests_taken; /* read, ever */
+static _Thread_local bool holding;
+static _Atomic bool loop_ended;              /* tr_end(): nobody answers any more */
 static _Thread_local int nonblocking_fd = -1;  /* this thread's fd, if O_NONBLOCK */
 
 static long now_ns(void)
@@ -247,7 +268,16 @@ static ssize_t next_request(int fd, void *buf, size_t len)
 static ssize_t tr_read(int fd, void *buf, size_t len, void *userdata)
 {
 	(void)userdata;
+	if (holding) {
+		holding = false;
+		atomic_fetch_sub(&requests_held, 1);
+	}
 	ssize_t n = next_request(fd, buf, len);
+	if (n > 0) {
+		holding = true;
+		atomic_fetch_add(&requests_held, 1);
+		atomic_fetch_add(&requests_taken, 1);
+	}
 	if (n >= (ssize_t)(sizeof(struct fuse_in_header) + sizeof(struct fuse_init_in)) -
 	                 (ssize_t)sizeof(((struct fuse_init_in *)0)->unused)) {
 		const struct fuse_in_header *h = buf;
@@ -290,9 +320,11 @@ static ssize_t tr_writev(int fd, struct iovec *iov, int count, void *userdata)
 
 static const struct fuse_custom_io transport = {.writev = tr_writev, .read = tr_read};
 
-int tr_install(struct fuse_session *se, unsigned spin_us)
+int tr_install(struct fuse_session *se, unsigned spin_us, bool one_thread)
 {
 	spin_ns = (long)spin_us * 1000;
+	session_fd = fuse_session_fd(se);
+	single_thread = one_thread;
 	if (spin_ns && pthread_key_create(&reader_key, reader_exits) != 0)
 		spin_ns = 0;
 	return fuse_session_custom_io(se, &transport, fuse_session_fd(se));
@@ -301,4 +333,41 @@ int tr_install(struct fuse_session *se, unsigned spin_us)
 bool tr_direct_io_mmap(void)
 {
 	return atomic_load_explicit(&direct_mmap, memory_order_relaxed);
+}
+
+/* A quiet moment: nothing to read and no worker but the caller holding a
+ * request, with no request read in the 50 us after the look, which covers
+ * a worker whose read() had already taken one it had not counted yet (a
+ * few instructions, unless it was preempted right there). */
+static bool quiet_now(int mine)
+{
+	unsigned long taken = atomic_load(&requests_taken);
+	struct pollfd p = {.fd = session_fd, .events = POLLIN};
+	if (atomic_load(&requests_held) > mine || poll(&p, 1, 0) != 0)
+		return false;
+	long until = now_ns() + 50 * 1000;
+	while (now_ns() < until)
+		if (atomic_load(&requests_taken) != taken)
+			return false;
+	return atomic_load(&requests_held) <= mine;
+}
+
+bool tr_wait_quiet(int mine, unsigned timeout_ms)
+{
+	if (session_fd < 0 || (mine && single_thread))
+		return false;
+	long until = now_ns() + (long)timeout_ms * 1000000;
+	while (!atomic_load(&loop_ended)) {
+		if (quiet_now(mine))
+			return true;
+		if (now_ns() >= until)
+			break;
+		nanosleep(&(struct timespec){.tv_nsec = 200 * 1000}, NULL);
+	}
+	return false;
+}
+
+void tr_end(void)
+{
+	atomic_store(&loop_ended, true);
 }
