@@ -18,7 +18,9 @@
  * most 2 KiB), they sit in one small object from the pool, sized to a power
  * of two, instead of a whole sector.  The first write past that limit moves
  * them into sector 0 of a tree; the move is part of the same all-or-nothing
- * step as the write.
+ * step as the write.  Inline bytes are data: space allocated to an empty
+ * vector takes an unwritten sector instead, and punching sector 0 whole
+ * frees the inline object, so that SEEK_HOLE finds what tmpfs would.
  *
  * One routine, vec_copy, moves bytes in both directions, as in the seed.
  * The trade-off of the tree against a flat array: a read walks `height`
@@ -743,7 +745,9 @@ static int vec_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int6
 	lk_wrlock(&v->lock);
 	if (is_inline(v)) {
 		uint64_t size = sv_size(v);
-		if ((uint64_t)off < size)
+		if (dealloc && a == 0 && b > 0)
+			inline_free(pool, v); /* sector 0 punched whole: a hole now */
+		else if ((uint64_t)off < size)
 			memset((char *)v->root + off, 0, (end < size ? end : size) - (uint64_t)off);
 	} else if (a < b) {
 		zero_within(pool, v, (uint64_t)off, a << sh);
@@ -788,7 +792,10 @@ int sv_allocate(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t 
 	uint64_t end = (uint64_t)off + (uint64_t)len;
 	lk_wrlock(&v->lock);
 	uint64_t size = sv_size(v);
-	if (inline_fits(pool, v, end > size ? end : size))
+	/* Only bytes already inline (written data) stay inline: space given
+	 * to an empty vector is an unwritten sector, which seeks as a hole
+	 * until written, as a page tmpfs preallocated. */
+	if (is_inline(v) && (end > size ? end : size) <= inline_max(pool))
 		rc = inline_reserve(pool, v, end > size ? end : size);
 	else
 		rc = vec_fill_any(pool, v, (uint64_t)off, end, 0, 0);

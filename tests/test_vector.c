@@ -483,14 +483,34 @@ static void test_inline(void)
 	expect_zero(&v, 61, 3 * S - 61);
 	consistent(&v);
 	sv_clear(pool, &v);
-	/* Preallocation inline and past it. */
-	CHECK_EQ(sv_allocate(pool, &v, 0, 10, true), 0);
-	CHECK_EQ(sv_size(&v), 0);
-	CHECK_EQ(sv_inline_bytes(&v), 32);
-	CHECK_EQ(sv_allocate(pool, &v, 0, (int64_t)(2 * S), false), 0);
+	/* Preallocating an empty vector gives an unwritten sector (a hole to
+	 * SEEK_DATA), not inline bytes, which are data. */
+	CHECK_EQ(sv_allocate(pool, &v, 0, 10, false), 0);
+	CHECK_EQ(sv_size(&v), 10);
 	CHECK_EQ(sv_inline_bytes(&v), 0);
+	CHECK_EQ(sv_sectors(&v), 1);
+	CHECK_EQ(sv_seek(pool, &v, 0, true), -ENXIO);
+	CHECK_EQ(sv_seek(pool, &v, 0, false), 0);
+	CHECK_EQ(sv_allocate(pool, &v, 0, (int64_t)(2 * S), false), 0);
 	CHECK_EQ(sv_sectors(&v), 2);
 	expect_zero(&v, 0, 2 * S);
+	consistent(&v);
+	sv_clear(pool, &v);
+	/* Inline bytes stay inline when preallocated within the limit, and
+	 * are data; punching sector 0 whole frees them, leaving a hole. */
+	CHECK_EQ(sv_write(pool, &v, "xy", 2, 0), 2);
+	CHECK_EQ(sv_allocate(pool, &v, 0, 10, true), 0);
+	CHECK_EQ(sv_size(&v), 2);
+	CHECK_EQ(sv_inline_bytes(&v), 32);
+	CHECK_EQ(sv_seek(pool, &v, 0, false), 2);
+	CHECK_EQ(sv_punch(pool, &v, 0, 1), 0);
+	CHECK_EQ(sv_inline_bytes(&v), 32);
+	expect_bytes(&v, 0, "\0y", 2);
+	CHECK_EQ(sv_punch(pool, &v, 0, (int64_t)S), 0);
+	CHECK_EQ(sv_inline_bytes(&v), 0);
+	CHECK_EQ(sv_size(&v), 2);
+	CHECK_EQ(sv_seek(pool, &v, 0, true), -ENXIO);
+	expect_zero(&v, 0, 2);
 	consistent(&v);
 	sv_clear(pool, &v);
 	consistent(&v);

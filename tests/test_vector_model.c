@@ -51,13 +51,14 @@ static void model_touch(struct model *m, uint64_t off, uint64_t end, bool write)
 		m->alloc[i] = write || m->alloc[i] ? 1 : 2;
 }
 
-/* The engine's rule: a vector without sectors, or already inline, keeps
- * its bytes inline while they fit; past that, they move to sector 0. */
+/* The engine's rule: a vector already inline keeps its bytes inline while
+ * they fit, and so does one without sectors for a write (an allocation
+ * gives it an unwritten sector); past that, they move to sector 0. */
 static void model_fill(struct model *m, uint64_t off, uint64_t end, bool write)
 {
 	uint64_t n = end > m->size ? end : m->size;
 	bool empty = !m->inl && model_sectors(m) == 0;
-	if ((m->inl || empty) && n <= inline_max(m)) {
+	if ((m->inl || (empty && write)) && n <= inline_max(m)) {
 		m->inl = true;
 		return;
 	}
@@ -220,6 +221,8 @@ static void run(size_t S, uint64_t max, uint64_t seed, int steps)
 		case 4: { /* punch */
 			CHECK_EQ(sv_punch(pool, &v, (int64_t)off, (int64_t)len), 0);
 			memset(m.data + off, 0, len);
+			if (m.inl && off == 0 && len >= S)
+				m.inl = false; /* sector 0 punched whole: a hole */
 			for (uint64_t i = (off + S - 1) / S; !m.inl && (i + 1) * S <= off + len; i++)
 				m.alloc[i] = 0;
 			break;

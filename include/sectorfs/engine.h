@@ -58,7 +58,9 @@
  *   While all of a vector's bytes fit in half a sector (2 KiB at most) they
  *   live "inline" in one small object of the pool instead (a 100-byte file
  *   costs a 128-byte object, not a 4 KiB sector); writes past that move
- *   them into sector 0 as part of the same all-or-nothing step.
+ *   them into sector 0 as part of the same all-or-nothing step.  Only
+ *   written bytes go inline: they seek as data, while sv_allocate() on an
+ *   empty vector gives an unwritten sector, a hole to SEEK_DATA.
  *   Invariants, checked by sv_check():
  *     - every byte past the size, inside an allocated sector, is zero (so
  *       extending a file never reveals old data);
