@@ -43,6 +43,19 @@
  *   warm, so queuing them never purges them, and what a writer does not
  *   use goes back like any freed memory.
  *
+ * - Huge pages: a run of sectors faulted in that covers whole 2 MiB huge
+ *   pages (a large fallocate, or the thread above finding a huge page's
+ *   worth of free clean slots) gets transparent huge pages, asked for on
+ *   that range only for the call (os_populate_huge).  One page-table entry
+ *   instead of 512 makes fresh memory several times as fast to get, and on
+ *   a virtual machine with shadow page tables some fifteen times (measured
+ *   with bench/touchmem.c's method: 0.5 against 8 GB/s).  Everything else
+ *   stays 4 KiB: the kernel is told never to build huge pages in the
+ *   regions on its own, which would make free slots resident.  Freeing
+ *   part of a huge page splits it; its freed part leaves the process
+ *   (RSS) at once, and the kernel's memory when it splits the page, which
+ *   it does as soon as memory is short.
+ *
  * - Accounting: reservations (bytes promised against the limit) are one
  *   atomic in the pool; "in use" counts live per shard and are summed when
  *   read, so no counter is shared by every allocation.
@@ -758,6 +771,7 @@ void sp_get_stats(const struct sp_pool *p, struct sp_stats *st)
 #define WARM_BYTES (SECTOR_QUEUE_BYTES / 2)
 #define WARM_BATCH 256    /* slots per pass */
 #define WARM_SCAN 4096    /* groups looked at per pass, at most: the lock stays short */
+#define WARM_HUGE_SCAN 64 /* huge pages looked at per pass, at most */
 
 /* Take up to max slots, in whole groups that are free and clean, from the
  * regions class_take would use next; lowest addresses first, as it does.
@@ -788,6 +802,89 @@ static size_t take_clean(struct sp_class *c, size_t max, void **out)
 	return got;
 }
 
+/* Take every slot of a huge page (os_huge_page_size) whose slots are all
+ * free and clean, the first at or after where class_take would look next;
+ * NULL if none is found within a short scan.  Class lock held. */
+static char *take_huge(struct sp_class *c, size_t huge)
+{
+	const size_t per = huge >> c->shift, groups = huge / c->group;
+	size_t scanned = 0;
+	for (uint32_t ri = c->first_free; ri < c->nregions && scanned < WARM_HUGE_SCAN; ri++) {
+		struct region *r = c->regions[ri];
+		if (r->nfree < per)
+			continue;
+		uintptr_t from = (uintptr_t)r->slots + (((size_t)r->hint * 64) << c->shift);
+		uintptr_t end = (uintptr_t)r->slots + ((size_t)c->nslots << c->shift);
+		for (uintptr_t a = round_up(from, huge); a + huge <= end && scanned < WARM_HUGE_SCAN;
+		     a += huge, scanned++) {
+			size_t first = (size_t)(a - (uintptr_t)r->slots) >> c->shift;
+			size_t g0 = first / c->per_group, i;
+			for (i = 0; i < groups; i++)
+				if (!bit_get(r->clean_bits, g0 + i) || !group_free(c, r, first + i * c->per_group))
+					break;
+			if (i < groups)
+				continue;
+			for (i = first; i < first + per; i++)
+				bit_clear(r->free_bits, i);
+			r->nfree -= (uint32_t)per;
+			return (char *)a;
+		}
+	}
+	return NULL;
+}
+
+/* Warm one huge page, if one is free and clean and the queue has room for
+ * it without purging: how much was warmed (0: none).  Class lock held on
+ * entry and exit, dropped while faulting in. */
+static size_t warm_huge(struct sp_pool *p, struct sp_class *c)
+{
+	size_t huge = os_huge_page_size();
+	size_t queued = (size_t)c->nqueue * c->group;
+	if (huge == 0 || c->locked || huge % c->group || huge > REGION_SIZE / 4 ||
+	    queued + huge >= (size_t)c->cap_queue * c->group)
+		return 0;
+	char *h = take_huge(c, huge);
+	if (!h)
+		return 0;
+	lk_unlock(&c->lock);
+	int rc = os_populate_huge(h, huge);
+	if (rc == -EINVAL) /* no MADV_POPULATE_WRITE (Linux < 5.14) */
+		atomic_store(&p->warm.unsupported, true);
+	lk_lock(&c->lock);
+	struct region *r = region_of(h);
+	size_t first = (size_t)(h - r->slots) >> c->shift, per = huge >> c->shift;
+	if (rc == 0) {
+		for (size_t g = first / c->per_group; g < (first + per) / c->per_group; g++)
+			bit_clear(r->clean_bits, g);
+		atomic_fetch_add_explicit(&c->dirty_groups, huge / c->group, memory_order_relaxed);
+	}
+	/* Back to the region; if now dirty, each group joins the queue (a
+	 * failure leaves them clean, as they were: what was faulted in of
+	 * them reads as zero all the same). */
+	for (size_t i = first; i < first + per; i++) {
+		void *slot = r->slots + (i << c->shift);
+		class_put(c, 1, &slot);
+	}
+	return rc == 0 ? huge : 0;
+}
+
+/* Fault in [lo, hi), which the caller owns: the whole huge pages it
+ * covers as huge pages (nothing outside the range becomes resident), the
+ * edges page by page.  0 or the first error. */
+static int populate_range(const struct sp_class *c, char *lo, char *hi)
+{
+	size_t huge = os_huge_page_size();
+	if (huge == 0 || c->locked)
+		return os_populate(lo, (size_t)(hi - lo));
+	uintptr_t a = round_up((uintptr_t)lo, huge), b = (uintptr_t)hi & ~(uintptr_t)(huge - 1);
+	if (a >= b)
+		return os_populate(lo, (size_t)(hi - lo));
+	int rc = (char *)a > lo ? os_populate(lo, (size_t)((char *)a - lo)) : 0;
+	int rc2 = os_populate_huge((void *)a, b - a);
+	int rc3 = (char *)b < hi ? os_populate((void *)b, (size_t)(hi - (char *)b)) : 0;
+	return rc ? rc : rc2 ? rc2 : rc3;
+}
+
 /* Sort s[] and fault in each run of neighbours at least min_run long;
  * done[] (if given) tells, slot by slot, which were.  The first error. */
 static int populate_runs(const struct sp_class *c, void **s, size_t n, size_t min_run,
@@ -802,7 +899,7 @@ static int populate_runs(const struct sp_class *c, void **s, size_t n, size_t mi
 			hi += c->slot;
 			j++;
 		}
-		int rc = j - i >= min_run ? os_populate(lo, (size_t)(hi - lo)) : -EAGAIN;
+		int rc = j - i >= min_run ? populate_range(c, lo, hi) : -EAGAIN;
 		if (rc && !err)
 			err = rc;
 		for (size_t k = i; done && k < j; k++)
@@ -829,6 +926,13 @@ static size_t warm_pass(struct sp_pool *p)
 	bool done[WARM_BATCH];
 	size_t n = 0;
 	lk_lock(&c->lock);
+	/* A whole huge page at once where one is free: far fewer faults. */
+	size_t huge = warm_huge(p, c);
+	if (huge) {
+		lk_unlock(&c->lock);
+		atomic_fetch_add_explicit(&p->warm.warmed, huge, memory_order_relaxed);
+		return huge >> c->shift;
+	}
 	size_t queued = (size_t)c->nqueue * c->group;
 	if (queued < WARM_BYTES) {
 		size_t max = (WARM_BYTES - queued) >> c->shift;

@@ -268,9 +268,11 @@ static void stash_give_back(struct sp_pool *pool, struct stash *st)
 	os_free(st->heap);
 }
 
-/* A write of this many new sectors or more faults them in first (one call
- * per run instead of a fault per page) and wakes the pool's faulting-in
- * thread, if any, for the writes that may follow. */
+/* A write or allocation of this many new sectors or more faults them in
+ * first (one call per run instead of a fault per page, huge pages where a
+ * run covers them) and wakes the pool's faulting-in thread, if any, for
+ * the writes that may follow.  An allocation (fallocate) so holds its
+ * memory at once, as tmpfs's does, and later writes into it fault no more. */
 #define POPULATE_MIN 16
 
 /* Reserve and allocate what the plan needs.  0, -ENOSPC or -ENOMEM; on
@@ -305,7 +307,7 @@ static int stash_take(struct sp_pool *pool, const struct plan *pl, bool zeroed, 
 	if (rc != 0)
 		goto fail_sectors;
 	st->nsectors = pl->holes;
-	if (!zeroed && pl->holes >= POPULATE_MIN) {
+	if (pl->holes >= POPULATE_MIN) {
 		sp_populate(pool, st->sectors, (size_t)pl->holes);
 		sp_warm(pool);
 	}

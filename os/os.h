@@ -27,7 +27,8 @@ uint64_t os_physical_memory(void);
 
 /* Map `size` bytes of zero-filled, read-write, private anonymous memory whose
  * address is a multiple of `align` (a power of two, at least a page).  Pages
- * cost nothing until touched.  With `locked`, pages are locked in RAM as they
+ * cost nothing until touched, and are never made part of a huge page unless
+ * asked (os_populate_huge).  With `locked`, pages are locked in RAM as they
  * are first touched (never swapped) and excluded from core dumps.
  * NULL on failure (errno set). */
 void *os_map(size_t size, size_t align, bool locked);
@@ -47,6 +48,20 @@ int os_purge(void *addr, size_t size, bool locked);
  * kernel before 5.14); where it fails the pages fault in one by one when
  * written, as without it. */
 int os_populate(void *addr, size_t size);
+
+/* The size of a transparent huge page (2 MiB on x86-64), or 0 when the
+ * kernel gives none (THP disabled or absent). */
+size_t os_huge_page_size(void);
+
+/* os_populate() of one whole huge page ([addr, addr+size) aligned to
+ * os_huge_page_size()), backed by a huge page if the kernel has one free:
+ * one page-table entry instead of 512, which on a machine with costly page
+ * faults (shadow paging) is several times as fast.  The range is eligible
+ * for huge pages only during the call, so the kernel never builds one
+ * around memory nobody asked for (khugepaged).  The range's contents are
+ * dropped first (it reads as zero after): callers own it and need zeros or
+ * nothing there.  Not for locked memory.  0 or -errno. */
+int os_populate_huge(void *addr, size_t size);
 
 /* RLIMIT_MEMLOCK in bytes (UINT64_MAX: unlimited). */
 uint64_t os_memlock_limit(void);

@@ -17,6 +17,7 @@
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -82,6 +83,10 @@ void *os_map(size_t size, size_t align, bool locked)
 		munmap(raw, (size_t)(p - raw));
 	if (raw + span > p + size)
 		munmap(p + size, (size_t)(raw + span - (p + size)));
+	/* Huge pages only where os_populate_huge() asks: under THP=always the
+	 * kernel would otherwise back a whole 2 MiB around the first sector
+	 * written, and khugepaged would fill in pages purged as free. */
+	madvise(p, size, MADV_NOHUGEPAGE);
 	if (locked) {
 		int rc = lock_on_fault(p, size);
 		if (rc != 0) {
@@ -132,6 +137,52 @@ int os_populate(void *addr, size_t size)
 	uintptr_t a = (uintptr_t)addr & ~(page - 1);
 	uintptr_t end = ((uintptr_t)addr + size + page - 1) & ~(page - 1);
 	return madvise((void *)a, end - a, MADV_POPULATE_WRITE) == 0 ? 0 : -errno;
+}
+
+size_t os_huge_page_size(void)
+{
+	static _Atomic size_t cached = SIZE_MAX;
+	size_t size = atomic_load_explicit(&cached, memory_order_relaxed);
+	if (size != SIZE_MAX)
+		return size;
+	size = 0;
+	char mode[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	if (f) {
+		if (!fgets(mode, sizeof mode, f))
+			mode[0] = 0;
+		fclose(f);
+	}
+	/* "always [madvise] never": anything but [never] honours MADV_HUGEPAGE. */
+	if (mode[0] && !strstr(mode, "[never]")) {
+		f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "r");
+		unsigned long long v = 0;
+		if (f) {
+			if (fscanf(f, "%llu", &v) != 1)
+				v = 0;
+			fclose(f);
+		}
+		/* A power of two, larger than a page, that a region can hold. */
+		if (v > os_page_size() && v <= ((size_t)1 << 30) && !(v & (v - 1)))
+			size = (size_t)v;
+	}
+	atomic_store_explicit(&cached, size, memory_order_relaxed);
+	return size;
+}
+
+int os_populate_huge(void *addr, size_t size)
+{
+	/* A huge page needs an empty page-table slot: dropping what is there
+	 * (the caller's, its contents unneeded) frees the page table too on
+	 * kernels that reclaim empty ones (6.14 on x86-64), where memory
+	 * purged page by page would otherwise keep 4 KiB pages for ever. */
+	madvise(addr, size, MADV_DONTNEED);
+	/* Without huge pages (madvise fails, e.g. no THP), a plain populate. */
+	bool huge = madvise(addr, size, MADV_HUGEPAGE) == 0;
+	int rc = madvise(addr, size, MADV_POPULATE_WRITE) == 0 ? 0 : -errno;
+	if (huge)
+		madvise(addr, size, MADV_NOHUGEPAGE);
+	return rc;
 }
 
 uint64_t os_memlock_limit(void)

@@ -197,7 +197,8 @@ void sp_get_stats(const struct sp_pool *pool, struct sp_stats *st);
 /* Faulting in ahead of a writer.  Off by default.  When on, sp_warm()
  * (called by the vector after a write that took many new sectors) asks a
  * background thread of the pool to fault in the sectors the next
- * allocations will get, up to 2 MiB, so that the kernel zeroes fresh
+ * allocations will get, up to 2 MiB (one huge page where a free one is
+ * found, see pool.c), so that the kernel zeroes fresh
  * pages on another CPU instead of in the writer's path.  The thread
  * starts with sp_set_prefault(pool, true), sleeps while there is nothing
  * to do, and sp_set_prefault(pool, false) stops and joins it (so does
@@ -208,7 +209,9 @@ int sp_set_prefault(struct sp_pool *pool, bool on);
 void sp_warm(struct sp_pool *pool);
 
 /* Fault n sectors in now, a call per run of neighbours rather than a page
- * fault per page as they are first written (sorts the array). */
+ * fault per page as they are first written (sorts the array); a run that
+ * covers whole huge pages gets huge pages, where the kernel has them.  For
+ * sectors just allocated: what they hold may read as zeros afterwards. */
 void sp_populate(struct sp_pool *pool, void **sectors, size_t n);
 
 /* ---- the vector (vector.c) ---- */
