@@ -410,8 +410,8 @@ EOF
 # Right before a measurement that takes much fresh memory (W1's file, W2's
 # page cache): touch that much and give it back, so that every file system
 # gets memory the host has just backed (see bench/touchmem.c).
-warm_memory() { # MIB
-	"$TOUCHMEM" "$1"
+warm_memory() { # MIB; its speed (MB/s) goes to touchmem.rates
+	"$TOUCHMEM" "$1" >>"$WORK/touchmem.rates"
 }
 
 # ---- workloads; each takes a suite name, ROUNDS, sizes, then the file
@@ -840,6 +840,13 @@ with open(os.path.join(outdir, "table.md"), "w") as f:
     f.write("Kernel %s, %d CPUs; daemon %s (built %s, sha256 %s…; tree %s).\n"
             % (meta["kernel"], meta["cpus"], meta["sectorfs_binary"], meta["sectorfs_mtime"],
                meta["sectorfs_sha256"][:12], meta["sectorfs_git"]))
+    if meta.get("fresh_memory_mbps"):
+        f.write("Fresh memory in 4 KiB pages comes to a process here at %d MB/s (median; %d\n"
+                "to %d over the bench/touchmem.c runs before each large write and first read):\n"
+                "a cost tmpfs does not pay (kernel pages) and sectorfs avoids with huge pages\n"
+                "where it can.\n"
+                % (meta["fresh_memory_mbps"], meta["fresh_memory_mbps_min"],
+                   meta["fresh_memory_mbps_max"]))
     f.write("Mount options: tmpfs `size=%s,mode=1777`; %s.\n\n" % (meta["fs_size"], "; ".join(
         "%s `%s`" % (c["label"], c["mount_opts"]) for c in configs)))
     f.write("Ratio = sectorfs / tmpfs: above 1 sectorfs is faster, except for W6 (seconds),\n"
@@ -1031,11 +1038,19 @@ main() {
 	m_mem perf "$seq" "$nmem" "${names[@]}"
 	local meta bm
 	mapfile -t bm < <(binary_meta)
+	local fresh=("fresh_memory_mbps=null")
+	if [ -s "$WORK/touchmem.rates" ]; then # median, min, max of touchmem's speeds
+		read -r -a fresh < <(sort -n "$WORK/touchmem.rates" | awk '{ v[NR] = $1 } END {
+			printf "fresh_memory_mbps=%d fresh_memory_mbps_min=%d fresh_memory_mbps_max=%d\n",
+			       v[int((NR + 1) / 2)], v[1], v[NR] }')
+	fi
 	meta=$(REPO=$REPO meta_json "rounds=$rounds" "quick=$([ $quick = 1 ] && echo true || echo false)" \
 		"seq_mib=$seq" "rand_mib=$rnd" "rand_runtime_s=$runtime" "small_files=$nsmall" "mem_files=$nmem" \
 		"fs_size=\"$FS_SIZE\"" "configs=$configs" \
 		"memory_source=\"${MEMCG:-/proc/meminfo} ($MEMCG_KIND)\"" \
-		"duration_s=$((SECONDS - t0))" "usr_include_files=$(tar -tf "$(make_tarball)" | wc -l)" \
+		"duration_s=$((SECONDS - t0))" \
+		"${fresh[@]}" \
+		"usr_include_files=$(tar -tf "$(make_tarball)" | wc -l)" \
 		"${bm[@]}")
 	make_report "$out" "$meta"
 	log "done in $((SECONDS - t0)) s: $out/table.md"
