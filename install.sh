@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Install sectorfs and mount a RAM disk, on Debian 12:
 #
 #     ./install.sh [MOUNTPOINT [OPTIONS]]      (default: /mnt/ram, size=50%,mode=1777)

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Build sectorfs with every variant (plain, ASan+UBSan, TSan) and run the
 # whole test suite.  Works on a fresh Debian 12 machine: missing packages
 # are installed first.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_core.c - the filesystem core against the kernel's tmpfs, same run.
  *
  *   sudo build/bench_core [--files N] [--quick]

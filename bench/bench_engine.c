@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bench_engine.c - the sector engine's figures, each a ratio measured in
  * the same run (timings on shared machines are noisy; ratios are not).
  *

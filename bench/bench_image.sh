@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # bench/bench_image.sh: how fast sectorfs saves and loads images, against tar,
 # and how long a writer waits while a save runs.
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # bench/cache_policy.sh: what sectorfs's page cache policies (cache=,
 # direct_write=) and the writeback cache cost and bring, to pick the
 # defaults.

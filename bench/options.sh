@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # bench/options.sh: compare sectorfs mount options on a few quick workloads,
 # with tmpfs in the same run for scale.  The figures behind a default
 # (spin=, max_threads=, writeback, ...) come from here.

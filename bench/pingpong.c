@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pingpong: what waking a sleeping thread costs on this machine, without
  * FUSE: two threads pass a byte back and forth through two pipes.
  *

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # bench/profile.sh: where the time of a workload goes, system-wide.
 #
 #   sudo bench/profile.sh [--tmpfs] [--seconds N] [--sectorfs-opts OPTS] WORKLOAD

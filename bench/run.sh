@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # bench/run.sh: sectorfs (FUSE) against tmpfs, same workloads, same machine.
 #
 #   sudo bench/run.sh [--rounds N] [--quick] [--sectorfs-opts OPTS]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* smallfiles: the small-file workload of bench/run.sh (W5) and the
  * bytes-per-file figure of M1.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* touchmem: touch N MiB of fresh memory, then give it back (exit).
  *
  *   touchmem MIB

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # install.cmake - the installable libsectorfs: static and shared libraries,
 # headers, a pkg-config file and the example, plus the tests that prove an
 # installed copy works (the example, built in-tree and against the install).

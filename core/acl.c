@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* acl.c - POSIX ACLs: validation, the mode they imply, permission checks,
  * chmod, and inheritance from a directory's default ACL.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* attr.c - attributes: stat, setattr, and the three timestamps.
  *
  * Timestamps are atomics so that the read path can apply relatime without

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* check.c - sfs_check(): verify everything the core promises about its state.
  *
  * Walks the inode table and every directory and verifies: entries point at

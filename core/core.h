@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* core.h - the filesystem core's data structures (internal).
  *
  * ---------------------------------------------------------------------------

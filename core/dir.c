@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dir.c - a directory: names to entries, and entries in a stable order.
  *
  * Two structures share the entries:

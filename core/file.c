@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* file.c - open files: read, write, views, fallocate, seek, copy, readdir.
  *
  * An open file is a reference on its inode plus its open flags; offsets

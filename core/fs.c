@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fs.c - a filesystem's life, its inode table, and the lives of inodes.
  *
  * The inode table maps inode numbers to inodes.  It is split in 64 shards

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* image.c - saving a filesystem to a disk image, and loading it back.
  *
  * The format is docs/image-format.md: a header, then records, each with its

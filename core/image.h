@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* image.h - the parts of image.c that tests reach directly (internal).
  *
  * The image format checksums everything with CRC32C (Castagnoli).  image.c

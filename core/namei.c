@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* namei.c - the namespace: lookup, create, link, unlink, rmdir, rename.
  *
  * LOCK ORDER (every lock the core takes, outermost first):

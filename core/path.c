@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* path.c - the path API: whole paths on top of the inode API.
  *
  * This file uses nothing but the public API of sectorfs.h, so it is a thin

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* perm.c - who may do what: mode bits, ACLs, the sticky bit, ownership.
  *
  * The rules are the kernel's generic_permission() and friends, as tmpfs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* snapshot.c - freezing changes, and a point-in-time view for saving.
  *
  * The freeze.  Every call that changes the tree or a file's contents

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* snapshot.h - a consistent, point-in-time view of a whole filesystem, for
  * saving it (internal; see snapshot.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* xattr.c - extended attributes: their storage, and the four xattr calls.
  *
  * Storage.  An inode with attributes points to a small struct sfs_xattrs

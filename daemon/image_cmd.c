@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* image_cmd.c - the daemon's disk images (see image_cmd.h).
  *
  * With -o image=PATH the daemon loads PATH before it mounts anything (a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* image_cmd.h - the daemon's disk images: -o image=, save_interval=,
  * `sectorfs save` and `sectorfs image create|check|info` (see image_cmd.c).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* main.c - the sectorfs command: mount a RAM filesystem, or report on one.
  *
  *   sectorfs [-f] [-d] [-o OPTIONS] [SOURCE] MOUNTPOINT

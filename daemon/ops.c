@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ops.c - libfuse's low-level operations on top of libsectorfs (prefix op_).
  *
  * A thin adapter: each request is one call into the core and one reply.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* ops.h - the daemon's state and its libfuse operations. */
 #ifndef SECTORFS_OPS_H
 #define SECTORFS_OPS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* options.c - parsing the command line (see options.h).
  *
  * Sizes are parsed as tmpfs parses them (memparse: k, m, g, t, p, e, in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* options.h - the daemon's command line (prefix opt_).
  *
  * sectorfs takes tmpfs's mount options with their names and meanings

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* say.c - the command's error lines, shared by mounting and the image
  * commands so that every failure reads the same way. */
 #include "say.h"

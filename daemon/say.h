@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* say.h - how the sectorfs command talks to its user (say.c). */
 #ifndef SECTORFS_SAY_H
 #define SECTORFS_SAY_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* shutdown.c - an orderly end on a signal (prefix sd_).
  *
  * libfuse ends the session loop as soon as SIGTERM, SIGINT or SIGHUP

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* shutdown.h - what the kernel holds back is ours before the daemon stops
  * or saves (prefix sd_; see shutdown.c). */
 #ifndef SECTORFS_SHUTDOWN_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport.c - the session's reads and writes on /dev/fuse (prefix tr_).
  *
  * libfuse 3.14 reads requests and writes replies itself; this file takes

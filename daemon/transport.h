@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* transport.h - our reads and writes on /dev/fuse (see transport.c). */
 #ifndef SECTORFS_TRANSPORT_H
 #define SECTORFS_TRANSPORT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* frozen.c - a vector's bytes as they were at one moment, while writers go
  * on (copy-on-write, for saving a filesystem without stopping it).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* lock.c - 4-byte mutex and reader/writer lock built on futexes.
  *
  * Why not pthread's: a pthread_rwlock_t is 56 bytes and every file has one;

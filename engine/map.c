@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* map.c - a sparse map from 64-bit keys to pointers (radix tree).
  *
  * The same 64-way tree as the vector's, for keys instead of sector indices:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* pool.c - the sector pool: fixed-size slots carved from mmapped regions.
  *
  * Design (the picture is in sectorfs/engine.h):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vector.c - a byte array stored in sectors (the seed's SectorNode).
  *
  * Layout: a radix tree of 64-way nodes over sector indices (see

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vector_internal.h - what vector.c shares with frozen.c (internal). */
 #ifndef SECTORFS_VECTOR_INTERNAL_H
 #define SECTORFS_VECTOR_INTERNAL_H

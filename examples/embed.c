@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* embed.c - a private in-memory filesystem inside a C program.
  *
  * libsectorfs needs no kernel module, no mount and no privileges: link it

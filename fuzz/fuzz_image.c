@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_image.c - a libFuzzer target over the image loader.
  *
  * Each input is written to a memfd and given to sfs_image_check(), then to

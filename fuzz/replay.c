@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* replay.c - run the fuzz target over saved inputs, without libFuzzer.
  *
  *   fuzz_image_replay FILE_OR_DIR...

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # run.sh - run the image fuzzer for a bounded time (the ctest test fuzz_image).
 #
 #   run.sh FUZZER SECONDS SOURCE_DIR WORK_DIR

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sectorfs.h - libsectorfs: a POSIX filesystem in memory, as a C library.
  *
  * A `struct sfs_fs` is one filesystem: a tree of directories, regular files,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fault.c - the single allocation fault point (see sectorfs/fault.h).
  *
  * State is three process-wide atomics.  os_fault() is called by every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fault_point.h - the check every allocation makes (internal). */
 #ifndef SECTORFS_FAULT_POINT_H
 #define SECTORFS_FAULT_POINT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* os.h - the operating-system layer: everything sectorfs asks of the kernel.
  *
  * The engine and the core never call mmap, madvise, futex or clock_gettime

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* os_linux.c - the OS layer on Linux (see os.h).
  *
  * Memory comes straight from mmap so that the engine controls exactly when

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Install what sectorfs needs to build and test, on Debian 12, if missing.
 # Run as root, or as a user who may sudo.
 set -eu

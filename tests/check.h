@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* check.h - the tests' assertions and helpers.
  *
  * A failed check prints where and what, then aborts, so ctest sees the test

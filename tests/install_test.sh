@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # install_test.sh BUILD_DIR [CMAKE] [CC] - test an installed libsectorfs.
 #
 # Installs the build into a fresh temporary prefix (no DESTDIR), finds the

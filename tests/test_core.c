@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_core.c - the filesystem core, operation by operation.
  *
  * Each test builds a small tree through the inode API and checks the

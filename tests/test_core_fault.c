@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_core_fault.c - every allocation failure of every core operation.
  *
  * For each operation and each n = 1, 2, ...: build the same starting tree

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_core_stress.c - many threads changing one namespace at once.
  *
  * Threads create, write, truncate, link, unlink, rename (files and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_engine_stress.c - many threads on shared vectors at once.
  *
  * Each of T threads owns one partition of every vector and is the only one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_frozen.c - frozen views: a vector's bytes at one moment, read while
  * writers go on changing it (copy-on-write).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_image.c - disk images: round trips, bad input, limits, faults, writers.
  *
  * Round trip: a tree with every kind of object and attribute (sparse files

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_map.c - the sparse map against a model, with exact reservations and
  * every allocation failure of every insert. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_path.c - the path API (sfs_path_*), through the public API only.
  *
  * Resolution rules of path_resolution(7) (".", "..", repeated and trailing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_pool.c - the sector pool: allocation, zeroing, memory given back,
  * and a limit that concurrent reservations can never overshoot.
  */

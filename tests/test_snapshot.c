@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_snapshot.c - a snapshot is the tree as it was when it was taken.
  *
  * Dump a tree through the public API (every path with its type, mode,

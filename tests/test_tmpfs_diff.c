@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_tmpfs_diff.c - the library against the kernel's tmpfs, call by call.
  *
  * A child process makes a private mount namespace, mounts a fresh tmpfs,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_vector.c - unit tests of the sector vector at its edges.
  *
  * Every operation at offset 0, at sector boundaries +-1, with size 0, at the

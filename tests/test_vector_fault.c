@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_vector_fault.c - every allocation failure point of every vector
  * operation, in the manner of SQLite's malloc tests.
  *

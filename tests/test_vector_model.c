@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_vector_model.c - random operations against a vector and a flat model.
  *
  * The model is a plain byte array with a size and one "allocated" flag per

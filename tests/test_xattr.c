@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_xattr.c - extended attributes and POSIX ACLs, through the public API.
  *
  * The expected results are Linux tmpfs's (6.x): the errno of every rule

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* vector_check.h - the engine tests' check of one vector against its pool. */
 #ifndef SECTORFS_TEST_VECTOR_CHECK_H
 #define SECTORFS_TEST_VECTOR_CHECK_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sectorfs/engine.h - the sector engine: where file data lives.
  *
  * The engine stores byte arrays ("vectors") in fixed-size sectors taken from

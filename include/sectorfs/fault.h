@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* sectorfs/fault.h - allocation-failure injection, for tests.
  *
  * Every allocation sectorfs makes (sector and node batches from the pool,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # image.sh - disk images on real mounts: -o image=, sectorfs save, crash safety,
 # writers during a save, refusals, sectorfs image create|check|info.
 #

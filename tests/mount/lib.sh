@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # lib.sh - shared helpers for the sectorfs mount tests (sourced, bash).
 #
 # A test script does:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # mount_badopts.sh - bad command lines: each must exit non-zero with exactly
 # one line on stderr starting with "sectorfs: ", mount nothing and leave no
 # daemon behind.  --help and --version exit 0.  A tmpfs and a sectorfs are

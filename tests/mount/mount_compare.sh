@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # mount_compare.sh - the same steps on a fresh tmpfs and a fresh sectorfs,
 # side by side; every output, errno, size, link count, ACL, xattr and
 # timestamp movement must be the same.  Known, intended differences are

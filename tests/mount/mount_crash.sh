@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # mount_crash.sh - a daemon killed with SIGKILL leaves its mount point
 # reporting ENOTCONN until fusermount3 -u (or umount -l) clears it, and a
 # fresh mount on the same point works; SIGTERM and SIGINT unmount cleanly

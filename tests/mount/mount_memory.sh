@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # mount_memory.sh - the daemon holds what its files need and gives it back:
 # on a sectorfs with default options, writing a 1 GiB file raises the
 # daemon's RSS to within 3% of 1 GiB + its baseline, and deleting it brings

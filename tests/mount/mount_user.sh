@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # mount_user.sh - an ordinary user mounts sectorfs on a directory of theirs
 # (through the setuid fusermount3), uses it, asks for stats and unmounts it;
 # and root mounts it through mount.fuse3 (as mount -t fuse.sectorfs does) and

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # mount_workload.sh - a real workload on a tmpfs and on a sectorfs: unpack a
 # small C project, build it with make -j2, run the program, commit it all
 # to git, git fsck, clone; then the trees (build products and .git included,
