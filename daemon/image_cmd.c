@@ -135,9 +135,9 @@ static struct {
 	const char *path;          /* NULL: no image= */
 	const char *mountpoint;
 	uid_t owner;               /* who mounted: may ask for saves */
-	bool autosave;
+	bool autosave;             /* lock, once served: save at the end */
 	unsigned interval;
-	pthread_mutex_t lock;      /* one save at a time; guards result */
+	pthread_mutex_t lock;      /* one save at a time; guards result, autosave */
 	char result[1024];
 	bool thread;               /* the periodic saver runs */
 	pthread_t tid;
@@ -201,6 +201,8 @@ static void *periodic(void *arg)
 	return NULL;
 }
 
+static void start_periodic(void);
+
 void image_serve(struct sfs_fs *fs, const char *path, const char *mountpoint, unsigned interval,
                  bool autosave)
 {
@@ -210,7 +212,23 @@ void image_serve(struct sfs_fs *fs, const char *path, const char *mountpoint, un
 	dm.owner = getuid();
 	dm.interval = interval;
 	dm.autosave = autosave;
-	if (!path || !interval || !autosave)
+	start_periodic();
+}
+
+void image_set_writable(void)
+{
+	pthread_mutex_lock(&dm.lock);
+	bool was = dm.autosave;
+	dm.autosave = true;
+	pthread_mutex_unlock(&dm.lock);
+	if (!was)
+		start_periodic();
+}
+
+/* The periodic saver, once the mount is writable. */
+static void start_periodic(void)
+{
+	if (!dm.path || !dm.interval || !dm.autosave || dm.thread)
 		return;
 	/* The wait is on CLOCK_MONOTONIC: a change of the wall clock must not
 	 * make the next save come early or never. */
@@ -222,8 +240,8 @@ void image_serve(struct sfs_fs *fs, const char *path, const char *mountpoint, un
 	if (pthread_create(&dm.tid, NULL, periodic, NULL) == 0) {
 		dm.thread = true;
 	} else {
-		syslog(LOG_ERR, "cannot start the periodic saver of %s", mountpoint);
-		fprintf(stderr, "sectorfs: cannot start the periodic saver of %s\n", mountpoint);
+		syslog(LOG_ERR, "cannot start the periodic saver of %s", dm.mountpoint);
+		fprintf(stderr, "sectorfs: cannot start the periodic saver of %s\n", dm.mountpoint);
 	}
 }
 
@@ -237,7 +255,10 @@ int image_finish(void)
 		pthread_join(dm.tid, NULL);
 		dm.thread = false;
 	}
-	if (!dm.path || !dm.autosave)
+	pthread_mutex_lock(&dm.lock);
+	bool autosave = dm.autosave;
+	pthread_mutex_unlock(&dm.lock);
+	if (!dm.path || !autosave)
 		return 0;
 	return save_now("final");
 }
@@ -281,7 +302,8 @@ int image_save_command(const char *mp)
 	/* First what the kernel holds unwritten, so that the image has every
 	 * write that returned before this command. */
 	int src = sd_sync(mp);
-	if (src && src != -ENOENT && src != -ENOTDIR)
+	/* A caller kept out of the mount hears why from the request below. */
+	if (src && src != -ENOENT && src != -ENOTDIR && src != -EACCES && src != -EPERM)
 		fprintf(stderr, "sectorfs: %s: writing back before the save: %s\n", mp, strerror(-src));
 	if (setxattr(mp, SAVE_XATTR, "", 0, 0) != 0) {
 		int e = errno;

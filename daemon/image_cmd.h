@@ -34,6 +34,10 @@ int image_mount_load(struct sfs_fs *fs, const char *path, char *err, size_t errl
 void image_serve(struct sfs_fs *fs, const char *path, const char *mountpoint, unsigned interval,
                  bool autosave);
 
+/* The mount became read-write (a remount): from now on it is saved as
+ * one mounted read-write is, periodically and at the end. */
+void image_set_writable(void);
+
 /* The session is over: stop the periodic saver and save a last time.
  * 0 or -errno (the failure is logged). */
 int image_finish(void);

@@ -36,8 +36,10 @@
 #include <unistd.h>
 
 #include "image_cmd.h"
+#include "mountinfo.h"
 #include "ops.h"
 #include "os.h"
+#include "remount.h"
 #include "say.h"
 #include "shutdown.h"
 #include "transport.h"
@@ -78,40 +80,6 @@ static const char *fuse_error(const char *otherwise)
 
 /* ---- the mount point ---- */
 
-/* The mount's entry in /proc/self/mountinfo for `path`: major:minor into
- * dev (if not NULL).  True if there is one. */
-static bool mounted_at(const char *path, char *dev, size_t devlen)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	if (!f)
-		return false;
-	char line[4096];
-	bool found = false;
-	while (fgets(line, sizeof line, f)) {
-		char mdev[64], mpoint[PATH_MAX];
-		if (sscanf(line, "%*d %*d %63s %*s %4095s", mdev, mpoint) != 2)
-			continue;
-		/* mountinfo escapes spaces and such as \ooo */
-		char un[PATH_MAX], *o = un;
-		for (const char *s = mpoint; *s && o < un + sizeof un - 1; s++) {
-			if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] && s[3]) {
-				*o++ = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
-				s += 3;
-			} else {
-				*o++ = *s;
-			}
-		}
-		*o = '\0';
-		if (!strcmp(un, path)) {
-			found = true;
-			if (dev)
-				snprintf(dev, devlen, "%s", mdev);
-		}
-	}
-	fclose(f);
-	return found;
-}
-
 static int check_mountpoint(const char *mp)
 {
 	struct stat st;
@@ -124,8 +92,12 @@ static int check_mountpoint(const char *mp)
 		return say_error("mount point %s is not a directory", mp);
 	if (!realpath(mp, mountpoint_real))
 		return say_error("mount point %s: %s", mp, strerror(errno));
-	if (mounted_at(mountpoint_real, NULL, 0))
-		return say_error("%s is already a mount point", mountpoint_real);
+	/* Anything else mounted there is mounted over, as tmpfs would. */
+	struct mi_mount m;
+	if (mi_top(mountpoint_real, &m) && !strcmp(m.type, "fuse.sectorfs"))
+		return say_error("%s is already a sectorfs mount (to change its limits: "
+		                 "mount -o remount,size=N %s, or sectorfs resize %s size=N)",
+		                 mountpoint_real, mountpoint_real, mountpoint_real);
 	return 0;
 }
 
@@ -159,9 +131,10 @@ static int set_bdi(const char *dev, const char *name, const char *value)
  *   mount may use the whole dirty limit (max_ratio=100). */
 static void tune_bdi(const struct opts *o)
 {
-	char dev[64];
-	if (geteuid() != 0 || !mounted_at(mountpoint_real, dev, sizeof dev))
+	struct mi_mount m;
+	if (geteuid() != 0 || !mi_top(mountpoint_real, &m))
 		return;
+	const char *dev = m.dev;
 	(void)set_bdi(dev, "read_ahead_kb", "1024");
 	if (!o->writeback)
 		return;
@@ -250,7 +223,7 @@ static int mount_and_serve(struct opts *o)
 	        .attrs_changed = daemon_attrs_changed,
 	        .attrs_changed_arg = &d,
 	        .sector_size = o->sector_size,
-	        .size_limit = o->size,
+	        .size_limit = remount_round(o->size, o->sector_size),
 	        .max_inodes = o->nr_inodes,
 	        .root_mode = o->mode ? o->mode : 0,
 	        .root_uid = o->uid,
@@ -276,6 +249,10 @@ static int mount_and_serve(struct opts *o)
 	int rc = sfs_fs_create(&cfg, &d.fs);
 	if (rc) {
 		free(image);
+		if (rc == -ENOSPC && cfg.size_limit)
+			return say_error("size=%llu is too small: an empty filesystem needs %llu bytes",
+			                 (unsigned long long)o->size,
+			                 (unsigned long long)remount_min_size(&cfg));
 		return say_error("cannot create the filesystem: %s", strerror(-rc));
 	}
 	if (image) {
@@ -333,10 +310,9 @@ static int mount_and_serve(struct opts *o)
 	if (o->prefault && (rc = sfs_fs_set_prefault(d.fs, true)) != 0)
 		(void)say_error("no prefault thread: %s", strerror(-rc));
 	image_serve(d.fs, image, mountpoint_real, o->save_interval, !o->read_only);
-	char dev[64];
+	struct mi_mount m;
 	unsigned dev_major, dev_minor;
-	rc = mounted_at(mountpoint_real, dev, sizeof dev) &&
-	                     sscanf(dev, "%u:%u", &dev_major, &dev_minor) == 2
+	rc = mi_top(mountpoint_real, &m) && sscanf(m.dev, "%u:%u", &dev_major, &dev_minor) == 2
 	             ? sd_start(se, mountpoint_real, makedev(dev_major, dev_minor))
 	             : -ENOENT;
 	if (rc)
@@ -394,7 +370,10 @@ int main(int argc, char **argv)
 		rc = image_command(o.image_what, o.image_path, o.image_dir);
 		break;
 	case OPT_MOUNT:
-		rc = mount_and_serve(&o);
+		rc = o.remount ? remount_command(&o, argc, argv) : mount_and_serve(&o);
+		break;
+	case OPT_RESIZE:
+		rc = remount_command(&o, argc, argv);
 		break;
 	}
 	opt_free(&o);

@@ -25,6 +25,7 @@
 
 #include "image_cmd.h"
 #include "os.h"
+#include "remount.h"
 #include "transport.h"
 
 #define TIMEOUT 86400.0 /* seconds: nothing but us changes the tree */
@@ -587,6 +588,16 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		size_t n = image_last_result(result, sizeof result);
 		n = n < sizeof result ? n : sizeof result;
 		reply_sized(req, size && size < n ? -ERANGE : (ssize_t)n, result, size);
+		return;
+	}
+	if (ino == FUSE_ROOT_ID && !strncmp(name, REMOUNT_XATTR, strlen(REMOUNT_XATTR))) {
+		/* A remount or `sectorfs resize`, carried out only for a caller
+		 * with room for the answer (see remount.c). */
+		char line[512];
+		size_t n = size ? remount_request(dm(req), fuse_req_ctx(req)->uid,
+		                                  name + strlen(REMOUNT_XATTR), line, sizeof line)
+		                : 0;
+		reply_sized(req, size && size < n ? -ERANGE : (ssize_t)n, line, size);
 		return;
 	}
 	char stack[4096], *buf = size <= sizeof stack ? stack : malloc(size);

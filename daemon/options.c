@@ -97,17 +97,30 @@ static int one_option(struct opts *o, const char *opt, char *err, size_t len)
 	unsigned long v;
 #define IS(name) (klen == strlen(name) && !strncmp(opt, name, klen))
 	if (IS("size")) {
-		if (opt_parse_size(val, true, &o->size))
-			return fail(err, len, "bad size: '%s'", val ? val : "");
 		uint64_t ram = os_physical_memory();
+		char *pct;
+		if (opt_parse_size(val, true, &o->size)) {
+			/* A percentage over 100 is well formed, only too large. */
+			if (val && *val >= '0' && *val <= '9' &&
+			    (strtoull(val, &pct, 10), !strcmp(pct, "%")))
+				return fail(err, len,
+				            "size=%s is more than the %llu MiB of memory this machine "
+				            "has (100%%)",
+				            val, (unsigned long long)(ram >> 20));
+			return fail(err, len, "bad size: '%s'", val ? val : "");
+		}
 		if (ram && o->size > ram)
 			return fail(err, len, "size=%s is more than the %llu MiB of memory this machine has",
 			            val, (unsigned long long)(ram >> 20));
+		o->size_set = true;
 	} else if (IS("nr_inodes")) {
 		uint64_t n;
 		if (opt_parse_size(val, false, &n))
 			return fail(err, len, "bad nr_inodes: '%s'", val ? val : "");
 		o->nr_inodes = n;
+		o->nr_inodes_set = true;
+	} else if (IS("remount") && !val) {
+		o->remount = true;
 	} else if (IS("mode")) {
 		if (parse_uint(val, 8, 07777, &v))
 			return fail(err, len, "bad mode: '%s' (octal, at most 7777)", val ? val : "");
@@ -204,12 +217,11 @@ static int one_option(struct opts *o, const char *opt, char *err, size_t len)
 	return 0;
 }
 
-/* Split a -o argument at unescaped commas. */
-static int option_list(struct opts *o, const char *list, char *err, size_t len)
+int opt_split(const char *list, int (*fn)(void *ctx, const char *opt), void *ctx)
 {
 	char *copy = strdup(list), *p = copy, *start = copy;
 	if (!copy)
-		return fail(err, len, "out of memory");
+		return -ENOMEM;
 	int rc = 0;
 	for (;; p++) {
 		if (*p == '\\' && p[1]) {
@@ -220,7 +232,7 @@ static int option_list(struct opts *o, const char *list, char *err, size_t len)
 			continue;
 		bool last = !*p;
 		*p = '\0';
-		if (*start && (rc = one_option(o, start, err, len)))
+		if (*start && (rc = fn(ctx, start)))
 			break;
 		if (last)
 			break;
@@ -228,6 +240,30 @@ static int option_list(struct opts *o, const char *list, char *err, size_t len)
 	}
 	free(copy);
 	return rc;
+}
+
+struct list_ctx {
+	struct opts *o;
+	char *err;
+	size_t len;
+	bool resize; /* sectorfs resize: only the limits */
+};
+
+static int list_one(void *ctx, const char *opt)
+{
+	struct list_ctx *c = ctx;
+	if (c->resize && strncmp(opt, "size=", 5) && strncmp(opt, "nr_inodes=", 10))
+		return fail(c->err, c->len, "resize: '%s': only size= and nr_inodes= can be resized",
+		            opt);
+	return one_option(c->o, opt, c->err, c->len);
+}
+
+/* A -o argument, option by option. */
+static int option_list(struct opts *o, const char *list, bool resize, char *err, size_t len)
+{
+	struct list_ctx c = {.o = o, .err = err, .len = len, .resize = resize};
+	int rc = opt_split(list, list_one, &c);
+	return rc == -ENOMEM ? fail(err, len, "out of memory") : rc;
 }
 
 int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, char *err,
@@ -277,7 +313,7 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 			const char *list = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
 			if (!list)
 				return fail(err, errlen, "-o needs a list of options");
-			if (option_list(o, list, err, errlen))
+			if (option_list(o, list, false, err, errlen))
 				return -1;
 		} else if (a[0] == '-' && a[1]) {
 			return fail(err, errlen, "unknown option %s (see --help)", a);
@@ -298,6 +334,16 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 		if (npos != 2)
 			return fail(err, errlen, "usage: sectorfs save MOUNTPOINT");
 		*action = OPT_SAVE;
+		o->mountpoint = pos[1];
+		return 0;
+	}
+	if (npos >= 1 && !strcmp(pos[0], "resize")) {
+		if (npos < 3)
+			return fail(err, errlen, "usage: sectorfs resize MOUNTPOINT size=N[,nr_inodes=N]");
+		for (int i = 2; i < npos; i++)
+			if (option_list(o, pos[i], true, err, errlen))
+				return -1;
+		*action = OPT_RESIZE;
 		o->mountpoint = pos[1];
 		return 0;
 	}

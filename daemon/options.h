@@ -39,6 +39,8 @@ struct opts {
 	bool foreground, debug;
 	uint64_t size;           /* bytes; 0: unlimited */
 	uint64_t nr_inodes;      /* 0: unlimited */
+	bool size_set, nr_inodes_set; /* given, not the defaults (for a remount) */
+	bool remount;            /* -o remount: change a live mount (remount.c) */
 	mode_t mode;
 	uid_t uid;
 	gid_t gid;
@@ -68,6 +70,7 @@ enum opt_action {
 	OPT_STATS,   /* sectorfs stats MOUNTPOINT */
 	OPT_SAVE,    /* sectorfs save MOUNTPOINT */
 	OPT_IMAGE,   /* sectorfs image create|check|info PATH [DIR] */
+	OPT_RESIZE,  /* sectorfs resize MOUNTPOINT size=N,nr_inodes=N */
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -76,6 +79,11 @@ enum opt_action {
 int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, char *err,
               size_t errlen);
 void opt_free(struct opts *o);
+
+/* Split a -o list at its unescaped commas (a backslash escapes the next
+ * character) and call fn with each non-empty option; stops at the first
+ * nonzero return and returns it. */
+int opt_split(const char *list, int (*fn)(void *ctx, const char *opt), void *ctx);
 
 /* "12k", "3G", "50%" (of physical memory): bytes, or -1 if malformed. */
 int opt_parse_size(const char *s, bool percent_ok, uint64_t *out);

@@ -3,7 +3,9 @@
 # mount_badopts.sh - bad command lines: each must exit non-zero with exactly
 # one line on stderr starting with "sectorfs: ", mount nothing and leave no
 # daemon behind.  --help and --version exit 0.  A tmpfs and a sectorfs are
-# mounted to be the "mount point already in use" cases.
+# mounted for the cases of a mount point in use (sectorfs mounts over the
+# tmpfs, see mount_remount.sh, but not over a sectorfs) and of a remount or
+# resize of what is no sectorfs.
 #
 # usage: mount_badopts.sh [SECTORFS_BINARY_OR_BUILD_DIR]     (root; 77 = skipped)
 set -euo pipefail
@@ -71,6 +73,11 @@ bad "size with garbage after the suffix" -o size=1mb "$MP"
 bad "size larger than RAM" -o "size=$((ram_kb * 2))k" "$MP"
 bad "size larger than RAM, in t" -o size=1000t "$MP"
 bad "size over 100%" -o size=101% "$MP"
+grep -q "more than the .* MiB of memory this machine has" "$T/stderr" ||
+	die "size=101%: the line does not say why: $(cat "$T/stderr")"
+bad "size of 150%" -o size=150% "$MP"
+grep -q "more than the .* MiB of memory this machine has" "$T/stderr" ||
+	die "size=150%: the line does not say why: $(cat "$T/stderr")"
 bad "size overflowing 64 bits" -o size=99999999999999999999 "$MP"
 bad "malformed nr_inodes" -o nr_inodes=abc "$MP"
 bad "mode not octal" -o mode=999 "$MP"
@@ -92,8 +99,12 @@ bad "missing mount point (no arguments)"
 bad "missing mount point (options only)" -o size=1m
 bad "mount point does not exist" "$T/does-not-exist"
 bad "mount point not a directory" "$T/regular-file"
-bad "mount point already in use (tmpfs)" "$BUSY_T"
-bad "mount point already in use (sectorfs)" "$BUSY_S"
+bad "mount point already a sectorfs" "$BUSY_S"
+bad "remount of a tmpfs" -o remount,size=2m "$BUSY_T"
+bad "remount with a bad size" -o remount,size=12q "$BUSY_S"
+bad "resize without limits" resize "$BUSY_S"
+bad "resize of something else" resize "$BUSY_S" mode=700
+bad "resize of a tmpfs" resize "$BUSY_T" size=2m
 bad "too many arguments" a b "$MP"
 bad "stats without a mount point" stats
 bad "stats of a directory that is no sectorfs" stats "$MP"

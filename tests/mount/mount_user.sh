@@ -99,12 +99,17 @@ is_mounted "$UM" && die "$UM still in mountinfo after fusermount3 -u"
 mount | grep -qF " $UM " && die "mount still lists $UM"
 say "ok"
 
-printf 'another user cannot unmount it ... '
+printf 'another user cannot unmount it, nor save it ... '
 $U "$SECTORFS" -o size=16m "$UM" || die "remount as sfstest failed"
 rc=0
 out=$(as_user "$SFS_UID2" "$SFS_UID2" fusermount3 -u "$UM" 2>&1) || rc=$?
 [ $rc -ne 0 ] || die "uid $SFS_UID2 unmounted sfstest's mount"
 is_mounted "$UM" || die "$UM gone after a refused unmount"
+rc=0
+save_out=$(as_user "$SFS_UID2" "$SFS_UID2" "$SECTORFS" save "$UM" 2>&1) || rc=$?
+[ $rc -ne 0 ] && [ "$(printf '%s\n' "$save_out" | wc -l)" -eq 1 ] &&
+	[[ "$save_out" == *"only root or the user who mounted it may save it" ]] ||
+	die "sectorfs save by another user: want one line saying who may, got exit $rc: $save_out"
 $U fusermount3 -u "$UM" || die "fusermount3 -u as sfstest failed"
 wait_daemon_gone "$UM" 5 || die "daemon still running after the second unmount"
 say "refused ($out)"

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* mountinfo.h - what is mounted where, from /proc/self/mountinfo (prefix
+ * mi_; see mountinfo.c). */
+#ifndef SECTORFS_MOUNTINFO_H
+#define SECTORFS_MOUNTINFO_H
+
+#include <stdbool.h>
+
+struct mi_mount {
+	unsigned id, parent;  /* mount ids */
+	char dev[32];         /* "major:minor" of the filesystem */
+	char type[64];        /* "tmpfs", "fuse.sectorfs", ... */
+	char mount_opts[256]; /* this mount's: "rw,nosuid,nodev,relatime" */
+	char super_opts[512]; /* the filesystem's: "rw,user_id=0,..." */
+};
+
+/* The mount on top at `path` (absolute, symlinks resolved): where several
+ * are stacked there, the one that no other is mounted on.  True with *m
+ * filled in if anything is mounted at path. */
+bool mi_top(const char *path, struct mi_mount *m);
+
+/* Whether the comma-separated option list has `name` as one of its
+ * options (exactly: "ro" is not in "rootmode=..."). */
+bool mi_has(const char *opts, const char *name);
+
+#endif
