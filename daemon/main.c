@@ -2,14 +2,16 @@
 /* main.c - the sectorfs command: mount a RAM filesystem, or report on one.
  *
  *   sectorfs [-f] [-d] [-o OPTIONS] [SOURCE] MOUNTPOINT
+ *   sectorfs -o remount,OPTIONS MOUNTPOINT | resize MOUNTPOINT size=N  (remount.c)
  *   sectorfs stats MOUNTPOINT
  *   sectorfs save MOUNTPOINT
  *   sectorfs image create PATH [DIR] | check PATH | info PATH
  *
  * Mounting checks what a user can get wrong before anything happens, so
  * that every mistake is one line on stderr, a non-zero exit and nothing
- * mounted: bad options, a missing or non-directory mount point, one that
- * is already mounted.  libfuse's own messages are caught and reworded the
+ * mounted: bad options, a missing or non-directory mount point, a dead
+ * FUSE mount or a live sectorfs already there (anything else mounted there
+ * is mounted over, as tmpfs would).  libfuse's own messages are caught and reworded the
  * same way.  Once the mount is live the command goes to the background;
  * SIGTERM, SIGINT or fusermount3 -u unmount it cleanly.
  *
