@@ -118,3 +118,19 @@ if(BUILD_TESTING)
     message(STATUS "pkg-config not found: the install_pkgconfig test is skipped")
   endif()
 endif()
+
+# ---- the command's other files: man pages, bash completion, systemd unit ----
+# (the daemon and sectorfs(8) are installed beside its target).  The unit
+# names the daemon by its installed path; its directory is relative to the
+# prefix unless given (Debian's packaging gives /lib/systemd/system):
+# systemd reads /usr/local/lib/systemd/system too, for ./install.sh.
+set(SECTORFS_SYSTEMD_UNITDIR "lib/systemd/system" CACHE STRING
+    "where sectorfs@.service goes (relative: under the prefix)")
+set(SECTORFS_BINDIR ${CMAKE_INSTALL_FULL_BINDIR})
+configure_file(${PROJECT_SOURCE_DIR}/dist/sectorfs@.service.in
+               ${CMAKE_CURRENT_BINARY_DIR}/sectorfs@.service @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/sectorfs@.service
+        DESTINATION ${SECTORFS_SYSTEMD_UNITDIR})
+install(FILES ${PROJECT_SOURCE_DIR}/doc/sectorfs.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
+install(FILES ${PROJECT_SOURCE_DIR}/dist/sectorfs.bash-completion
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME sectorfs)

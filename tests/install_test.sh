@@ -2,6 +2,10 @@
 # SPDX-License-Identifier: MIT
 # install_test.sh BUILD_DIR [CMAKE] [CC] - test an installed libsectorfs.
 #
+# Checks that the installation has the library, headers, pkg-config file,
+# both man pages, the bash completion and the systemd unit, and builds the
+# README's library example exactly as printed there (the first C block
+# under "## Using the library"), with pkg-config, and runs it.
 # Installs the build into a fresh temporary prefix (no DESTDIR), finds the
 # pkg-config file wherever GNUInstallDirs put it (lib, lib64 or
 # lib/<multiarch>), then builds the installed copy of examples/embed.c the
@@ -41,6 +45,10 @@ for f in "$prefix/include/sectorfs.h" "$prefix/include/sectorfs/engine.h" \
          "$libdir/libsectorfs.a" "$libdir/libsectorfs.so" "$libdir/libsectorfs.so.0"; do
 	[ -e "$f" ] || fail "missing $f"
 done
+for f in share/man/man8/sectorfs.8 share/man/man3/sectorfs.3 \
+         share/bash-completion/completions/sectorfs lib/systemd/system/sectorfs@.service; do
+	[ -e "$prefix/$f" ] || fail "missing $prefix/$f"
+done
 echo "install_test: installed into $prefix (pkg-config file: ${pc#"$prefix"/})"
 
 # Only our pkg-config file counts, not one installed on this machine.
@@ -76,6 +84,18 @@ fi
 LD_LIBRARY_PATH=$libdir "$tmp/embed-shared" >"$tmp/shared.log" 2>&1 ||
 	{ cat "$tmp/shared.log" >&2; fail "the example (shared) failed"; }
 echo "install_test: shared build runs"
+
+# The README's example, as printed.
+src=$(cd "$(dirname "$0")/.." && pwd)
+awk '/^## Using the library/ { f = 1 } f && /^```c$/ { g = 1; next } g && /^```$/ { exit } g' \
+	"$src/README.md" >"$tmp/readme.c"
+[ -s "$tmp/readme.c" ] || fail "no C example under '## Using the library' in README.md"
+# shellcheck disable=SC2086
+"$cc" -Wall -Wextra -Werror -o "$tmp/readme" "$tmp/readme.c" $cflags $libs ||
+	fail "the README's example does not compile as printed"
+out=$(LD_LIBRARY_PATH=$libdir "$tmp/readme" 2>&1) || fail "the README's example failed: $out"
+[ "$out" = "a.o: 26 bytes" ] || fail "the README's example printed '$out'"
+echo "install_test: the README's example compiles and runs ($out)"
 
 # Statically.
 # shellcheck disable=SC2086
