@@ -1,10 +1,30 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Install what sectorfs needs to build and test, on Debian 12, if missing.
-# Run as root, or as a user who may sudo.
+# Install the Debian 12 packages sectorfs needs, where missing.
+#
+#     scripts/deps.sh build    what building and running need (./install.sh)
+#     scripts/deps.sh          that, and what the tests need (./test.sh, CI)
+#
+# Waits for apt's lock (up to 20 minutes) when another apt or dpkg holds
+# it, instead of failing.  Run as root, or as a user who may sudo.
 set -eu
-PKGS="build-essential cmake pkg-config valgrind fuse3 libfuse3-dev attr acl fio gnuplot-nox
-      clang libclang-rt-14-dev git make tar python3 procps util-linux passwd"
+# Building: a C compiler and libc's headers, make, cmake, pkg-config, and
+# libfuse's headers; running: fuse3 (fusermount3, mount.fuse3) and
+# libfuse3-3, which libfuse3-dev brings.
+BUILD="gcc libc6-dev make cmake pkg-config libfuse3-dev fuse3"
+# Testing: valgrind, the fuzzer (clang with libFuzzer), the tools the mount
+# tests run, groff for the man pages, and debhelper and debootstrap for the
+# Debian package and the clean root it is installed into.
+TEST="build-essential valgrind attr acl fio gnuplot-nox clang libclang-rt-14-dev git tar
+      python3 procps util-linux passwd groff-base dpkg-dev debhelper fakeroot debootstrap"
+case "${1:-all}" in
+build) PKGS=$BUILD ;;
+all) PKGS="$BUILD $TEST" ;;
+*)
+	echo "usage: $0 [build]" >&2
+	exit 2
+	;;
+esac
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -14,6 +34,9 @@ echo "installing:$missing"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+# apt waits this long for a lock another apt or dpkg holds (and says so).
+LOCK="-o DPkg::Lock::Timeout=1200"
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+$SUDO apt-get $LOCK update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get $LOCK install -y -qq --no-install-recommends $missing >/dev/null
