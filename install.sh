@@ -93,28 +93,36 @@ uninstall() {
 		done
 		die "refused: unmount first (umount MOUNTPOINT, or fusermount3 -u as its user): the RAM disk's contents would go with it"
 	fi
+	# The record, read from a copy: it lists itself among the files.
+	rec=$(mktemp)
+	TMPFILES="$TMPFILES $rec"
+	cp "$RECORD" "$rec"
 	# Files, then the directories made for them, deepest first.
-	awk '$1 == "file" { print substr($0, 6) }' "$RECORD" | while read -r f; do
+	awk '$1 == "file" { print substr($0, 6) }' "$rec" | while read -r f; do
 		if [ -e "$f" ] || [ -L "$f" ]; then
 			$SUDO rm -f "$f"
 			say "removed $f"
 		fi
 	done
-	awk '$1 == "dir" || $1 == "mountdir" { print substr($0, index($0, " ") + 1) }' "$RECORD" |
+	awk '$1 == "dir" || $1 == "mountdir" { print substr($0, index($0, " ") + 1) }' "$rec" |
 		sort -r | while read -r d; do
-		if [ -d "$d" ] && $SUDO rmdir "$d" 2>/dev/null; then
+		if [ "$d" = "$RECORD_DIR" ]; then
+			continue # last, with the record
+		elif [ -d "$d" ] && $SUDO rmdir "$d" 2>/dev/null; then
 			say "removed $d/"
 		elif [ -d "$d" ]; then
 			say "kept $d/ (not empty, or a mount point)"
 		fi
 	done
 	$SUDO ldconfig
-	remove_packages
+	remove_packages "$rec"
 	for w in /etc/systemd/system/*.wants/sectorfs@*.service; do
 		[ -L "$w" ] && say "note: $w is still enabled (systemctl disable $(basename "$w"))"
 	done
 	$SUDO rm -f "$RECORD"
-	$SUDO rmdir "$RECORD_DIR" 2>/dev/null || true
+	if grep -qx "dir $RECORD_DIR" "$rec"; then
+		$SUDO rmdir "$RECORD_DIR" && say "removed $RECORD_DIR/"
+	fi
 	rm -rf build-release
 	say "uninstalled"
 }
@@ -124,7 +132,7 @@ uninstall() {
 # `apt-get autoremove` would take are the ones no other package needs;
 # only they go, and only if removing them takes nothing else along.
 remove_packages() {
-	want=$(awk '$1 == "pkg" { print $2 }' "$RECORD" | sort -u)
+	want=$(awk '$1 == "pkg" { print $2 }' "$1" | sort -u)
 	[ -n "$want" ] || return 0
 	have=$(installed_packages)
 	pkgs=$(printf '%s\n' "$want" | comm -12 - "$(tmpfile_of "$have")")

@@ -34,9 +34,28 @@ echo "installing:$missing"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-# apt waits this long for a lock another apt or dpkg holds (and says so).
+# apt-get install waits this long for the dpkg lock another apt or dpkg
+# holds (and says so).
 LOCK="-o DPkg::Lock::Timeout=1200"
-# shellcheck disable=SC2086
-$SUDO apt-get $LOCK update -qq
+# apt-get update has no such wait for the lock of its package lists (apt
+# 2.6): it is tried again every 5 s, for as long.
+tries=0
+while ! out=$($SUDO apt-get update -qq 2>&1); do
+	case "$out" in
+	*"Could not get lock"* | *"Unable to lock"*) ;;
+	*)
+		printf '%s\n' "$out" >&2
+		exit 1
+		;;
+	esac
+	tries=$((tries + 1))
+	if [ $tries -ge 240 ]; then
+		printf '%s\n' "$out" >&2
+		exit 1
+	fi
+	[ $tries -eq 1 ] && echo "waiting for apt's lock: $(printf '%s\n' "$out" | head -1)"
+	sleep 5
+done
+[ -z "$out" ] || printf '%s\n' "$out" >&2
 # shellcheck disable=SC2086
 $SUDO apt-get $LOCK install -y -qq --no-install-recommends $missing >/dev/null
