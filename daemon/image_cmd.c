@@ -6,7 +6,7 @@
  * and saves back to it when the session ends (unmount, SIGTERM, SIGINT),
  * every save_interval= seconds from a thread of its own, and whenever
  * `sectorfs save MOUNTPOINT` asks.  The library does the work
- * (sfs_image_save/load, core/image.c); this file decides when, keeps one
+ * (sfs_image_save/load, core/image_*.c); this file decides when, keeps one
  * save at a time (a mutex: a periodic save and a requested one would
  * otherwise write two temporary files for nothing), and remembers the last
  * result so that `sectorfs save` can print it.

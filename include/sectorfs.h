@@ -311,7 +311,7 @@ int sfs_path_write_file(struct sfs_fs *fs, const struct sfs_cred *cr, const char
 ssize_t sfs_path_read_file(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path,
                            void *buf, size_t size);
 
-/* ==== disk images: save and restore (core/image.c) ====================
+/* ==== disk images: save and restore (core/image_*.c) ====================
  *
  * A filesystem can be written to a file and loaded back, with everything
  * in it: contents (holes stay holes), modes, owners, timestamps with
