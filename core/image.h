@@ -161,6 +161,8 @@ struct reader {
 	uint64_t pos;      /* file offset of the next record */
 	uint64_t recno;    /* records read */
 	uint64_t skipped;
+	struct sfs_fs *fs; /* reports progress (phase) to it; NULL: to none */
+	unsigned phase;    /* enum sfs_image_phase */
 };
 
 /* What the parser keeps per inode: 16 bytes. */

@@ -8,7 +8,8 @@
  * every checksum and rule as it goes, so an image that changes between the
  * passes is caught and the build undone instead of trusted.  The build
  * holds 8 bytes per inode (its new inode number) and goes through the
- * public API (sfs_mkdir, sfs_create, sfs_write, ...), as any caller could.
+ * public API (sfs_mkdir, sfs_create, sfs_write, ...), as any caller could;
+ * only its progress (sfs_image_progress) goes to the core directly.
  *
  * Building follows the rules a change of one attribute imposes on the
  * others in the core (as in the kernel): a chown clears suid/sgid and file
@@ -33,6 +34,7 @@
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 
+#include "core.h" /* fs_progress() */
 #include "image.h"
 #include "os.h"
 #include "sectorfs.h"
@@ -431,6 +433,8 @@ int sfs_image_load(struct sfs_fs *fs, const char *path, char *err, size_t errlen
 		          (ull)st.inodes);
 		goto out;
 	}
+	im.r.fs = fs;
+	im.r.phase = SFS_IMAGE_VERIFYING;
 	rc = img_verify(&im, &ps);
 	if (rc == 0)
 		rc = check_room(fs, &im.e, &ps);
@@ -446,6 +450,7 @@ int sfs_image_load(struct sfs_fs *fs, const char *path, char *err, size_t errlen
 	img_parser_free(&ps);
 	ps = (struct parser){.e = &im.e, .r = &im.r};
 	img_rewind(&im);
+	im.r.phase = SFS_IMAGE_LOADING;
 	if (img_grow((void **)&b.map, &b.mapcap, inodes, sizeof *b.map)) {
 		rc = img_fail_nomem(&im.e);
 		goto out;
@@ -471,6 +476,7 @@ int sfs_image_load(struct sfs_fs *fs, const char *path, char *err, size_t errlen
 		rollback(fs, &rs);
 	}
 out:
+	fs_progress(fs, SFS_IMAGE_IDLE, 0, 0);
 	builder_free(&b);
 	img_parser_free(&ps);
 	img_arena_free(&rs.xattrs);

@@ -32,7 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core.h" /* the core's checks of ACL and capability values */
+#include "core.h" /* the core's checks of ACL and capability values; fs_progress() */
 #include "image.h"
 #include "os.h"
 
@@ -172,6 +172,8 @@ static int rd_next(struct reader *r, struct rec *out)
 			            (ull)no, type);
 		r->recno = no;
 		r->pos = at + REC_HDR + len;
+		if (r->fs)
+			fs_progress(r->fs, r->phase, r->pos, r->size);
 		if (!known) {
 			r->skipped++;
 			continue;

@@ -17,6 +17,10 @@
  * image.  The image is written beside the old one and renamed over it only
  * once it is complete and synced; its header, which holds the totals, is
  * written last.
+ *
+ * A save reports the filesystem's change count at the snapshot's instant
+ * (sfs_fs_changes(), in sfs_image_info), so that a caller can skip a later
+ * save when nothing has changed since.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core.h" /* fs_progress() */
 #include "image.h"
 #include "os.h"
 #include "sectorfs.h"
@@ -160,6 +165,7 @@ struct sinode {
 
 struct saver {
 	struct ierr *e;
+	struct sfs_fs *fs;
 	struct snap *s;
 	struct writer w;
 	struct sinode *ix;
@@ -171,6 +177,8 @@ struct saver {
 	/* the data of the inode being written */
 	uint32_t cur;
 	uint64_t cur_size, cur_end;
+	/* progress: regular files' sizes, in all and of those written */
+	uint64_t total, done;
 	struct sfs_image_info info;
 };
 
@@ -234,6 +242,7 @@ static int put_data(void *ctx, uint64_t off, const void *buf, size_t len)
 	}
 	sv->cur_end = off + len;
 	sv->info.data_bytes += len;
+	fs_progress(sv->fs, SFS_IMAGE_SAVING, sv->done + sv->cur_end, sv->total);
 	return 0;
 }
 
@@ -323,6 +332,7 @@ static int save_inode(struct saver *sv, size_t i, uint32_t parent, const char *n
 		rc = snap_data(sv->s, i, put_data, sv);
 		if (rc)
 			return snap_failed(sv, rc, "the data", si.ino);
+		sv->done += si.size;
 	}
 	sv->xattrs.len = 0;
 	rc = snap_xattrs(sv->s, i, add_xattr, &sv->xattrs);
@@ -402,6 +412,8 @@ static int save_tree(struct saver *sv)
 		struct snap_inode si;
 		snap_inode(sv->s, i, &si);
 		sv->ix[i] = (struct sinode){.ino = si.ino, .nlink = si.nlink, .mode = si.mode};
+		if (S_ISREG(si.mode))
+			sv->total += si.size;
 		if (i && si.ino <= sv->ix[i - 1].ino)
 			return img_fail(sv->e, -EIO, "the snapshot's inodes are out of order");
 	}
@@ -472,7 +484,7 @@ int sfs_image_save(struct sfs_fs *fs, const char *path, struct sfs_image_info *i
 		err[0] = '\0';
 	char *tmp = NULL, *dir = NULL;
 	bool created = false; /* a temporary file exists to remove on failure */
-	struct saver sv = {.e = &e, .w = {.e = &e, .fd = -1}};
+	struct saver sv = {.e = &e, .fs = fs, .w = {.e = &e, .fd = -1}};
 	int rc = temp_names(path, &tmp, &dir);
 	if (rc) {
 		rc = img_fail(&e, rc, "%s", strerror(-rc));
@@ -519,6 +531,7 @@ int sfs_image_save(struct sfs_fs *fs, const char *path, struct sfs_image_info *i
 		goto out;
 	}
 	sv.info.held_ns = snap_held_ns(sv.s);
+	sv.info.changes = snap_changes(sv.s);
 	rc = save_tree(&sv);
 	/* Everything is read: let writers go before the file is synced. */
 	snap_end(sv.s);
@@ -569,6 +582,7 @@ int sfs_image_save(struct sfs_fs *fs, const char *path, struct sfs_image_info *i
 		info->records = h.records;
 	}
 out:
+	fs_progress(fs, SFS_IMAGE_IDLE, 0, 0);
 	if (sv.s)
 		snap_end(sv.s);
 	if (sv.w.fd >= 0)
