@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "image_lock.h"
 #include "os.h"
 #include "sectorfs.h"
 #include "sectorfs/engine.h"
@@ -180,6 +181,11 @@ static int one_option(struct opts *o, const char *opt, char *err, size_t len)
 			return fail(err, len, "bad save_interval: '%s' (seconds, 1 or more)",
 			            val ? val : "");
 		o->save_interval = (unsigned)v;
+	} else if (IS("image_wait")) {
+		if (parse_uint(val, 10, 366UL * 86400, &v))
+			return fail(err, len, "bad image_wait: '%s' (seconds, 0 or more)",
+			            val ? val : "");
+		o->image_wait = (unsigned)v;
 	} else if (IS("spin")) {
 		if (parse_uint(val, 10, 10000, &v))
 			return fail(err, len, "bad spin: '%s' (microseconds, 0 to 10000)",
@@ -286,6 +292,7 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 	o->clone_fd = true;
 	o->spin_us = SPIN_DEFAULT_US;
 	o->prefault = true;
+	o->image_wait = ILOCK_WAIT_DEFAULT;
 	/* tmpfs's defaults: half the memory, and one inode per two pages of it. */
 	o->size = os_physical_memory() / 2;
 	o->nr_inodes = os_physical_memory() / os_page_size() / 2;
@@ -334,6 +341,13 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 		if (npos != 2)
 			return fail(err, errlen, "usage: sectorfs save MOUNTPOINT");
 		*action = OPT_SAVE;
+		o->mountpoint = pos[1];
+		return 0;
+	}
+	if (npos >= 1 && !strcmp(pos[0], "umount")) {
+		if (npos != 2)
+			return fail(err, errlen, "usage: sectorfs umount MOUNTPOINT");
+		*action = OPT_UMOUNT;
 		o->mountpoint = pos[1];
 		return 0;
 	}
@@ -399,6 +413,7 @@ void opt_usage(const char *prog)
 	       "       %s resize MOUNTPOINT size=N[,nr_inodes=N]\n"
 	       "       %s stats MOUNTPOINT\n"
 	       "       %s save MOUNTPOINT\n"
+	       "       %s umount MOUNTPOINT\n"
 	       "       %s image create PATH [DIR] | check PATH | info PATH\n"
 	       "       %s -h | --help | -V | --version\n"
 	       "\n"
@@ -433,6 +448,8 @@ void opt_usage(const char *prog)
 	       "                       large writes (on by default), or none\n"
 	       "     image=PATH        load PATH at mount (if it exists), save to it at unmount\n"
 	       "     save_interval=S   with image=, also save every S seconds\n"
+	       "     image_wait=S      wait up to S seconds for another process that owns\n"
+	       "                       the image (default %u; 0: do not wait)\n"
 	       "     remount           change the live mount at MOUNTPOINT: size=, nr_inodes=,\n"
 	       "                       ro, rw and the kernel's flags (what mount -o remount\n"
 	       "                       runs; flags need root); the other options are ignored\n"
@@ -440,8 +457,9 @@ void opt_usage(const char *prog)
 	       "     noatime, relatime, strictatime, dev, suid, exec and the other FUSE and\n"
 	       "     mount options\n"
 	       "\n"
-	       "Unmount with fusermount3 -u MOUNTPOINT (or umount as root).\n"
-	       "\n"
+	       "  umount          save (with image=), unmount, and wait until the daemon\n"
+	       "                  has ended with everything on disk (fusermount3 -u and\n"
+	       "                  umount return before the daemon's last save)\n"
 	       "  resize          change size= and nr_inodes= of a live mount (root or the\n"
 	       "                  user who mounted it)\n"
 	       "  stats           what a mount holds and what it costs\n"
@@ -450,5 +468,5 @@ void opt_usage(const char *prog)
 	       "  image check     verify an image end to end\n"
 	       "  image info      what an image holds\n"
 	       "See sectorfs(8).\n",
-	       prog, prog, prog, prog, prog, prog, prog, SPIN_DEFAULT_US);
+	       prog, prog, prog, prog, prog, prog, prog, prog, SPIN_DEFAULT_US, ILOCK_WAIT_DEFAULT);
 }

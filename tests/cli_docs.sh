@@ -75,7 +75,7 @@ mkdir "$tmp/dir one" "$tmp/dir2"
 touch "$tmp/file.img"
 cd "$tmp"
 want "save stats" sectorfs s
-want "dir one dir2 image resize save stats" sectorfs ""
+want "dir one dir2 image resize save stats umount" sectorfs ""
 want "image" sectorfs im
 want "size=" sectorfs -o si
 want "-osize=" sectorfs -osi
