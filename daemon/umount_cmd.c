@@ -88,6 +88,36 @@ static void wait_for(int pidfd, pid_t pid)
 	}
 }
 
+/* Whether the daemon behind pidfd (or pid) has ended. */
+static bool ended(int pidfd, pid_t pid)
+{
+	if (pidfd >= 0) {
+		struct pollfd p = {.fd = pidfd, .events = POLLIN};
+		return poll(&p, 1, 0) > 0;
+	}
+	return kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+/* umount2() as root: 0, or the errno.  A signal to the daemon (systemd's
+ * SIGTERM, say) may have it stopping by itself meanwhile: then the mount
+ * is busy only while its own syncfs() holds the root open, or gone
+ * already.  So a busy mount is tried again for up to 5 s while the daemon
+ * runs, and one that is gone, or whose daemon ended, counts as unmounted:
+ * what the daemon's own end did is read from its lock file below. */
+static int unmount_root(const char *mp, int pidfd, pid_t pid)
+{
+	for (int tries = 0;; tries++) {
+		if (umount2(mp, 0) == 0)
+			return 0;
+		int e = errno;
+		if (e == EINVAL || ended(pidfd, pid))
+			return 0; /* no longer a mount point: the daemon unmounted it */
+		if (e != EBUSY || tries == 50)
+			return e;
+		usleep(100000);
+	}
+}
+
 int umount_command(const char *arg)
 {
 	char mp[PATH_MAX];
@@ -126,8 +156,8 @@ int umount_command(const char *arg)
 		fflush(stdout);
 	}
 	if (geteuid() == 0) {
-		if (umount2(mp, 0) != 0) {
-			int e = errno;
+		int e = unmount_root(mp, pidfd, pid);
+		if (e != 0) {
 			if (e == EBUSY)
 				return say_error("%s is busy (a process has a file open or its working "
 				                 "directory there): not unmounted",

@@ -14,10 +14,11 @@
 #     installed file, their specifiers (%i %I %f %n %%) and ${OPTIONS}
 #     (Environment=) expanded as systemd expands them, and run: start
 #     (Type=forking: the mount is live when ExecStart returns), 512 MiB
-#     and a few files written, then stop with SIGTERM sent to the daemon
-#     while its final save runs (as systemd's KillSignal= would); the
-#     stop must return 0 once the daemon is gone, and the image must be
-#     complete (image check) and load back with every byte;
+#     and a few files written, then stopped with ExecStop while SIGTERM
+#     comes to the daemon during the save ExecStop asked for (as from
+#     systemd's KillSignal= or systemctl kill); the stop must return 0
+#     only once the daemon is gone, and the image must be complete (image
+#     check) and load back with every byte;
 #   - the same with no ExecStop at all, as systemd does when ExecStop
 #     fails: SIGTERM, and SIGTERM again during the save; the save must
 #     finish all the same.
@@ -167,7 +168,7 @@ is_mounted "$MP" && die "$MP still mounted after the daemon ended"
 check_image first
 say "ok: saved, all of it"
 
-printf 'ExecStop, and SIGTERM to the daemon while its final save runs ... '
+printf 'ExecStop, and SIGTERM to the daemon while the save ExecStop asked for runs ... '
 if ! "$SECTORFS" --help | grep -q '^ *umount '; then
 	say "PENDING: this build has no 'sectorfs umount', which ExecStop runs"
 	pid=$(sfs_pid "$MP")
