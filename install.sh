@@ -29,8 +29,9 @@
 # Upgrading (running it again): the new files replace the old ones (a new
 # inode each: nothing running is disturbed).  A sectorfs already mounted
 # keeps running the version it started with, holding its files, and is
-# named with the way to move it to the new version; nothing is unmounted,
-# since that would lose its contents (or, with image=, need a save).
+# named with the way to move it to the new version (sectorfs umount, and
+# mount again); nothing is unmounted, since that would lose its contents
+# (or, with image=, need a save).
 #
 # Uninstalling: refused while a daemon of the installed sectorfs runs (it
 # holds a RAM disk's only copy: unmount it first).  Then removes the
@@ -243,7 +244,7 @@ fi
 
 # Running mounts keep their version.
 running_daemons | while read -r pid rmp; do
-	say "sectorfs at $rmp (pid $pid) keeps running the version it started with: to move it to the new one, unmount it (its contents go, unless it has image=, which saves them) and mount it again"
+	say "sectorfs at $rmp (pid $pid) keeps running the version it started with; to move it to the new one: sectorfs umount $rmp (its contents go, unless it has image=, which saves them), then mount it again"
 done
 
 [ $mount = yes ] || exit 0

@@ -72,10 +72,10 @@ in_root() { chroot "$root" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:
 	HOME=/root LC_ALL=C DEBIAN_FRONTEND=noninteractive "$@"; }
 mount_api() {
 	mountpoint -q "$root/proc" || mount -t proc proc "$root/proc"
-	mountpoint -q "$root/dev" || mount --bind /dev "$root/dev"
+	mountpoint -q "$root/dev" || mount --rbind /dev "$root/dev" # /dev/pts too, for apt's log
 }
 unmount_api() {
-	umount "$root/dev" 2>/dev/null || true
+	umount -R "$root/dev" 2>/dev/null || true
 	umount "$root/proc" 2>/dev/null || true
 }
 
