@@ -8,7 +8,7 @@ cd "$1"
 grep -q '^MIT License$' LICENSE || { echo "LICENSE: not the MIT license"; exit 1; }
 bad=0
 for f in $(find . \( -path ./build -o -path './build*' -o -path ./.git -o -path ./fuzz/corpus \
-		-o -path ./fuzz/regressions -o -path ./debian \) -prune -o -type f \
+		-o -path ./fuzz/regressions -o -path ./debian -o -path "./obj-*" \) -prune -o -type f \
 		\( -name '*.c' -o -name '*.h' -o -name '*.sh' -o -name '*.cmake' \
 		-o -name CMakeLists.txt -o -name '*.[1-8]' -o -path ./.ci/run \) -print); do
 	if ! head -n 3 "$f" | grep -q 'SPDX-License-Identifier: MIT'; then
