@@ -3,7 +3,7 @@
 # Install what sectorfs needs to build and test, on Debian 12, if missing.
 # Run as root, or as a user who may sudo.
 set -eu
-PKGS="build-essential cmake pkg-config valgrind fuse3 libfuse3-dev attr acl fio gnuplot-nox
+PKGS="build-essential cmake pkg-config valgrind fuse3 libfuse3-dev liburing-dev attr acl fio gnuplot-nox
       clang libclang-rt-14-dev git make tar python3 procps util-linux passwd"
 missing=""
 for p in $PKGS; do
