@@ -38,6 +38,7 @@
 #include "image_cmd.h"
 #include "ops.h"
 #include "os.h"
+#include "protocol.h"
 #include "ring.h"
 #include "say.h"
 #include "shutdown.h"
@@ -288,6 +289,7 @@ static int mount_and_serve(struct opts *o)
 		free(image);
 		return say_error("cannot create the filesystem: %s", strerror(-rc));
 	}
+	pt_install(d.fs);
 	if (image) {
 		char err[PATH_MAX + 1024];
 		/* Faulting in ahead speeds the load up too; its thread ends

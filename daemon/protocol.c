@@ -17,6 +17,10 @@
  * The rows:
  * - FUSE_TMPFILE (7.37) is FUSE_CREATE with the name "/": op_create asks
  *   pt_tmpfile() and makes an unnamed file (sfs_tmpfile), same reply.
+ * - FUSE_STATX (7.39; the kernel sends it when statx() asks for the
+ *   birth time) is FUSE_GETATTR, whose answer gains the birth time
+ *   (sfs_birth_time()) in the statx form; the rest is getattr's, through
+ *   op_getattr.  The kernel then caches the birth time with the rest.
  * - FUSE_COPY_FILE_RANGE_64 (7.45) is FUSE_COPY_FILE_RANGE whose reply
  *   counts in 64 bits: the request is cut to what a 32-bit count can say
  *   (4 GiB less a page, as the kernel does for the old request: a
@@ -27,8 +31,11 @@
 #include "protocol.h"
 
 #include <linux/fuse.h>
+#include <linux/stat.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 
 #include "fuse_abi.h"
 
@@ -40,6 +47,50 @@ struct row {
 	 * out: its length, or 0 to pass the answer on as it is. */
 	size_t (*reply)(const void *arg, size_t len, void *out);
 };
+
+static _Thread_local struct {
+	const struct row *row; /* NULL: the request is libfuse's own */
+	uint64_t unique;
+	uint64_t nodeid;
+} cur;
+
+static struct sfs_fs *filesystem;
+
+static struct abi_sx_time sx_time(uint64_t s, uint32_t ns)
+{
+	return (struct abi_sx_time){.tv_sec = (int64_t)s, .tv_nsec = ns};
+}
+
+static size_t statx_reply(const void *arg, size_t len, void *out)
+{
+	struct timespec birth;
+	if (len < sizeof(struct fuse_attr_out) || !filesystem ||
+	    sfs_birth_time(filesystem, cur.nodeid, &birth) != 0)
+		return 0;
+	const struct fuse_attr_out *in = arg;
+	const struct fuse_attr *a = &in->attr;
+	struct abi_statx_out *o = out;
+	memset(o, 0, sizeof *o);
+	o->attr_valid = in->attr_valid;
+	o->attr_valid_nsec = in->attr_valid_nsec;
+	struct abi_statx *x = &o->stat;
+	x->mask = STATX_BASIC_STATS | STATX_BTIME;
+	x->blksize = a->blksize;
+	x->nlink = a->nlink;
+	x->uid = a->uid;
+	x->gid = a->gid;
+	x->mode = (uint16_t)a->mode;
+	x->ino = a->ino;
+	x->size = a->size;
+	x->blocks = a->blocks;
+	x->atime = sx_time(a->atime, a->atimensec);
+	x->mtime = sx_time(a->mtime, a->mtimensec);
+	x->ctime = sx_time(a->ctime, a->ctimensec);
+	x->btime = sx_time((uint64_t)birth.tv_sec, (uint32_t)birth.tv_nsec);
+	x->rdev_major = major((dev_t)a->rdev);
+	x->rdev_minor = minor((dev_t)a->rdev);
+	return sizeof *o;
+}
 
 #define COPY_MAX_32 0xfffff000u /* a 32-bit count, page aligned */
 
@@ -62,15 +113,9 @@ static size_t copy_reply(const void *arg, size_t len, void *out)
 
 static const struct row table[] = {
         {ABI_OP_TMPFILE, FUSE_CREATE, NULL, NULL},
+        {ABI_OP_STATX, FUSE_GETATTR, NULL, statx_reply},
         {ABI_OP_COPY_FILE_RANGE_64, FUSE_COPY_FILE_RANGE, copy_request, copy_reply},
 };
-
-static _Thread_local struct {
-	const struct row *row; /* NULL: the request is libfuse's own */
-	uint64_t unique;
-} cur;
-
-static struct sfs_fs *filesystem;
 
 void pt_install(struct sfs_fs *fs)
 {
@@ -88,6 +133,7 @@ void pt_request(void *msg, size_t len)
 			continue;
 		cur.row = &table[i];
 		cur.unique = h->unique;
+		cur.nodeid = h->nodeid;
 		h->opcode = table[i].as;
 		if (table[i].request)
 			table[i].request(h + 1);
