@@ -373,6 +373,7 @@ out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:
 	fuse_session_destroy(se);
+	tr_free();
 	sd_finish();
 out_fs:
 	fuse_opt_free_args(&args);

@@ -132,6 +132,7 @@ static struct {
 	pthread_cond_t cond;
 	unsigned ready; /* [lock] threads done with setup */
 	int go;         /* [lock] 0: wait, 1: register, -1: end */
+	bool release;   /* [lock] stopped threads may end (rg_free()) */
 	_Atomic bool started;         /* entries handed over: rg_held() looks */
 	_Atomic int refused;          /* errno of a refused entry (0: none) */
 	_Atomic unsigned long taken;  /* requests taken, ever */
@@ -342,6 +343,20 @@ bool rg_take_reply(const struct iovec *iov, int count, ssize_t *n)
 	return true;
 }
 
+/* rg_stop(): answer nothing more, and stay.  A request the kernel gives
+ * the entry now waits, unanswered, as one left in /dev/fuse would, until
+ * the connection ends (unmount: ENOTCONN); were the thread gone, the
+ * kernel would cancel it at once (ECANCELED), before the final save and
+ * the unmount. */
+static void park(struct rg_thread *t)
+{
+	atomic_store_explicit(&t->state, GONE, memory_order_release);
+	pthread_mutex_lock(&rg.lock);
+	while (!rg.release)
+		pthread_cond_wait(&rg.cond, &rg.lock);
+	pthread_mutex_unlock(&rg.lock);
+}
+
 static void *serve(void *arg)
 {
 	struct rg_thread *t = arg;
@@ -367,8 +382,12 @@ static void *serve(void *arg)
 	fuse_cmd(t, ABI_URING_CMD_REGISTER, 0);
 	for (;;) {
 		struct io_uring_cqe *cqe = next_cqe(t);
-		if (!cqe || io_uring_cqe_get_data(cqe) == (void *)(uintptr_t)STOP_TAG)
+		if (!cqe)
 			break;
+		if (io_uring_cqe_get_data(cqe) == (void *)(uintptr_t)STOP_TAG) {
+			park(t);
+			break;
+		}
 		int res = cqe->res;
 		atomic_store_explicit(&t->state, HOLDING, memory_order_release);
 		io_uring_cqe_seen(&t->ring, cqe);
@@ -417,16 +436,23 @@ static void free_all(void)
 	rg.stop_fd = -1;
 }
 
-static void end_threads(void)
+/* Stop answering (release: and end). */
+static void stop_threads(bool release)
 {
 	pthread_mutex_lock(&rg.lock);
 	if (rg.go == 0)
 		rg.go = -1;
+	rg.release = release;
 	pthread_cond_broadcast(&rg.cond);
 	pthread_mutex_unlock(&rg.lock);
 	uint64_t one = 1;
 	if (rg.stop_fd >= 0 && write(rg.stop_fd, &one, sizeof one) != sizeof one)
 		perror("sectorfs: stopping the io_uring threads");
+}
+
+static void end_threads(void)
+{
+	stop_threads(true);
 	for (unsigned i = 0; i < rg.n; i++)
 		if (rg.t[i].created)
 			pthread_join(rg.t[i].tid, NULL);
@@ -518,6 +544,12 @@ unsigned long rg_taken(void)
 }
 
 void rg_stop(void)
+{
+	if (rg.n)
+		stop_threads(false);
+}
+
+void rg_free(void)
 {
 	if (rg.n)
 		end_threads();

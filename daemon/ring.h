@@ -37,9 +37,14 @@ int rg_held(void);
 /* Requests the ring threads have taken, ever. */
 unsigned long rg_taken(void);
 
-/* After the session loop: the threads end (a request being answered is
- * finished first) and everything is freed. */
+/* After the session loop: the threads answer nothing more (a request
+ * being answered is finished first); they stay until rg_free(), so that
+ * requests that come meanwhile wait for the end of the connection. */
 void rg_stop(void);
+
+/* After the connection ended (fuse_session_destroy()): the threads end
+ * and everything is freed. */
+void rg_free(void);
 
 /* One line for `sectorfs stats`: the live transport. */
 size_t rg_describe(char *buf, size_t len);

@@ -468,6 +468,11 @@ void tr_stop(void)
 	rg_stop();
 }
 
+void tr_free(void)
+{
+	rg_free();
+}
+
 size_t tr_describe(char *buf, size_t len)
 {
 	if (atomic_load(&uring_live))

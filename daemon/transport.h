@@ -37,8 +37,11 @@ bool tr_wait_quiet(int mine, unsigned timeout_ms);
 /* The session loop is over: tr_wait_quiet() returns false at once. */
 void tr_end(void);
 
-/* After the loop: tr_end(), and the io_uring threads end. */
+/* After the loop: tr_end(), and the io_uring threads answer no more. */
 void tr_stop(void);
+
+/* After fuse_session_destroy(): the io_uring threads end. */
+void tr_free(void);
 
 /* One line for `sectorfs stats`: the live transport (and why /dev/fuse). */
 size_t tr_describe(char *buf, size_t len);

@@ -36,53 +36,66 @@ OPS=150
 # operation that returned: "W name sha", "R old new", "D name", and
 # "E errno" when the mount went away.
 worker() {
-	py "$@" <<'EOF'
+	# SIGUSR1 ignored until Python's handler is in place (exec keeps it).
+	trap '' USR1
+	exec "$PY" -c "$PY_PRELUDE
+$WORKER_CODE" "$@"
+}
+WORKER_CODE=$(
+	cat <<'EOF'
 import signal
 mnt, wid, cpu, log = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 os.sched_setaffinity(0, {cpu})
 signal.signal(signal.SIGUSR1, lambda *a: None)  # EINTR: Python retries
 rnd = random.Random(wid)
 out = open(log, "a", buffering=1)
-gone = (errno.ENOTCONN, errno.ECONNABORTED, errno.ENODEV)
+# The mount went away: ENOTCONN, ECONNABORTED, or (a request the kernel
+# had already put in a ring entry whose thread then ended) ECANCELED.
+gone = (errno.ENOTCONN, errno.ECONNABORTED, errno.ENODEV, errno.ECANCELED)
 live = []
+# Names relative to the directory's descriptor: once the mount is gone they
+# fail with ENOTCONN instead of landing in the directory underneath.
 d = "%s/w%d" % (mnt, wid)
 try:
     os.mkdir(d)
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
     for i in range(150):
         op = rnd.random()
         if op < 0.45 or not live:
-            name = "%s/f%d" % (d, i)
+            name = "f%d" % i
             data = rnd.randbytes(rnd.choice([100, 4096, 5000, 65536, 200000]))
-            fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644, dir_fd=dfd)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
             os.close(fd)
             live.append((name, sha(data)))
-            out.write("W %s %s\n" % live[-1])
+            out.write("W %s/%s %s\n" % (d, name, live[-1][1]))
         elif op < 0.7:
             name, h = rnd.choice(live)
-            got = sha(readall(name))
+            fd = os.open(name, os.O_RDONLY, dir_fd=dfd)
+            with os.fdopen(fd, "rb") as f:
+                got = sha(f.read())
             if got != h:
                 print("worker %d: %s reads %s, wrote %s" % (wid, name, got, h))
                 sys.exit(1)
         elif op < 0.85:
             k = rnd.randrange(len(live))
             name, h = live[k]
-            new = "%s/r%d" % (d, i)
-            os.rename(name, new)
+            new = "r%d" % i
+            os.rename(name, new, src_dir_fd=dfd, dst_dir_fd=dfd)
             live[k] = (new, h)
-            out.write("R %s %s\n" % (name, new))
+            out.write("R %s/%s %s/%s\n" % (d, name, d, new))
         else:
             name, h = live.pop(rnd.randrange(len(live)))
-            os.unlink(name)
-            out.write("D %s\n" % name)
+            os.unlink(name, dir_fd=dfd)
+            out.write("D %s/%s\n" % (d, name))
 except OSError as e:
     if e.errno not in gone:
         raise
     out.write("E %d\n" % e.errno)
 EOF
-}
+)
 
 # verify MNT LOGS...: every file the logs say exists is there (the image
 # is mounted at the same MNT again) with its content.
