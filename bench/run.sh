@@ -1043,11 +1043,8 @@ main() {
 		[ -e "$URING_SWITCH" ] || die "io_uring=on: this kernel has no FUSE over io_uring ($URING_SWITCH)"
 		URING_RESTORE=$(cat "$URING_SWITCH")
 		echo Y >"$URING_SWITCH"
+		# The variants come after these options and override them.
 		[[ ,$opts, == *,io_uring=* ]] || opts=${opts:+$opts,}io_uring=off
-		for i in "${!variants[@]}"; do
-			v=${variants[$i]}
-			[[ ,${v#*=}, == *,io_uring=* ]] || variants[$i]=$v,io_uring=off
-		done
 	fi
 	fs_add tmpfs tmpfs
 	fs_add sectorfs sectorfs "$opts"
