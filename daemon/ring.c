@@ -343,18 +343,27 @@ bool rg_take_reply(const struct iovec *iov, int count, ssize_t *n)
 	return true;
 }
 
-/* rg_stop(): answer nothing more, and stay.  A request the kernel gives
- * the entry now waits, unanswered, as one left in /dev/fuse would, until
- * the connection ends (unmount: ENOTCONN); were the thread gone, the
- * kernel would cancel it at once (ECANCELED), before the final save and
- * the unmount. */
+/* rg_stop(): answer nothing more, and stay until rg_free().  A request
+ * the kernel gives the entry now waits, unanswered, as one left in
+ * /dev/fuse would, until the connection ends; were the thread gone, the
+ * kernel would cancel it at once (ECANCELED), before the final save.  The
+ * thread still lets the ring run its completion work: an entry whose
+ * request is half-way to it would otherwise never come back, and an
+ * unmount waits for every entry. */
 static void park(struct rg_thread *t)
 {
 	atomic_store_explicit(&t->state, GONE, memory_order_release);
-	pthread_mutex_lock(&rg.lock);
-	while (!rg.release)
-		pthread_cond_wait(&rg.cond, &rg.lock);
-	pthread_mutex_unlock(&rg.lock);
+	for (;;) {
+		pthread_mutex_lock(&rg.lock);
+		bool release = rg.release;
+		pthread_mutex_unlock(&rg.lock);
+		if (release)
+			return;
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec wait = {.tv_nsec = 50 * 1000 * 1000};
+		if (io_uring_wait_cqe_timeout(&t->ring, &cqe, &wait) == 0)
+			io_uring_cqe_seen(&t->ring, cqe); /* left unanswered */
+	}
 }
 
 static void *serve(void *arg)
