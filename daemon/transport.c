@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* transport.c - the session's reads and writes on /dev/fuse (prefix tr_).
+/* transport.c - the session's reads and writes, on /dev/fuse or io_uring (prefix tr_).
  *
  * libfuse 3.14 reads requests and writes replies itself; this file takes
  * that job over (fuse_session_custom_io) for two reasons.
@@ -44,6 +44,15 @@
  *    (beyond max_background) joins the queue as earlier writes end, so at
  *    such a moment there is none left either.  Such moments come between
  *    the requests of a busy writer too; a steady quiet period would not.
+ *
+ * 4. To carry the requests over io_uring when the kernel offers it
+ *    (ring.c): the INIT reply takes FUSE_OVER_IO_URING only once the ring
+ *    threads are ready, every reply passes through tr_writev(), which
+ *    hands the ones for ring requests to their entries, and the quiet test
+ *    counts the requests the ring threads hold.  /dev/fuse stays for INIT,
+ *    FORGET, INTERRUPT and notifications.  Requests newer than libfuse
+ *    3.14 are rewritten on the way in and their replies on the way out,
+ *    on either transport (protocol.c).
  */
 #include "transport.h"
 
