@@ -12,7 +12,7 @@
 # Installing:
 #   1. the Debian packages that building and running need, where missing
 #      (scripts/deps.sh build: gcc, libc6-dev, make, cmake, pkg-config,
-#      libfuse3-dev, fuse3), waiting for apt's lock if another apt holds it;
+#      libfuse3-dev, fuse3, liburing-dev), waiting for apt's lock if another apt holds it;
 #   2. a build of the daemon and the library alone (no tests, sanitizers or
 #      benchmarks), in build-release/;
 #   3. under /usr/local: bin/sectorfs, the libraries, headers and

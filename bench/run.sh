@@ -7,8 +7,9 @@
 #
 # Mounts a fresh tmpfs (size=8g), a fresh sectorfs (size=8g plus OPTS) and
 # a fresh sectorfs for each variant (size=8g plus OPTS plus the variant's;
-# by default one: writeback=writeback, the kernel's writeback cache;
-# --variant none for none) in a private temporary directory and runs each
+# by default two: writeback=writeback, the kernel's writeback cache, and
+# uring=io_uring=on, FUSE over io_uring; --variant none for none) in a
+# private temporary directory and runs each
 # workload on each, in turn, round after round, each round starting one
 # further along (tmpfs sectorfs writeback, sectorfs writeback tmpfs, ...;
 # default 3 rounds); the figure of a workload is the median of its rounds.  The file systems are mounted afresh for
@@ -58,6 +59,13 @@
 #                 gives the memory.
 #   ratios.png    the ratios on a log scale, one bar per workload and
 #                 sectorfs, a line at 1
+#
+# When a variant has io_uring=on, the kernel's switch
+# /sys/module/fuse/parameters/enable_uring is Y for the run (put back as it
+# was at the end, whatever happens), and every configuration that does not
+# name io_uring= gets io_uring=off: their columns stay /dev/fuse.  The
+# table then ends with the io_uring column's ratios beside the /dev/fuse
+# ones (sectorfs).
 #
 # --quick: 1 round, 256 MiB / 128 MiB files, 2 s random runs, 10,000 small
 # files: a smoke test in about 3 minutes.  The default run takes about 20.
@@ -116,6 +124,9 @@ sfs_find_pid() { # MOUNTPOINT
 	return 0
 }
 
+URING_SWITCH=/sys/module/fuse/parameters/enable_uring
+URING_RESTORE="" # the switch as it was, if this run turned it on
+
 bench_cleanup() {
 	local rc=$? n
 	trap - EXIT INT TERM
@@ -123,6 +134,7 @@ bench_cleanup() {
 	for n in "${FS_NAMES[@]}"; do
 		fs_umount "$n" || true
 	done
+	[ -z "$URING_RESTORE" ] || echo "$URING_RESTORE" >"$URING_SWITCH" || true
 	[ -n "$WORK" ] && rm -rf "$WORK"
 	exit $rc
 }
@@ -858,6 +870,13 @@ with open(os.path.join(outdir, "table.md"), "w") as f:
         cells = ["%s | %s" % (fmt(vals[c], unit) + failed(w, c), ratio_text(ratios[c])) for c in cnames]
         f.write("| %s | %s | %s | %s |\n" % (name, fmt(vals["tmpfs"], unit) + failed(w, "tmpfs"),
                                             " | ".join(cells), unit))
+    uring = [c["name"] for c in configs if "io_uring=on" in c["mount_opts"].split(",")]
+    if uring and cnames[0] not in uring:
+        u = uring[0]
+        f.write("\nFUSE over io_uring (%s) beside /dev/fuse (%s), ratios to tmpfs: %s.\n"
+                % (label[u], label[cnames[0]], "; ".join(
+                    "%s %s (/dev/fuse %s)" % (w, ratio_text(ratios[u]), ratio_text(ratios[cnames[0]]))
+                    for w, name, unit, vals, ratios in rows)))
     disturbed = ["%s on %s, round %s" % (r["w"], r["fs"], r["round"]) for r in recs
                  if r["value"] is not None and r["extra"].get("foreign_drop_caches")]
     if disturbed:
@@ -984,7 +1003,7 @@ EOF
 
 main() {
 	local rounds=3 quick=0 opts="" out=$BENCH_DIR/results rounds_set=0 v
-	local -a variants=(writeback=writeback) names=()
+	local -a variants=(writeback=writeback uring=io_uring=on) names=()
 	local variants_set=0
 	while [ $# -gt 0 ]; do
 		case $1 in
@@ -1016,6 +1035,17 @@ main() {
 	mkdir -p "$out"
 	out=$(cd "$out" && pwd)
 	bench_init
+	local uring=0
+	for v in "${variants[@]}"; do
+		[[ ,${v#*=}, == *,io_uring=on,* ]] && uring=1
+	done
+	if [ $uring = 1 ]; then
+		[ -e "$URING_SWITCH" ] || die "io_uring=on: this kernel has no FUSE over io_uring ($URING_SWITCH)"
+		URING_RESTORE=$(cat "$URING_SWITCH")
+		echo Y >"$URING_SWITCH"
+		# The variants come after these options and override them.
+		[[ ,$opts, == *,io_uring=* ]] || opts=${opts:+$opts,}io_uring=off
+	fi
 	fs_add tmpfs tmpfs
 	fs_add sectorfs sectorfs "$opts"
 	names=(tmpfs sectorfs)

@@ -105,6 +105,21 @@ int sfs_getattr(struct sfs_fs *fs, sfs_ino_t ino, struct stat *st)
 	return 0;
 }
 
+int sfs_birth_time(struct sfs_fs *fs, sfs_ino_t ino, struct timespec *out)
+{
+	struct sfs_inode *ip = inode_get(fs, ino);
+	if (!ip)
+		return -ENOENT;
+	out->tv_sec = (time_t)(ip->btime_ns / 1000000000);
+	out->tv_nsec = (long)(ip->btime_ns % 1000000000);
+	if (out->tv_nsec < 0) { /* before 1970 */
+		out->tv_sec--;
+		out->tv_nsec += 1000000000;
+	}
+	inode_put(fs, ip);
+	return 0;
+}
+
 void contents_changed_by(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip)
 {
 	if (!cred_privileged(cr))

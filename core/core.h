@@ -67,7 +67,7 @@ struct sfs_inode {
 	_Atomic uint32_t mode;        /* [lock] written, [atomic] read: type, permissions */
 	uint32_t uid, gid;            /* [lock] */
 	_Atomic uint32_t nlink;       /* [lock] written, [atomic] read */
-	uint32_t generation;          /* [const] */
+	int64_t btime_ns;             /* [const] birth: ns since the epoch (inode_new) */
 	_Atomic uint64_t nlookup;     /* [atomic] the caller's lookups */
 	_Atomic int64_t atime_s, mtime_s, ctime_s;    /* [atomic] */
 	_Atomic uint32_t atime_ns, mtime_ns, ctime_ns; /* [atomic] */

@@ -191,9 +191,9 @@ int inode_new(struct sfs_fs *fs, uint32_t mode, uint32_t uid, uint32_t gid,
 	ip->mode = mode;
 	ip->uid = uid;
 	ip->gid = gid;
-	ip->generation = fs->generation;
 	atomic_init(&ip->refs, 1);
 	struct timespec now = os_now();
+	ip->btime_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	inode_set_time(&ip->atime_s, &ip->atime_ns, now);
 	inode_set_time(&ip->mtime_s, &ip->mtime_ns, now);
 	inode_set_time(&ip->ctime_s, &ip->ctime_ns, now);

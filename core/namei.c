@@ -74,7 +74,7 @@ static void entry_out(struct sfs_fs *fs, struct sfs_inode *ip, struct sfs_entry 
 	atomic_fetch_add(&ip->nlookup, 1);
 	lk_rdlock(&ip->lock);
 	out->ino = ip->ino;
-	out->generation = ip->generation;
+	out->generation = fs->generation;
 	inode_stat(fs, ip, &out->attr);
 	lk_rdunlock(&ip->lock);
 }

@@ -44,7 +44,9 @@
 #include "mountinfo.h"
 #include "ops.h"
 #include "os.h"
+#include "protocol.h"
 #include "remount.h"
+#include "ring.h"
 #include "say.h"
 #include "shutdown.h"
 #include "transport.h"
@@ -184,9 +186,12 @@ size_t daemon_report(struct daemon *d, char *buf, size_t size)
 	                 ? " (not in effect: the kernel cannot map such files)"
 	                 : "",
 	         d->writeback ? "on" : "off");
+	char transport[320];
+	tr_describe(transport, sizeof transport);
 	int n = snprintf(
 	        buf, size,
 	        "mount point:   %s (daemon pid %d)\n"
+	        "transport:     %s\n"
 	        "page cache:    %s\n"
 	        "inodes:        %s: %llu files, %llu directories, %llu symlinks, %llu other\n"
 	        "file data:     %.1f MiB (sum of file sizes)\n"
@@ -196,7 +201,7 @@ size_t daemon_report(struct daemon *d, char *buf, size_t size)
 	        "limit:         %s\n"
 	        "pool memory:   %.1f MiB mapped, %.1f MiB of it overhead\n"
 	        "daemon memory: %.1f MiB resident\n",
-	        mountpoint_real, (int)getpid(), writes, inodes, (unsigned long long)s.files,
+	        mountpoint_real, (int)getpid(), transport, writes, inodes, (unsigned long long)s.files,
 	        (unsigned long long)s.dirs, (unsigned long long)s.symlinks,
 	        (unsigned long long)s.others, mib(s.data_bytes), (unsigned long long)s.sectors,
 	        (unsigned long long)s.sector_size, mib(s.sectors * s.sector_size), mib(s.small_bytes),
@@ -224,6 +229,12 @@ static int mount_and_serve(struct opts *o)
 {
 	if (check_mountpoint(o->mountpoint))
 		return 1;
+	/* io_uring=on refuses before anything is mounted; auto notes why not. */
+	char uring_note[256] = "";
+	if (o->uring == OPT_URING_OFF)
+		snprintf(uring_note, sizeof uring_note, "io_uring=off");
+	else if (rg_probe(uring_note, sizeof uring_note) != 0 && o->uring == OPT_URING_ON)
+		return say_error("io_uring=on: %s", uring_note);
 	struct daemon d = {.cache = o->cache, .direct_write = o->direct_write, .writeback = o->writeback};
 	struct sfs_config cfg = {
 	        .attrs_changed = daemon_attrs_changed,
@@ -261,6 +272,7 @@ static int mount_and_serve(struct opts *o)
 			                 (unsigned long long)remount_min_size(&cfg));
 		return say_error("cannot create the filesystem: %s", strerror(-rc));
 	}
+	pt_install(d.fs);
 	if (image) {
 		char err[PATH_MAX + 1024];
 		/* Faulting in ahead speeds the load up too; its thread ends
@@ -299,9 +311,10 @@ static int mount_and_serve(struct opts *o)
 		rc = say_error("cannot mount on %s: %s", mountpoint_real, fuse_error("mount failed"));
 		goto out_signals;
 	}
-	/* Polling needs an fd per thread (clone_fd) or a single thread. */
-	rc = tr_install(se, o->clone_fd || o->max_threads == 1 ? o->spin_us : 0,
-	                o->max_threads == 1);
+	struct tr_config tc = {.spin_us = o->spin_us, .max_threads = o->max_threads,
+	                       .clone_fd = o->clone_fd, .uring = !uring_note[0],
+	                       .uring_note = uring_note};
+	rc = tr_install(se, &tc);
 	if (rc) {
 		rc = say_error("cannot take over the FUSE channel: %s", strerror(-rc));
 		goto out_unmount;
@@ -330,6 +343,7 @@ static int mount_and_serve(struct opts *o)
 	rc = o->max_threads == 1 ? fuse_session_loop(se) : fuse_session_loop_mt(se, lc);
 	fuse_loop_cfg_destroy(lc);
 	sd_loop_ended();
+	tr_stop();
 	rc = rc < 0 ? 1 : 0;
 	/* The loop ends on a signal (the mount is still there: save, then
 	 * unmount) or after an unmount (the tree is still in our memory). */
@@ -341,6 +355,7 @@ out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:
 	fuse_session_destroy(se);
+	tr_free();
 	sd_finish();
 out_fs:
 	/* Unmounted: a final save that failed is tried again here until it

@@ -28,6 +28,7 @@
 #include "image_cmd.h"
 #include "os.h"
 #include "progress.h"
+#include "protocol.h"
 #include "remount.h"
 #include "transport.h"
 
@@ -340,8 +341,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct sfs_cred cr = cred_of(req);
 	struct sfs_file *fh;
 	struct sfs_entry e;
-	int rc = sfs_create(fs_of(req), &cr, parent, name, mode, open_flags(dm(req), fi->flags), &e,
-	                    &fh);
+	/* An O_TMPFILE comes as a create (protocol.c) of an unnamed file. */
+	int rc = pt_tmpfile() ? sfs_tmpfile(fs_of(req), &cr, parent, mode,
+	                                    open_flags(dm(req), fi->flags), &e, &fh)
+	                      : sfs_create(fs_of(req), &cr, parent, name, mode,
+	                                   open_flags(dm(req), fi->flags), &e, &fh);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;

@@ -191,6 +191,15 @@ static int one_option(struct opts *o, const char *opt, char *err, size_t len)
 			return fail(err, len, "bad spin: '%s' (microseconds, 0 to 10000)",
 			            val ? val : "");
 		o->spin_us = (unsigned)v;
+	} else if (IS("io_uring")) {
+		if (val && !strcmp(val, "auto"))
+			o->uring = OPT_URING_AUTO;
+		else if (val && !strcmp(val, "on"))
+			o->uring = OPT_URING_ON;
+		else if (val && !strcmp(val, "off"))
+			o->uring = OPT_URING_OFF;
+		else
+			return fail(err, len, "bad io_uring: '%s' (auto, on or off)", val ? val : "");
 	} else if (IS("prefault") && !val) {
 		o->prefault = true;
 	} else if (IS("noprefault") && !val) {
@@ -291,6 +300,7 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 	o->max_threads = 8;
 	o->clone_fd = true;
 	o->spin_us = SPIN_DEFAULT_US;
+	o->uring = OPT_URING_AUTO;
 	o->prefault = true;
 	o->image_wait = ILOCK_WAIT_DEFAULT;
 	/* tmpfs's defaults: half the memory, and one inode per two pages of it. */
@@ -442,6 +452,9 @@ void opt_usage(const char *prog)
 	       "     max_threads=N     worker threads (default 8)\n"
 	       "     clone_fd, noclone_fd  a /dev/fuse descriptor per thread (the default), or\n"
 	       "                       one for all (then spin= needs max_threads=1)\n"
+	       "     io_uring=auto|on|off  FUSE over io_uring when the kernel has it on\n"
+	       "                       (auto, the default), or refuse to mount without it\n"
+	       "                       (on), or /dev/fuse only (off)\n"
 	       "     spin=US           after a request, poll for the next one this many\n"
 	       "                       microseconds before sleeping (default %u; 0: never)\n"
 	       "     prefault, noprefault  a background thread faults memory in ahead of\n"

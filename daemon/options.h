@@ -3,8 +3,8 @@
  *
  * sectorfs takes tmpfs's mount options with their names and meanings
  * (size, nr_inodes, mode, uid, gid, noswap), a few of its own (sector_size,
- * cache, direct_write, writeback, max_threads, clone_fd, image, save_interval,
- * image_wait), and
+ * cache, direct_write, writeback, max_threads, clone_fd, io_uring, image,
+ * save_interval, image_wait), and
  * passes everything else to libfuse.  Parsing never prints more than one line and never leaves half
  * a configuration: opt_parse() either fills everything or fails with a
  * message for the caller to print.
@@ -27,6 +27,13 @@ enum opt_direct {
 	OPT_DIRECT_AUTO, /* write-only ones, and any writing an empty file */
 	OPT_DIRECT_OFF,  /* none: every descriptor goes through the page cache */
 	OPT_DIRECT_ALL,  /* every descriptor that can write */
+};
+
+/* Which transport carries the requests (io_uring=). */
+enum opt_uring {
+	OPT_URING_AUTO, /* FUSE over io_uring when the kernel offers it */
+	OPT_URING_ON,   /* that, or refuse to mount */
+	OPT_URING_OFF,  /* /dev/fuse */
 };
 
 /* Microseconds a thread polls /dev/fuse for the next request before it
@@ -55,6 +62,7 @@ struct opts {
 	unsigned max_threads;
 	bool clone_fd;
 	unsigned spin_us;        /* poll /dev/fuse this long before sleeping */
+	enum opt_uring uring;    /* io_uring= */
 	bool prefault;           /* fault memory in ahead of large writes */
 	bool allow_other;
 	bool read_only;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* transport.c - the session's reads and writes on /dev/fuse (prefix tr_).
+/* transport.c - the session's reads and writes, on /dev/fuse or io_uring (prefix tr_).
  *
  * libfuse 3.14 reads requests and writes replies itself; this file takes
  * that job over (fuse_session_custom_io) for two reasons.
@@ -44,6 +44,15 @@
  *    (beyond max_background) joins the queue as earlier writes end, so at
  *    such a moment there is none left either.  Such moments come between
  *    the requests of a busy writer too; a steady quiet period would not.
+ *
+ * 4. To carry the requests over io_uring when the kernel offers it
+ *    (ring.c): the INIT reply takes FUSE_OVER_IO_URING only once the ring
+ *    threads are ready, every reply passes through tr_writev(), which
+ *    hands the ones for ring requests to their entries, and the quiet test
+ *    counts the requests the ring threads hold.  /dev/fuse stays for INIT,
+ *    FORGET, INTERRUPT and notifications.  Requests newer than libfuse
+ *    3.14 are rewritten on the way in and their replies on the way out,
+ *    on either transport (protocol.c).
  */
 #include "transport.h"
 
@@ -52,24 +61,34 @@
 #include <linux/fuse.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "fuse_abi.h"
+#include "protocol.h"
+#include "ring.h"
+
 /* Linux 6.6's flag, in the upper half of the 64 INIT flags (flags2);
  * Debian 12's <linux/fuse.h> is older.  Until Linux 6.9 (protocol 7.40;
  * "fuse: fix VM_MAYSHARE and direct_io_allow_mmap") a shared writable
  * mapping of such a file could drop its stores (msync failed with EIO), so
  * the daemon uses direct I/O only from 7.40 on. */
-#define DIRECT_IO_ALLOW_MMAP_FLAGS2 (1u << (36 - 32))
 #define DIRECT_IO_MMAP_MINOR 40
 
 static _Atomic uint64_t init_unique; /* the INIT request, 0 when answered */
 static _Atomic bool killpriv_offered;
 static _Atomic bool direct_mmap_offered;
 static _Atomic bool direct_mmap;      /* negotiated: see tr_direct_io_mmap() */
+static _Atomic bool uring_offered;    /* the INIT request offered io_uring */
+
+static struct tr_config config;       /* set once, before the loop */
+static struct fuse_session *session;  /* set once */
+static char uring_note[256];          /* why /dev/fuse; written once, at INIT */
+static _Atomic bool uring_live;       /* the INIT reply took io_uring */
 
 static long spin_ns;            /* 0: never poll (set once, before the loop) */
 static int session_fd = -1;     /* the session's /dev/fuse (set once) */
@@ -252,6 +271,15 @@ static ssize_t next_request(int fd, void *buf, size_t len)
 {
 	if (!spin_ns)
 		return read(fd, buf, len);
+	/* With io_uring only the rare requests come here (INIT, FORGET,
+	 * INTERRUPT): no polling, and the fd blocks again. */
+	if (atomic_load_explicit(&uring_live, memory_order_relaxed)) {
+		if (reader)
+			leave_reader(NULL);
+		if (nonblocking_fd == fd && set_nonblocking(fd, false) != 0)
+			return -1;
+		return read(fd, buf, len);
+	}
 	if (!reader)
 		become_reader();
 	ssize_t n;
@@ -288,16 +316,64 @@ static ssize_t tr_read(int fd, void *buf, size_t len, void *userdata)
 			atomic_store(&direct_mmap_offered, in->major == 7 &&
 			                                           in->minor >= DIRECT_IO_MMAP_MINOR &&
 			                                           (in->flags & FUSE_INIT_EXT) &&
-			                                           (in->flags2 & DIRECT_IO_ALLOW_MMAP_FLAGS2));
+			                                           (in->flags2 & ABI_DIRECT_IO_ALLOW_MMAP));
+			atomic_store(&uring_offered,
+			             (in->flags & FUSE_INIT_EXT) && (in->flags2 & ABI_OVER_IO_URING));
 			atomic_store(&init_unique, h->unique);
 		}
 	}
+	if (n > 0)
+		pt_request(buf, (size_t)n);
 	return n;
+}
+
+/* The payload buffer a ring entry needs: the kernel's rule, with its
+ * default of 32 pages when the reply does not set max_pages. */
+static size_t ring_payload(const struct fuse_init_out *out, size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), n = 8192;
+	size_t pages = len >= offsetof(struct fuse_init_out, max_pages) + sizeof out->max_pages &&
+	                               (out->flags & FUSE_MAX_PAGES)
+	                       ? out->max_pages
+	                       : 32;
+	if (pages < 32)
+		pages = 32;
+	if (out->max_write > n)
+		n = out->max_write;
+	return pages * page > n ? pages * page : n;
+}
+
+/* While the INIT reply is being written: io_uring if wanted and offered,
+ * and the ring threads are ready. */
+static bool take_uring(struct fuse_init_out *out, size_t len)
+{
+	if (!config.uring)
+		return false;
+	if (!atomic_load(&uring_offered) || !(out->flags & FUSE_INIT_EXT) ||
+	    len < offsetof(struct fuse_init_out, flags2) + sizeof out->flags2) {
+		snprintf(uring_note, sizeof uring_note, "the kernel did not offer io_uring at INIT");
+		return false;
+	}
+	if (!rg_prepare(session, session_fd, ring_payload(out, len), config.max_threads)) {
+		snprintf(uring_note, sizeof uring_note, "the io_uring threads could not be set up");
+		return false;
+	}
+	out->flags2 |= ABI_OVER_IO_URING;
+	return true;
 }
 
 static ssize_t tr_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	(void)userdata;
+	struct iovec conv[1];
+	char room[PT_ROOM] __attribute__((aligned(8)));
+	if (pt_reply(iov, count, conv, room)) {
+		iov = conv;
+		count = 1;
+	}
+	ssize_t written;
+	if (rg_take_reply(iov, count, &written))
+		return written;
 	uint64_t init = atomic_load_explicit(&init_unique, memory_order_acquire);
 	if (init && count >= 2 && iov[0].iov_len >= sizeof(struct fuse_out_header)) {
 		struct fuse_out_header *h = iov[0].iov_base;
@@ -310,10 +386,17 @@ static ssize_t tr_writev(int fd, struct iovec *iov, int count, void *userdata)
 			 * 3.14 sets when the kernel did. */
 			if (atomic_load(&direct_mmap_offered) && (out->flags & FUSE_INIT_EXT) &&
 			    iov[1].iov_len >= offsetof(struct fuse_init_out, flags2) + sizeof(uint32_t)) {
-				out->flags2 |= DIRECT_IO_ALLOW_MMAP_FLAGS2;
+				out->flags2 |= ABI_DIRECT_IO_ALLOW_MMAP;
 				atomic_store(&direct_mmap, true);
 			}
+			bool ring = take_uring(out, iov[1].iov_len);
 			atomic_store(&init_unique, 0);
+			ssize_t w = writev(fd, iov, count);
+			if (ring) {
+				rg_start(w >= 0);
+				atomic_store(&uring_live, w >= 0);
+			}
+			return w;
 		}
 	}
 	return writev(fd, iov, count);
@@ -321,11 +404,15 @@ static ssize_t tr_writev(int fd, struct iovec *iov, int count, void *userdata)
 
 static const struct fuse_custom_io transport = {.writev = tr_writev, .read = tr_read};
 
-int tr_install(struct fuse_session *se, unsigned spin_us, bool one_thread)
+int tr_install(struct fuse_session *se, const struct tr_config *c)
 {
-	spin_ns = (long)spin_us * 1000;
+	config = *c;
+	session = se;
+	/* Polling /dev/fuse needs an fd per thread (clone_fd) or one thread. */
+	spin_ns = c->clone_fd || c->max_threads == 1 ? (long)c->spin_us * 1000 : 0;
 	session_fd = fuse_session_fd(se);
-	single_thread = one_thread;
+	single_thread = c->max_threads == 1;
+	snprintf(uring_note, sizeof uring_note, "%s", c->uring_note ? c->uring_note : "");
 	if (spin_ns && pthread_key_create(&reader_key, reader_exits) != 0)
 		spin_ns = 0;
 	return fuse_session_custom_io(se, &transport, fuse_session_fd(se));
@@ -340,22 +427,33 @@ bool tr_direct_io_mmap(void)
  * request, with no request read in the 50 us after the look, which covers
  * a worker whose read() had already taken one it had not counted yet (a
  * few instructions, unless it was preempted right there). */
+static int held_now(void)
+{
+	int ring = rg_held();
+	return ring < 0 ? INT32_MAX : atomic_load(&requests_held) + ring;
+}
+
+static unsigned long taken_now(void)
+{
+	return atomic_load(&requests_taken) + rg_taken();
+}
+
 static bool quiet_now(int mine)
 {
-	unsigned long taken = atomic_load(&requests_taken);
+	unsigned long taken = taken_now();
 	struct pollfd p = {.fd = session_fd, .events = POLLIN};
-	if (atomic_load(&requests_held) > mine || poll(&p, 1, 0) != 0)
+	if (held_now() > mine || poll(&p, 1, 0) != 0)
 		return false;
 	long until = now_ns() + 50 * 1000;
 	while (now_ns() < until)
-		if (atomic_load(&requests_taken) != taken)
+		if (taken_now() != taken)
 			return false;
-	return atomic_load(&requests_held) <= mine;
+	return held_now() <= mine;
 }
 
 bool tr_wait_quiet(int mine, unsigned timeout_ms)
 {
-	if (session_fd < 0 || (mine && single_thread))
+	if (session_fd < 0 || (mine && single_thread && !atomic_load(&uring_live)))
 		return false;
 	long until = now_ns() + (long)timeout_ms * 1000000;
 	while (!atomic_load(&loop_ended)) {
@@ -371,4 +469,24 @@ bool tr_wait_quiet(int mine, unsigned timeout_ms)
 void tr_end(void)
 {
 	atomic_store(&loop_ended, true);
+}
+
+void tr_stop(void)
+{
+	tr_end();
+	rg_stop();
+}
+
+void tr_free(void)
+{
+	rg_free();
+}
+
+size_t tr_describe(char *buf, size_t len)
+{
+	if (atomic_load(&uring_live))
+		return rg_describe(buf, len);
+	int n = snprintf(buf, len, "/dev/fuse%s%s%s", uring_note[0] ? " (io_uring: " : "",
+	                 uring_note, uring_note[0] ? ")" : "");
+	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
 }

@@ -7,10 +7,20 @@
 
 #include "ops.h"
 
-/* Take over the session's I/O, after fuse_session_mount(), polling for
- * spin_us microseconds before sleeping (0: never; only with one /dev/fuse
- * clone per thread): 0 or -errno. */
-int tr_install(struct fuse_session *se, unsigned spin_us, bool one_thread);
+struct tr_config {
+	unsigned spin_us;       /* poll this long before sleeping (0: never) */
+	unsigned max_threads;   /* 1: the session loop is single-threaded */
+	bool clone_fd;          /* a /dev/fuse clone per worker (polling needs it) */
+	bool uring;             /* take FUSE over io_uring if the kernel offers it */
+	const char *uring_note; /* why not, for `sectorfs stats` (copied) */
+};
+
+/* Take over the session's I/O, after fuse_session_mount(): 0 or -errno.
+ * On /dev/fuse a worker polls for spin_us before it sleeps, only with one
+ * /dev/fuse clone per thread (clone_fd) or a single thread.  With uring,
+ * the INIT reply takes io_uring if the kernel offers it (ring.c), with
+ * max_threads threads spread over the queues (at least two a queue). */
+int tr_install(struct fuse_session *se, const struct tr_config *c);
 
 /* True once the kernel has agreed that files opened with FOPEN_DIRECT_IO
  * may still be mapped (FUSE_DIRECT_IO_ALLOW_MMAP, as of Linux 6.9). */
@@ -26,5 +36,14 @@ bool tr_wait_quiet(int mine, unsigned timeout_ms);
 
 /* The session loop is over: tr_wait_quiet() returns false at once. */
 void tr_end(void);
+
+/* After the loop: tr_end(), and the io_uring threads answer no more. */
+void tr_stop(void);
+
+/* After fuse_session_destroy(): the io_uring threads end. */
+void tr_free(void);
+
+/* One line for `sectorfs stats`: the live transport (and why /dev/fuse). */
+size_t tr_describe(char *buf, size_t len);
 
 #endif

@@ -140,6 +140,9 @@ int sfs_lookup(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, c
 int sfs_forget(struct sfs_fs *fs, sfs_ino_t ino, uint64_t nlookup);
 
 int sfs_getattr(struct sfs_fs *fs, sfs_ino_t ino, struct stat *st);
+/* When the inode was created (statx's btime): in this filesystem's life,
+ * so an inode built by sfs_image_load() was born at the load. */
+int sfs_birth_time(struct sfs_fs *fs, sfs_ino_t ino, struct timespec *out);
 
 /* setattr: which fields of *attr to apply */
 #define SFS_SET_MODE 0x001u

@@ -9,9 +9,9 @@
 # it, instead of failing.  Run as root, or as a user who may sudo.
 set -eu
 # Building: a C compiler and libc's headers, make, cmake, pkg-config, and
-# libfuse's headers; running: fuse3 (fusermount3, mount.fuse3) and
+# the headers of libfuse and liburing; running: fuse3 (fusermount3, mount.fuse3) and
 # libfuse3-3, which libfuse3-dev brings.
-BUILD="gcc libc6-dev make cmake pkg-config libfuse3-dev fuse3"
+BUILD="gcc libc6-dev make cmake pkg-config libfuse3-dev fuse3 liburing-dev"
 # Testing: valgrind, the fuzzer (clang with libFuzzer), the tools the mount
 # tests run, groff for the man pages, and debhelper and debootstrap for the
 # Debian package and the clean root it is installed into.

@@ -24,7 +24,12 @@
 # Environment: MT_DEADLINE=seconds (the watchdog; default per script, 840
 # if the script sets none), MT_ONLY="sec_fn ..." (run only those sections),
 # MT_VERBOSE=1 (print every section's output), MT_KEEP_GOING=1 (go on
-# after a difference; fail at the end).
+# after a difference; fail at the end), SFS_TRANSPORT=uring (every
+# sectorfs the test runs gets -o io_uring=on first, through a wrapper
+# named sectorfs in $T/bin, and the kernel's switch
+# /sys/module/fuse/parameters/enable_uring is Y for the run and put back
+# as it was at exit, whatever happens; 77 if the kernel has no such
+# switch).
 
 set -euo pipefail
 umask 022
@@ -41,6 +46,8 @@ T=""
 MT_NAME=""
 MT_MOUNTS=()       # every mount point this test may have mounted
 MT_RESTORE_FUSE="" # mode of /dev/fuse to put back, if a test changed it
+MT_RESTORE_URING="" # enable_uring to put back, if SFS_TRANSPORT=uring changed it
+ENABLE_URING=/sys/module/fuse/parameters/enable_uring
 
 say() { printf '%s\n' "$*"; }
 die() {
@@ -77,7 +84,32 @@ mt_init() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	mt_watchdog "${MT_DEADLINE:-${MT_DEFAULT_DEADLINE:-840}}"
+	[ "${SFS_TRANSPORT:-}" = uring ] && mt_uring
 	say "$MT_NAME: binary $SECTORFS, work dir $T"
+}
+
+# The test sets the kernel's switch enable_uring itself (uring_switch Y|N),
+# and it is put back as it was at exit; 77 if the kernel has none.
+mt_own_uring_switch() {
+	if [ ! -e "$ENABLE_URING" ]; then
+		say "this kernel has no FUSE over io_uring ($ENABLE_URING): skipped"
+		exit 77
+	fi
+	[ -n "$MT_RESTORE_URING" ] || MT_RESTORE_URING=$(cat "$ENABLE_URING")
+}
+uring_switch() { echo "$1" >"$ENABLE_URING" || die "cannot set $ENABLE_URING to $1"; }
+
+# SFS_TRANSPORT=uring: FUSE over io_uring for every mount of this test.
+mt_uring() {
+	mt_own_uring_switch
+	uring_switch Y
+	mkdir "$T/bin"
+	chmod 0755 "$T/bin"
+	printf '#!/bin/sh\nexec %q -o io_uring=on "$@"\n' "$SECTORFS" >"$T/bin/sectorfs"
+	chmod 0755 "$T/bin/sectorfs"
+	SECTORFS=$T/bin/sectorfs
+	SFS_COMM=sectorfs
+	export SECTORFS
 }
 
 # A test that hangs (a daemon that deadlocked, say) must still clean up
@@ -212,6 +244,10 @@ mt_cleanup() {
 	done
 	if [ -n "$MT_RESTORE_FUSE" ]; then
 		chmod "$MT_RESTORE_FUSE" /dev/fuse
+	fi
+	if [ -n "$MT_RESTORE_URING" ]; then
+		echo "$MT_RESTORE_URING" >"$ENABLE_URING"
+		MT_RESTORE_URING=""
 	fi
 	if awk -v t="$T/" 'index($5, t) == 1 { f = 1 } END { exit !f }' /proc/self/mountinfo; then
 		say "WARNING: something is still mounted under $T; not removing it" >&2

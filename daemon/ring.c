@@ -1,0 +1,580 @@
+/* SPDX-License-Identifier: MIT */
+/* ring.c - FUSE over io_uring (prefix rg_).
+ *
+ * On /dev/fuse every request costs the daemon two system calls (a read
+ * that sleeps until one comes, a write for the answer) and the caller two
+ * wake-ups, usually across CPUs.  Linux 6.14 added a second transport: the
+ * daemon hands the kernel ring entries (io_uring commands on /dev/fuse),
+ * one queue of them per possible CPU; a request is put in an entry of the
+ * queue of the CPU its caller runs on, and a single command answers a
+ * request and hands the entry back for the next one.  When the entry's
+ * thread runs on that CPU, caller and daemon take turns on one CPU and
+ * neither waits for an interrupt from the other.
+ *
+ * libfuse 3.14 knows nothing of this, and we keep it for what it does
+ * well (decoding requests, encoding replies), so this file is a shim:
+ *
+ * - Threads.  Each thread has its own ring with exactly one entry, and
+ *   serves one queue (it is pinned to that CPU).  A thread that holds a
+ *   request therefore delays no other: a queue has per_queue threads
+ *   (at least two), so a long request (a save, a large fallocate) leaves
+ *   the CPU's other requests to the next thread, as the /dev/fuse workers
+ *   did.  It also makes the quiet test sound: a request the kernel keeps
+ *   in a queue's list because every entry of it is busy is never invisible
+ *   to tr_wait_quiet(), since then more threads hold requests than the one
+ *   that asks.  The kernel gives a queue's next request to the entry that
+ *   came back last, so the thread that just answered takes it, warm.
+ *
+ * - Requests.  The kernel puts the fuse_in_header and the request's first
+ *   argument (fuse_write_in, ...) in the entry's 288-byte header buffer
+ *   and the rest (names, data to write) in its payload buffer.  The two
+ *   are one mapping here, header page first, so the request is made whole
+ *   for libfuse by copying at most 168 bytes in front of the payload:
+ *   data to write is never copied, libfuse hands the op a pointer into the
+ *   payload.  It then goes through fuse_session_process_buf(), exactly as
+ *   a request read from /dev/fuse.
+ *
+ * - Replies.  libfuse writes its reply through the session's writev
+ *   (transport.c), which gives it to rg_take_reply(): a reply to the
+ *   request this thread is serving is copied into the entry (header, and
+ *   payload: a read's data is copied once more than on /dev/fuse, which
+ *   takes it straight from the sectors) and committed with the next fetch
+ *   when the op returns.  Every op of the daemon answers before it
+ *   returns, so the answer is always there; if it were not, the request is
+ *   answered EIO rather than the entry lost.  Everything else (INIT,
+ *   FORGET, INTERRUPT, the kernel's notifications, the answers to
+ *   requests that came on /dev/fuse) still goes through /dev/fuse, whose
+ *   readers stay.
+ *
+ * - Never a hung mount.  Once the INIT reply carries FUSE_OVER_IO_URING
+ *   the kernel holds every request until each queue has an entry, so the
+ *   flag is only set when every thread has its ring and buffers ready
+ *   (rg_prepare(), before the reply is written); the entries are handed
+ *   over right after it (the kernel refuses them before INIT is
+ *   answered).  If the kernel refuses one, it goes back to /dev/fuse by
+ *   itself.  On unmount it completes the parked entries with ENOTCONN and
+ *   the threads end; a killed daemon's rings are closed with it, which
+ *   releases the entries, and the mount answers ENOTCONN until
+ *   fusermount3 -u, as on /dev/fuse.
+ *
+ * - Waiting.  A thread sleeps in io_uring_enter() until its entry gets a
+ *   request; it does not poll (spin= is /dev/fuse's).  Polling the
+ *   completion ring for 50 us after each answer (one thread at a time,
+ *   run its completion work as soon as the kernel flags it) was measured
+ *   against sleeping, 20,000 small files, two alternating rounds on this
+ *   2-CPU machine: sleeping gave 2.1x the creates, 1.5-2.5x the stats
+ *   and 2.6x the reads.  A thread pinned to the caller's CPU that polls
+ *   takes that CPU from the caller it is about to wake; one that sleeps
+ *   gives it back at once.  The rings run their completion work only when
+ *   their thread asks (DEFER_TASKRUN), which also tells, through
+ *   IORING_SQ_TASKRUN, that a request is on its way to the thread:
+ *   rg_held() sees it.
+ */
+#include "ring.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <poll.h>
+#include <linux/fuse.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fuse_abi.h"
+#include "protocol.h"
+
+#define ENABLE_URING "/sys/module/fuse/parameters/enable_uring"
+#define RING_FLAGS                                                                            \
+	(IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |       \
+	 IORING_SETUP_TASKRUN_FLAG)
+#define STOP_TAG 1 /* user_data of the stop poll; an entry's is its thread */
+/* The header buffer, then room to make a request whole in front of the
+ * payload: the header and the first argument, 40 + 128 bytes. */
+#define HEADER_ROOM 4096
+
+enum { WAITING, HOLDING, GONE };
+
+struct rg_thread {
+	struct io_uring ring;             /* [own] this thread's alone */
+	pthread_t tid;                    /* [const] */
+	unsigned qid;                     /* [const] the CPU whose requests it serves */
+	char *mem;                        /* [const] HEADER_ROOM + payload bytes */
+	struct abi_uring_req_header *hdr; /* [const] at mem */
+	char *payload;                    /* [const] at mem + HEADER_ROOM */
+	struct iovec iov[2];              /* [const] what REGISTER hands over */
+	bool ring_made;                   /* [own] ring needs io_uring_queue_exit */
+	bool created;                     /* [lock] the thread exists (to join) */
+	int err;                          /* [lock] setup's errno, 0 if ready */
+	uint64_t unique;                  /* [own] the request being answered */
+	bool replied;                     /* [own] its answer is in the entry */
+	_Atomic int state;                /* WAITING, HOLDING, GONE */
+	_Atomic unsigned sq_tail;         /* SQ tail when it went WAITING */
+};
+
+static struct {
+	struct fuse_session *se; /* [const once prepared] */
+	int fd;                  /* [const] the session's /dev/fuse */
+	size_t payload;          /* [const] bytes of an entry's payload */
+	unsigned queues, n;      /* [const] queues; threads in all */
+	struct rg_thread *t;     /* [const] n of them */
+	int stop_fd;             /* [const] eventfd: readable once rg_stop() */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned ready; /* [lock] threads done with setup */
+	int go;         /* [lock] 0: wait, 1: register, -1: end */
+	bool release;   /* [lock] stopped threads may end (rg_free()) */
+	_Atomic bool started;         /* entries handed over: rg_held() looks */
+	_Atomic int refused;          /* errno of a refused entry (0: none) */
+	_Atomic unsigned long taken;  /* requests taken, ever */
+} rg = {.fd = -1, .stop_fd = -1, .lock = PTHREAD_MUTEX_INITIALIZER,
+        .cond = PTHREAD_COND_INITIALIZER};
+
+static _Thread_local struct rg_thread *serving; /* the entry this thread answers */
+
+/* How many CPUs may ever exist (/sys/devices/system/cpu/possible, "0-3"
+ * or "0,2-5"): the kernel makes as many queues, and a queue's number is a
+ * CPU's. */
+static unsigned possible_cpus(void)
+{
+	FILE *f = fopen("/sys/devices/system/cpu/possible", "re");
+	char line[4096];
+	unsigned n = 0;
+	if (f && fgets(line, sizeof line, f)) {
+		for (char *p = line; *p && *p != '\n';) {
+			char *end;
+			unsigned long a = strtoul(p, &end, 10), b = a;
+			if (end == p)
+				break;
+			if (*end == '-')
+				b = strtoul(end + 1, &end, 10);
+			n += b >= a ? (unsigned)(b - a + 1) : 0;
+			p = *end == ',' ? end + 1 : end;
+		}
+	}
+	if (f)
+		fclose(f);
+	if (n == 0) {
+		long c = sysconf(_SC_NPROCESSORS_CONF);
+		n = c > 0 ? (unsigned)c : 1;
+	}
+	return n;
+}
+
+int rg_probe(char *why, size_t len)
+{
+	char v[4] = "";
+	int fd = open(ENABLE_URING, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, len,
+		         "this kernel has no FUSE over io_uring (no %s: it needs Linux 6.14 or later, "
+		         "built with CONFIG_FUSE_IO_URING)",
+		         ENABLE_URING);
+		return -EOPNOTSUPP;
+	}
+	ssize_t n = read(fd, v, sizeof v - 1);
+	close(fd);
+	if (n < 1 || v[0] != 'Y') {
+		snprintf(why, len,
+		         "the kernel has FUSE over io_uring turned off (as root: echo Y > %s)",
+		         ENABLE_URING);
+		return -EOPNOTSUPP;
+	}
+	struct io_uring r;
+	struct io_uring_params p = {.flags = RING_FLAGS};
+	int rc = io_uring_queue_init_params(4, &r, &p);
+	if (rc) {
+		snprintf(why, len, "io_uring cannot be set up here: %s%s", strerror(-rc),
+		         rc == -EPERM ? " (see sysctl kernel.io_uring_disabled)" : "");
+		return rc;
+	}
+	io_uring_queue_exit(&r);
+	return 0;
+}
+
+/* ---- a thread's ring ---- */
+
+static struct io_uring_sqe *fuse_cmd(struct rg_thread *t, unsigned op, uint64_t commit_id)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
+	if (!sqe)
+		return NULL; /* cannot happen: one entry, one command at a time */
+	memset(sqe, 0, 2 * sizeof *sqe); /* SQE128: the command area follows */
+	sqe->opcode = IORING_OP_URING_CMD;
+	sqe->flags = IOSQE_FIXED_FILE;
+	sqe->fd = 0; /* the registered /dev/fuse */
+	sqe->cmd_op = op;
+	io_uring_sqe_set_data(sqe, t);
+	struct abi_uring_cmd_req *req = (struct abi_uring_cmd_req *)sqe->cmd;
+	req->qid = (uint16_t)t->qid;
+	req->commit_id = commit_id;
+	if (op == ABI_URING_CMD_REGISTER) {
+		sqe->addr = (uint64_t)(uintptr_t)t->iov;
+		sqe->len = 2;
+	}
+	return sqe;
+}
+
+static void pin(unsigned cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	/* An offline CPU sends no requests: its threads may run anywhere. */
+	(void)sched_setaffinity(0, sizeof set, &set);
+}
+
+static int setup(struct rg_thread *t)
+{
+	struct io_uring_params p = {.flags = RING_FLAGS};
+	int rc = io_uring_queue_init_params(4, &t->ring, &p);
+	if (rc)
+		return rc;
+	t->ring_made = true;
+	rc = io_uring_register_files(&t->ring, &rg.fd, 1);
+	if (rc)
+		return rc;
+	t->mem = mmap(NULL, HEADER_ROOM + rg.payload, PROT_READ | PROT_WRITE,
+	              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (t->mem == MAP_FAILED) {
+		t->mem = NULL;
+		return -errno;
+	}
+	t->hdr = (struct abi_uring_req_header *)t->mem;
+	t->payload = t->mem + HEADER_ROOM;
+	t->iov[0] = (struct iovec){.iov_base = t->hdr, .iov_len = sizeof *t->hdr};
+	t->iov[1] = (struct iovec){.iov_base = t->payload, .iov_len = rg.payload};
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
+	io_uring_prep_poll_add(sqe, rg.stop_fd, POLLIN);
+	io_uring_sqe_set_data(sqe, (void *)(uintptr_t)STOP_TAG);
+	return 0;
+}
+
+/* Publish that the thread waits, with the commands it queued: until the
+ * kernel has taken them (the SQ head reaches this tail) a committed entry
+ * may be getting its next request. */
+static void going_to_wait(struct rg_thread *t)
+{
+	atomic_store_explicit(&t->sq_tail, t->ring.sq.sqe_tail, memory_order_relaxed);
+	atomic_store_explicit(&t->state, WAITING, memory_order_release);
+}
+
+/* The next completion: a request in the entry, an error, or the stop. */
+static struct io_uring_cqe *next_cqe(struct rg_thread *t)
+{
+	struct io_uring_cqe *cqe;
+	going_to_wait(t);
+	for (;;) {
+		int rc = io_uring_submit_and_wait(&t->ring, 1);
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+			return NULL;
+		if (io_uring_peek_cqe(&t->ring, &cqe) == 0)
+			return cqe;
+	}
+}
+
+/* Answer the request in the entry; the answer is committed with the next
+ * fetch. */
+static void answer(struct rg_thread *t)
+{
+	const struct fuse_in_header *in = (const void *)t->hdr->in_out;
+	struct abi_uring_ent_in_out *ent = &t->hdr->ent;
+	uint64_t commit_id = ent->commit_id;
+	size_t payload = ent->payload_sz;
+	t->unique = in->unique;
+	t->replied = false;
+	if (in->len >= sizeof *in + payload && in->len - sizeof *in - payload <= sizeof t->hdr->op_in &&
+	    payload <= rg.payload) {
+		size_t oplen = in->len - sizeof *in - payload;
+		char *msg = t->payload - oplen - sizeof *in;
+		memcpy(msg, in, sizeof *in);
+		memcpy(msg + sizeof *in, t->hdr->op_in, oplen);
+		struct fuse_buf buf = {.size = in->len, .mem = msg};
+		pt_request(msg, buf.size);
+		serving = t;
+		fuse_session_process_buf(rg.se, &buf);
+		serving = NULL;
+	}
+	if (!t->replied) { /* malformed, or an op that did not answer */
+		struct fuse_out_header *out = (void *)t->hdr->in_out;
+		*out = (struct fuse_out_header){.len = sizeof *out, .error = -EIO, .unique = t->unique};
+		ent->payload_sz = 0;
+	}
+	fuse_cmd(t, ABI_URING_CMD_COMMIT_AND_FETCH, commit_id);
+}
+
+bool rg_take_reply(const struct iovec *iov, int count, ssize_t *n)
+{
+	struct rg_thread *t = serving;
+	if (!t || t->replied || count < 1 || iov[0].iov_len < sizeof(struct fuse_out_header))
+		return false;
+	const struct fuse_out_header *out = iov[0].iov_base;
+	if (out->unique != t->unique)
+		return false; /* another request's: an interrupt's, say */
+	struct fuse_out_header *h = (void *)t->hdr->in_out;
+	*h = *out;
+	size_t used = 0, total = 0;
+	for (int i = 0; i < count; i++) {
+		const char *p = iov[i].iov_base;
+		size_t len = iov[i].iov_len;
+		total += len;
+		if (i == 0)
+			p += sizeof *out, len -= sizeof *out;
+		if (used + len > rg.payload) {
+			h->error = -EIO; /* cannot happen: replies fit max_write */
+			used = 0;
+			break;
+		}
+		memcpy(t->payload + used, p, len);
+		used += len;
+	}
+	t->hdr->ent.payload_sz = (uint32_t)used;
+	t->replied = true;
+	*n = (ssize_t)total;
+	return true;
+}
+
+/* rg_stop(): answer nothing more, and stay until rg_free().  A request
+ * the kernel gives the entry now waits, unanswered, as one left in
+ * /dev/fuse would, until the connection ends; were the thread gone, the
+ * kernel would cancel it at once (ECANCELED), before the final save.  The
+ * thread still lets the ring run its completion work: an entry whose
+ * request is half-way to it would otherwise never come back, and an
+ * unmount waits for every entry. */
+static void park(struct rg_thread *t)
+{
+	atomic_store_explicit(&t->state, GONE, memory_order_release);
+	for (;;) {
+		pthread_mutex_lock(&rg.lock);
+		bool release = rg.release;
+		pthread_mutex_unlock(&rg.lock);
+		if (release)
+			return;
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec wait = {.tv_nsec = 50 * 1000 * 1000};
+		if (io_uring_wait_cqe_timeout(&t->ring, &cqe, &wait) == 0)
+			io_uring_cqe_seen(&t->ring, cqe); /* left unanswered */
+	}
+}
+
+static void *serve(void *arg)
+{
+	struct rg_thread *t = arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the loop's */
+	char name[16];
+	snprintf(name, sizeof name, "sfs-ring%u", t->qid);
+	pthread_setname_np(pthread_self(), name);
+	pin(t->qid);
+	int err = setup(t);
+	pthread_mutex_lock(&rg.lock);
+	t->err = err;
+	rg.ready++;
+	pthread_cond_broadcast(&rg.cond);
+	while (rg.go == 0)
+		pthread_cond_wait(&rg.cond, &rg.lock);
+	int go = rg.go;
+	pthread_mutex_unlock(&rg.lock);
+	if (err || go < 0)
+		goto out;
+
+	fuse_cmd(t, ABI_URING_CMD_REGISTER, 0);
+	for (;;) {
+		struct io_uring_cqe *cqe = next_cqe(t);
+		if (!cqe)
+			break;
+		if (io_uring_cqe_get_data(cqe) == (void *)(uintptr_t)STOP_TAG) {
+			park(t);
+			break;
+		}
+		int res = cqe->res;
+		atomic_store_explicit(&t->state, HOLDING, memory_order_release);
+		io_uring_cqe_seen(&t->ring, cqe);
+		if (res == 0) {
+			atomic_fetch_add_explicit(&rg.taken, 1, memory_order_relaxed);
+			answer(t);
+			continue;
+		}
+		if (res == -ENOTCONN || res == -ECONNABORTED || res == -ECANCELED)
+			break; /* unmounted, or the connection aborted */
+		if (res == -EAGAIN || res == -EINTR || res == -ENOENT) {
+			/* Not ready yet, or a commit the kernel no longer
+			 * wanted (its request ended): hand the entry over anew. */
+			if (res == -EAGAIN)
+				nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+			fuse_cmd(t, ABI_URING_CMD_REGISTER, 0);
+			continue;
+		}
+		/* Refused: the kernel goes on with /dev/fuse. */
+		atomic_store(&rg.refused, -res);
+		break;
+	}
+out:
+	atomic_store_explicit(&t->state, GONE, memory_order_release);
+	return NULL;
+}
+
+/* ---- the pool ---- */
+
+static void free_all(void)
+{
+	for (unsigned i = 0; i < rg.n; i++) {
+		struct rg_thread *t = &rg.t[i];
+		if (t->ring_made)
+			io_uring_queue_exit(&t->ring);
+		/* The thread is gone: the kernel no longer copies into its
+		 * entry (such work ends with the task). */
+		if (t->mem)
+			munmap(t->mem, HEADER_ROOM + rg.payload);
+	}
+	free(rg.t);
+	rg.t = NULL;
+	rg.n = 0;
+	if (rg.stop_fd >= 0)
+		close(rg.stop_fd);
+	rg.stop_fd = -1;
+}
+
+/* Stop answering (release: and end). */
+static void stop_threads(bool release)
+{
+	pthread_mutex_lock(&rg.lock);
+	if (rg.go == 0)
+		rg.go = -1;
+	rg.release = release;
+	pthread_cond_broadcast(&rg.cond);
+	pthread_mutex_unlock(&rg.lock);
+	uint64_t one = 1;
+	if (rg.stop_fd >= 0 && write(rg.stop_fd, &one, sizeof one) != sizeof one)
+		perror("sectorfs: stopping the io_uring threads");
+}
+
+static void end_threads(void)
+{
+	stop_threads(true);
+	for (unsigned i = 0; i < rg.n; i++)
+		if (rg.t[i].created)
+			pthread_join(rg.t[i].tid, NULL);
+	atomic_store(&rg.started, false);
+	free_all();
+}
+
+bool rg_prepare(struct fuse_session *se, int fd, size_t payload, unsigned threads)
+{
+	rg.se = se;
+	rg.fd = fd;
+	rg.payload = payload;
+	rg.queues = possible_cpus();
+	unsigned per_queue = (threads + rg.queues - 1) / rg.queues;
+	if (per_queue < 2)
+		per_queue = 2;
+	rg.n = rg.queues * per_queue;
+	rg.t = calloc(rg.n, sizeof *rg.t);
+	rg.stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (!rg.t || rg.stop_fd < 0) {
+		if (!rg.t)
+			rg.n = 0;
+		free_all();
+		return false;
+	}
+	unsigned created = 0;
+	for (unsigned i = 0; i < rg.n; i++) {
+		struct rg_thread *t = &rg.t[i];
+		t->qid = i % rg.queues;
+		if (pthread_create(&t->tid, NULL, serve, t) != 0)
+			break;
+		t->created = true;
+		created++;
+	}
+	pthread_mutex_lock(&rg.lock);
+	while (rg.ready < created)
+		pthread_cond_wait(&rg.cond, &rg.lock);
+	bool ok = created == rg.n;
+	for (unsigned i = 0; i < created; i++)
+		ok = ok && rg.t[i].err == 0;
+	pthread_mutex_unlock(&rg.lock);
+	if (!ok)
+		end_threads();
+	return ok;
+}
+
+void rg_start(bool go)
+{
+	if (!rg.n)
+		return;
+	if (!go) {
+		end_threads();
+		return;
+	}
+	atomic_store(&rg.started, true);
+	pthread_mutex_lock(&rg.lock);
+	rg.go = 1;
+	pthread_cond_broadcast(&rg.cond);
+	pthread_mutex_unlock(&rg.lock);
+}
+
+int rg_held(void)
+{
+	if (!atomic_load_explicit(&rg.started, memory_order_acquire))
+		return 0;
+	int held = 0;
+	for (unsigned i = 0; i < rg.n; i++) {
+		struct rg_thread *t = &rg.t[i];
+		int s = atomic_load_explicit(&t->state, memory_order_acquire);
+		if (s == GONE)
+			continue;
+		if (s == HOLDING) {
+			held++;
+			continue;
+		}
+		unsigned tail = atomic_load_explicit(&t->sq_tail, memory_order_relaxed);
+		if (__atomic_load_n(t->ring.sq.khead, __ATOMIC_ACQUIRE) != tail ||
+		    __atomic_load_n(t->ring.cq.ktail, __ATOMIC_ACQUIRE) !=
+		            __atomic_load_n(t->ring.cq.khead, __ATOMIC_ACQUIRE) ||
+		    (__atomic_load_n(t->ring.sq.kflags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN))
+			return -1;
+	}
+	return held;
+}
+
+unsigned long rg_taken(void)
+{
+	return atomic_load_explicit(&rg.taken, memory_order_relaxed);
+}
+
+void rg_stop(void)
+{
+	if (rg.n)
+		stop_threads(false);
+}
+
+void rg_free(void)
+{
+	if (rg.n)
+		end_threads();
+}
+
+size_t rg_describe(char *buf, size_t len)
+{
+	int n;
+	int refused = atomic_load(&rg.refused);
+	if (!atomic_load(&rg.started))
+		n = snprintf(buf, len, "/dev/fuse");
+	else if (refused)
+		n = snprintf(buf, len, "/dev/fuse (the kernel refused the io_uring entries: %s)",
+		             strerror(refused));
+	else
+		n = snprintf(buf, len, "io_uring, %u queues x %u threads", rg.queues,
+		             rg.n / rg.queues);
+	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/* ring.h - FUSE over io_uring (prefix rg_; see ring.c). */
+#ifndef SECTORFS_RING_H
+#define SECTORFS_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "ops.h"
+
+/* Whether this kernel would take io_uring for a new mount: 0, or -errno
+ * with one line in why (what is missing, and the switch to flip). */
+int rg_probe(char *why, size_t len);
+
+/* While the INIT reply is being written: start the ring threads (about
+ * `threads` in all, at least two for each possible CPU), each with its
+ * ring and its entry's buffers (payload bytes), on the session's
+ * /dev/fuse `fd`.  True if every one is ready: only then may the reply
+ * carry FUSE_OVER_IO_URING. */
+bool rg_prepare(struct fuse_session *se, int fd, size_t payload, unsigned threads);
+
+/* After the INIT reply: `go` (it was written, with the flag) lets the
+ * threads register their entries; otherwise they end. */
+void rg_start(bool go);
+
+/* From the session's writev: if this thread is answering a ring request
+ * and iov is that answer, it goes into the ring entry (committed when the
+ * request's handler returns) and true is returned, with *n the bytes. */
+bool rg_take_reply(const struct iovec *iov, int count, ssize_t *n);
+
+/* Requests the ring threads hold now, or -1 if one may be on its way to
+ * a thread that has not counted it yet. */
+int rg_held(void);
+
+/* Requests the ring threads have taken, ever. */
+unsigned long rg_taken(void);
+
+/* After the session loop: the threads answer nothing more (a request
+ * being answered is finished first); they stay until rg_free(), so that
+ * requests that come meanwhile wait for the end of the connection. */
+void rg_stop(void);
+
+/* After the connection ended (fuse_session_destroy()): the threads end
+ * and everything is freed. */
+void rg_free(void);
+
+/* One line for `sectorfs stats`: the live transport. */
+size_t rg_describe(char *buf, size_t len);
+
+#endif
