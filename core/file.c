@@ -35,6 +35,14 @@ static bool writable(const struct sfs_file *fh)
 	return (fh->flags & O_ACCMODE) != O_RDONLY;
 }
 
+/* A mode the caller did not set changed (set-id bits dropped by a write or
+ * a truncation): a cache of attributes must forget it.  No lock held. */
+static void mode_changed(struct sfs_fs *fs, struct sfs_inode *ip, uint32_t before)
+{
+	if (atomic_load(&ip->mode) != before && fs->attrs_changed)
+		fs->attrs_changed(fs->attrs_changed_arg, ip->ino);
+}
+
 /* Clear set-id bits (see perm_setid_to_drop) and capabilities when an
  * unprivileged caller changes a file's contents. */
 static void kill_privs(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip)
@@ -45,10 +53,8 @@ static void kill_privs(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_
 	lk_wrlock(&ip->lock);
 	uint32_t mode = ip->mode;
 	contents_changed_by(fs, cr, ip);
-	bool changed = ip->mode != mode;
 	lk_wrunlock(&ip->lock);
-	if (changed && fs->attrs_changed)
-		fs->attrs_changed(fs->attrs_changed_arg, ip->ino);
+	mode_changed(fs, ip, mode);
 }
 
 static void data_modified(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip)
@@ -72,6 +78,7 @@ int file_open_inode(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_ino
 	if (is_dir(ip) && (acc != O_RDONLY || (flags & O_TRUNC)))
 		return -EISDIR;
 	lk_wrlock(&ip->lock);
+	uint32_t mode = ip->mode;
 	int rc = 0;
 	if (!cred_trusted(cr)) {
 		int mask = (acc != O_WRONLY ? MAY_READ : 0) | (acc != O_RDONLY ? MAY_WRITE : 0);
@@ -104,6 +111,9 @@ int file_open_inode(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_ino
 			file_discard(fs, fh);
 		return rc;
 	}
+	/* O_TRUNC by an unprivileged caller drops set-id bits, which nothing
+	 * in the open's answer tells a cache of attributes. */
+	mode_changed(fs, ip, mode);
 	*out = file_init(fs, fh, ip, flags);
 	return 0;
 }

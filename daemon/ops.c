@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "image_cmd.h"
 #include "os.h"
@@ -161,6 +162,30 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, TIMEOUT);
 }
 
+/* chown(f, -1, -1) changes no id but clears set-id bits, which under
+ * FUSE_HANDLE_KILLPRIV_V2 the kernel leaves to us, without checking that
+ * the caller owns the file: it arrives as a SETATTR that sets nothing
+ * (FATTR_CTIME alone with the writeback cache).  Without the writeback
+ * cache the kernel sends the same empty SETATTR before a write or a
+ * fallocate that must clear the bits (file_remove_privs()), from a caller
+ * who need not own the file.  So the owner or root gets the chown, with
+ * its owner check; anyone else only a new ctime, and the write that
+ * follows clears what it must (a chown by someone else, which tmpfs
+ * refuses with EPERM, succeeds without clearing anything: see README).
+ * `surely`: it can only be a chown (the writeback cache). */
+static int chown_same(fuse_req_t req, fuse_ino_t ino, bool surely, struct stat *out)
+{
+	struct sfs_cred cr = cred_of(req);
+	cr.flags &= ~SFS_CRED_TRUSTED;
+	struct stat a = {.st_uid = (uid_t)-1, .st_gid = (gid_t)-1};
+	int rc = sfs_setattr(fs_of(req), &cr, ino, &a, SFS_SET_UID | SFS_SET_GID, NULL, out);
+	if (rc != -EPERM || surely)
+		return rc;
+	cr.flags |= SFS_CRED_TRUSTED;
+	clock_gettime(CLOCK_REALTIME, &a.st_ctim);
+	return sfs_setattr(fs_of(req), &cr, ino, &a, SFS_SET_CTIME, NULL, out);
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
@@ -190,7 +215,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		attr->st_gid = (gid_t)-1;
 	struct sfs_cred cr = cred_of(req);
 	struct stat out;
-	int rc = sfs_setattr(fs_of(req), &cr, ino, attr, valid, fi ? fh_of(fi) : NULL, &out);
+	int rc;
+	if (valid == 0 || (valid == SFS_SET_CTIME && dm(req)->writeback))
+		rc = chown_same(req, ino, valid != 0, &out);
+	else
+		rc = sfs_setattr(fs_of(req), &cr, ino, attr, valid, fi ? fh_of(fi) : NULL, &out);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
