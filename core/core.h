@@ -111,6 +111,11 @@ struct sfs_file {
 	struct sfs_inode *ip;         /* referenced until release */
 	struct sfs_fs *fs;            /* the filesystem it belongs to */
 	int flags;                    /* open(2) flags */
+	/* Directories: a listing stops at cookies from dir_end on (the
+	 * directory's next cookie at the last read from offset 0, or at open
+	 * before that), so entries added meanwhile, renamed ones included,
+	 * are not listed and a listing ends, as on tmpfs. */
+	_Atomic uint64_t dir_end;     /* [atomic] */
 };
 
 struct table_shard {

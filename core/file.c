@@ -79,6 +79,7 @@ int file_open_inode(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_ino
 		return -EISDIR;
 	lk_wrlock(&ip->lock);
 	uint32_t mode = ip->mode;
+	uint64_t dir_end = is_dir(ip) ? ip->u.dir->next_cookie : 0;
 	int rc = 0;
 	if (!cred_trusted(cr)) {
 		int mask = (acc != O_WRONLY ? MAY_READ : 0) | (acc != O_RDONLY ? MAY_WRITE : 0);
@@ -115,6 +116,7 @@ int file_open_inode(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_ino
 	 * in the open's answer tells a cache of attributes. */
 	mode_changed(fs, ip, mode);
 	*out = file_init(fs, fh, ip, flags);
+	atomic_store(&fh->dir_end, dir_end);
 	return 0;
 }
 
@@ -131,6 +133,7 @@ struct sfs_file *file_init(struct sfs_fs *fs, struct sfs_file *fh, struct sfs_in
 	fh->ip = ip;
 	fh->fs = fs;
 	fh->flags = flags;
+	atomic_init(&fh->dir_end, 0);
 	return fh;
 }
 
@@ -488,6 +491,9 @@ int sfs_readdir(struct sfs_fs *fs, struct sfs_file *dh, off_t off, bool plus, sf
 	/* The callback runs under the directory's read lock: it must not
 	 * call back into the filesystem. */
 	lk_rdlock(&dir->lock);
+	if (off == 0) /* a listing starts (or starts again: a rewind) */
+		atomic_store(&dh->dir_end, dir->u.dir->next_cookie);
+	uint64_t end = atomic_load(&dh->dir_end);
 	int stop = 0;
 	if (off == 0)
 		stop = emit(fs, dir, ".", 1, plus, false, fill, ctx);
@@ -496,7 +502,7 @@ int sfs_readdir(struct sfs_fs *fs, struct sfs_file *dh, off_t off, bool plus, sf
 		stop = emit(fs, parent, "..", 2, plus, false, fill, ctx);
 	}
 	struct sfs_dirent *de = stop ? NULL : dir_next(dir->u.dir, (uint64_t)off);
-	while (de && !stop) {
+	while (de && !stop && de->cookie < end) {
 		stop = emit(fs, de->inode, de->name, (off_t)(de->cookie + 1), plus, true, fill, ctx);
 		if (!stop)
 			de = dir_next(dir->u.dir, de->cookie + 1);

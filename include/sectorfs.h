@@ -228,6 +228,11 @@ ssize_t sfs_copy_file_range(struct sfs_fs *fs, const struct sfs_cred *cr, struct
 int sfs_opendir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
                 struct sfs_file **out);
 /* Called for each entry from `off` on, with the offset of the next one.
+ * As on tmpfs, a listing holds the entries that existed when it started (a
+ * read from offset 0; a handle never read from there: its opening), minus
+ * those removed since: each of those that stays comes exactly once, and
+ * entries added meanwhile, renamed ones included, do not come, so a listing
+ * always ends.
  * `attr` is set when plus is true (readdirplus).  Return 0 to take the
  * entry and go on, nonzero to stop (the entry is not taken: with plus, no
  * lookup is added for it). */

@@ -782,6 +782,60 @@ static void test_readdir(void)
 	done();
 }
 
+/* A listing ends although every name it returns is renamed at once (a
+ * renamed entry is a new one: it does not come), and a rewind (a read from
+ * offset 0) starts a new listing that has the new names. */
+static void test_readdir_renames(void)
+{
+	fresh(0, 0);
+	sfs_ino_t d = mk(SFS_ROOT_INO, "d", S_IFDIR | 0755);
+	enum { N = 1000 };
+	for (int i = 0; i < N; i++) {
+		char n[16];
+		snprintf(n, sizeof n, "e%d", i);
+		forget(mk(d, n, S_IFREG | 0644));
+	}
+	struct sfs_file *dh;
+	CHECK_EQ(sfs_opendir(fs, &root, d, &dh), 0);
+	static struct listing l;
+	static int seen[N];
+	memset(seen, 0, sizeof seen);
+	forget(mk(d, "after-open", S_IFREG | 0644)); /* a listing starts at offset 0 */
+	off_t off = 0;
+	int got = 0, others = 0;
+	for (int step = 0; step < 3 * N; step++) {
+		memset(&l, 0, sizeof l);
+		l.max = 1;
+		CHECK_EQ(sfs_readdir(fs, dh, off, false, collect, &l), 0);
+		if (l.n == 0)
+			break;
+		off = l.next[0];
+		int k;
+		char to[16];
+		if (sscanf(l.names[0], "e%d", &k) == 1) {
+			seen[k]++;
+			got++;
+			snprintf(to, sizeof to, "r%d", k);
+			CHECK_EQ(sfs_rename(fs, &root, d, l.names[0], d, to, 0), 0);
+		} else if (strcmp(l.names[0], ".") && strcmp(l.names[0], "..")) {
+			CHECK(strcmp(l.names[0], "after-open") == 0);
+			others++;
+		}
+	}
+	CHECK_EQ(got, N);
+	CHECK_EQ(others, 1);
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(seen[i], 1);
+	/* The rewind lists what is there now. */
+	memset(&l, 0, sizeof l);
+	l.max = 4096;
+	CHECK_EQ(sfs_readdir(fs, dh, 0, false, collect, &l), 0);
+	CHECK_EQ(l.n, N + 3);
+	CHECK_EQ(sfs_releasedir(fs, dh), 0);
+	forget(d);
+	done();
+}
+
 /* ---- xattrs (the basics; test_xattr covers the rest) ---- */
 
 static void test_xattr_basics(void)
@@ -811,6 +865,7 @@ int main(int argc, char **argv)
 	test_permissions();
 	test_limits();
 	test_readdir();
+	test_readdir_renames();
 	test_xattr_basics();
 	printf("ok\n");
 	return 0;
