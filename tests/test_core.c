@@ -718,16 +718,23 @@ static int collect(void *ctx, const char *name, const struct stat *st, off_t nex
 	return 0;
 }
 
-static void test_readdir(void)
+/* A fresh filesystem with a directory "d" of n files e0, e1, ... */
+static sfs_ino_t fresh_dir_of(int n)
 {
 	fresh(0, 0);
 	sfs_ino_t d = mk(SFS_ROOT_INO, "d", S_IFDIR | 0755);
-	enum { N = 1000 };
-	for (int i = 0; i < N; i++) {
-		char n[16];
-		snprintf(n, sizeof n, "e%d", i);
-		forget(mk(d, n, S_IFREG | 0644));
+	for (int i = 0; i < n; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "e%d", i);
+		forget(mk(d, name, S_IFREG | 0644));
 	}
+	return d;
+}
+
+static void test_readdir(void)
+{
+	enum { N = 1000 };
+	sfs_ino_t d = fresh_dir_of(N);
 	struct sfs_file *dh;
 	CHECK_EQ(sfs_opendir(fs, &root, d, &dh), 0);
 	static struct listing l;
@@ -787,14 +794,8 @@ static void test_readdir(void)
  * offset 0) starts a new listing that has the new names. */
 static void test_readdir_renames(void)
 {
-	fresh(0, 0);
-	sfs_ino_t d = mk(SFS_ROOT_INO, "d", S_IFDIR | 0755);
 	enum { N = 1000 };
-	for (int i = 0; i < N; i++) {
-		char n[16];
-		snprintf(n, sizeof n, "e%d", i);
-		forget(mk(d, n, S_IFREG | 0644));
-	}
+	sfs_ino_t d = fresh_dir_of(N);
 	struct sfs_file *dh;
 	CHECK_EQ(sfs_opendir(fs, &root, d, &dh), 0);
 	static struct listing l;
