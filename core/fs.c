@@ -282,6 +282,7 @@ int sfs_fs_create(const struct sfs_config *cfg, struct sfs_fs **out)
 	rc = inode_new(fs, S_IFDIR | mode, cfg->root_uid, cfg->root_gid, &fs->root);
 	if (rc)
 		goto fail_root;
+	fs->root->generation = 0; /* FUSE's rule for the root */
 	set_dir_parent(fs->root, fs->root);
 	atomic_store(&fs->root->nlink, 2);
 	*out = fs;

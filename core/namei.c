@@ -95,6 +95,21 @@ static int get_dir(struct sfs_fs *fs, sfs_ino_t ino, struct sfs_inode **out)
 
 /* ---- lookup and forget ---- */
 
+/* "." of something that is not a directory: the inode itself, as long as
+ * it has a name.  FUSE asks this way for an inode its cache dropped when a
+ * file handle (open_by_handle_at, NFS) names it. */
+static int lookup_self(struct sfs_fs *fs, sfs_ino_t ino, struct sfs_entry *out)
+{
+	struct sfs_inode *ip = inode_get(fs, ino);
+	if (!ip)
+		return -ENOENT;
+	int rc = atomic_load(&ip->nlink) ? 0 : -ENOENT;
+	if (rc == 0)
+		entry_out(fs, ip, out);
+	inode_put(fs, ip);
+	return rc;
+}
+
 int sfs_lookup(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
                struct sfs_entry *out)
 {
@@ -110,6 +125,8 @@ int sfs_lookup(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, c
 		return -EINVAL;
 	struct sfs_inode *dir;
 	int rc = get_dir(fs, parent, &dir);
+	if (rc == -ENOTDIR && len == 1 && name[0] == '.')
+		return lookup_self(fs, parent, out);
 	if (rc)
 		return rc;
 	lk_rdlock(&dir->lock);

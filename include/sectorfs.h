@@ -126,14 +126,19 @@ struct sfs_cred {
 
 struct sfs_entry {
 	sfs_ino_t ino;
-	uint64_t generation; /* sfs_fs_generation(): numbers are never reused */
+	uint64_t generation; /* sfs_fs_generation(), 0 for the root */
 	struct stat attr;
 };
 
-/* The generation of every inode of this filesystem (for NFS-style handles
- * and FUSE entries, such as readdirplus's). */
+/* The generation of every inode of this filesystem but the root, whose
+ * generation is 0 (as FUSE requires): with inode numbers never reused, the
+ * number and the generation name one inode of one filesystem exactly (for
+ * NFS-style file handles and FUSE entries, such as readdirplus's). */
 uint64_t sfs_fs_generation(const struct sfs_fs *fs);
 
+/* A name in a directory; "." is the directory and ".." its parent.  "." of
+ * an inode that is not a directory is that inode, while it has a link: the
+ * way FUSE asks for an inode by number (export support, file handles). */
 int sfs_lookup(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
                struct sfs_entry *out);
 /* Give back n lookups.  -EINVAL if the inode has fewer. */

@@ -837,6 +837,39 @@ static void test_readdir_renames(void)
 	done();
 }
 
+/* ---- lookups by number, for file handles ---- */
+
+/* The root's generation is 0 (FUSE's rule), every other inode's the
+ * filesystem's; "." of a file is the file while it has a name (FUSE asks
+ * that way when a handle names an inode its cache dropped). */
+static void test_handles(void)
+{
+	fresh(0, 0);
+	sfs_ino_t d = mk(SFS_ROOT_INO, "d", S_IFDIR | 0755);
+	sfs_ino_t f = mk(d, "f", S_IFREG | 0644);
+	struct sfs_entry e;
+	CHECK_EQ(sfs_lookup(fs, &root, d, "..", &e), 0);
+	CHECK_EQ(e.ino, SFS_ROOT_INO);
+	CHECK_EQ(e.generation, 0);
+	forget(SFS_ROOT_INO);
+	CHECK_EQ(sfs_lookup(fs, &root, SFS_ROOT_INO, ".", &e), 0);
+	CHECK_EQ(e.generation, 0);
+	forget(SFS_ROOT_INO);
+	CHECK_EQ(sfs_lookup(fs, &root, f, ".", &e), 0);
+	CHECK_EQ(e.ino, f);
+	CHECK(e.generation != 0 && e.generation == sfs_fs_generation(fs));
+	CHECK_EQ(e.attr.st_ino, f);
+	forget(f);
+	CHECK_EQ(sfs_lookup(fs, &root, f, "..", &e), -ENOTDIR);
+	CHECK_EQ(sfs_lookup(fs, &root, f, "x", &e), -ENOTDIR);
+	CHECK_EQ(sfs_unlink(fs, &root, d, "f"), 0);
+	CHECK_EQ(sfs_lookup(fs, &root, f, ".", &e), -ENOENT);
+	forget(f);
+	CHECK_EQ(sfs_lookup(fs, &root, f, ".", &e), -ENOENT);
+	forget(d);
+	done();
+}
+
 /* ---- xattrs (the basics; test_xattr covers the rest) ---- */
 
 static void test_xattr_basics(void)
@@ -867,6 +900,7 @@ int main(int argc, char **argv)
 	test_limits();
 	test_readdir();
 	test_readdir_renames();
+	test_handles();
 	test_xattr_basics();
 	printf("ok\n");
 	return 0;

@@ -17,11 +17,7 @@ set -euo pipefail
 MT_DEFAULT_DEADLINE=100
 mt_init mount_readdir "$@"
 
-TM=$T/tmpfs
-SM=$T/sfs
-mount_tmpfs "$TM" size=64m,mode=1777
-mount_sfs "$SM" size=64m
-say "tmpfs on $TM, sectorfs on $SM (pid $(sfs_pid "$SM"))"
+mount_side_by_side size=64m,mode=1777 size=64m
 
 sec_rename_while_listing() {
 	py <<'EOF'

@@ -25,11 +25,7 @@ MT_DEFAULT_DEADLINE=100
 mt_init mount_setid "$@"
 ensure_user
 
-TM=$T/tmpfs
-SM=$T/sfs
-mount_tmpfs "$TM" size=64m,mode=1777
-mount_sfs "$SM" size=64m,allow_other
-say "tmpfs on $TM, sectorfs on $SM (pid $(sfs_pid "$SM"))"
+mount_side_by_side size=64m,mode=1777 size=64m,allow_other
 
 # The walk: for each step, each starting mode and each caller, the step's
 # outcome and the mode statx() then reports.  Callers: root; "own" (uid
