@@ -55,6 +55,7 @@
 #define I_LINKABLE 1u /* an O_TMPFILE that may still be linked */
 #define I_CAPS 2u     /* has security.capability (a write removes it) */
 #define I_DATA_GONE 4u /* unlinked and closed: its data was freed */
+#define I_CACHED 8u   /* a cache outside may hold pages of it (sfs_file_mark_cached) */
 #define TABLE_SHARDS 64
 
 struct sfs_dir;

@@ -183,6 +183,17 @@ int sfs_fsync(struct sfs_fs *fs, struct sfs_file *fh, bool datasync)
 
 /* ---- read and write ---- */
 
+void sfs_file_mark_cached(struct sfs_file *fh)
+{
+	if (fh && !(atomic_load(&fh->ip->flags) & I_CACHED))
+		atomic_fetch_or(&fh->ip->flags, I_CACHED);
+}
+
+bool sfs_file_cached(const struct sfs_file *fh)
+{
+	return fh && (atomic_load(&fh->ip->flags) & I_CACHED);
+}
+
 /* As vfs_read/vfs_write: the access mode first, then what the file is. */
 static int data_fh(struct sfs_file *fh, bool write)
 {

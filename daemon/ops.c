@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "image_cmd.h"
+#include "inval.h"
 #include "os.h"
 #include "transport.h"
 
@@ -127,6 +128,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_destroy(void *userdata)
 {
 	(void)userdata;
+	inv_stop();
 }
 
 /* ---- names ---- */
@@ -392,6 +394,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct iovec iov[MAX_IOV];
 	struct sfs_view view;
 	size_t bytes;
+	sfs_file_mark_cached(fh); /* before the data is taken: see inval.c */
 	int n = sfs_read_view(fs, fh, off, size, iov, MAX_IOV, &bytes, &view);
 	if (n < 0) {
 		fuse_reply_err(req, -n);
@@ -420,14 +423,24 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+/* A write past the page cache (fuse_direct_io(), which alone names the
+ * writer's files: FUSE_WRITE_LOCKOWNER) into a file the kernel may hold
+ * pages of is answered once those pages of the range are dropped (see
+ * inval.c); a write from the cache (write-through, writeback, a mapping)
+ * marks the file as cached. */
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
-	(void)ino;
 	struct sfs_cred cr = cred_of(req);
-	ssize_t n = sfs_write(fs_of(req), &cr, fh_of(fi), buf, size, off);
+	struct sfs_file *fh = fh_of(fi);
+	bool past_cache = fi->lock_owner != 0 && !fi->writepage;
+	if (!past_cache)
+		sfs_file_mark_cached(fh);
+	ssize_t n = sfs_write(fs_of(req), &cr, fh, buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
+	else if (n > 0 && past_cache && sfs_file_cached(fh))
+		inv_reply_write(dm(req)->se, req, ino, off, (size_t)n);
 	else
 		fuse_reply_write(req, (size_t)n);
 }

@@ -215,6 +215,14 @@ int sfs_read_view(struct sfs_fs *fs, struct sfs_file *fh, off_t off, size_t size
                   struct iovec *iov, int max, size_t *bytes, struct sfs_view *view);
 void sfs_read_view_end(struct sfs_fs *fs, struct sfs_view *view);
 
+/* For a caller that keeps its own copies of file data (the kernel's page
+ * cache, under FUSE): mark a file when copies of its data may have gone
+ * into that cache (it was read or written through it); sfs_file_cached()
+ * then tells whether a change made past the cache must be announced to it.
+ * The mark lasts as long as the inode (atomics: any thread, no lock). */
+void sfs_file_mark_cached(struct sfs_file *fh);
+bool sfs_file_cached(const struct sfs_file *fh);
+
 int sfs_flush(struct sfs_fs *fs, struct sfs_file *fh);
 int sfs_fsync(struct sfs_fs *fs, struct sfs_file *fh, bool datasync);
 int sfs_release(struct sfs_fs *fs, struct sfs_file *fh);
