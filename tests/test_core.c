@@ -699,6 +699,32 @@ static void test_limits(void)
 	done();
 }
 
+/* df's word: what statfs says is available goes into one new file, by
+ * fallocate (with its sector tables), at every sector size; then nothing
+ * is left. */
+static void test_statfs_fits(void)
+{
+	static const size_t sizes[] = {512, 4096, 65536};
+	for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+		struct sfs_config cfg = {.size_limit = 16 << 20, .sector_size = sizes[k]};
+		CHECK_EQ(sfs_fs_create(&cfg, &fs), 0);
+		forget(mk(SFS_ROOT_INO, "other", S_IFREG | 0644));
+		struct statvfs sv;
+		CHECK_EQ(sfs_statfs(fs, &sv), 0);
+		off_t avail = (off_t)(sv.f_bavail * sv.f_frsize);
+		CHECK(avail > (16 << 20) / 2 && sv.f_bavail <= sv.f_bfree);
+		struct sfs_entry e;
+		struct sfs_file *fh;
+		CHECK_EQ(sfs_create(fs, &root, SFS_ROOT_INO, "f", 0644, O_RDWR, &e, &fh), 0);
+		CHECK_EQ(sfs_fallocate(fs, &root, fh, 0, 0, avail), 0);
+		CHECK_EQ(sfs_statfs(fs, &sv), 0);
+		CHECK_EQ(sv.f_bavail, 0);
+		CHECK_EQ(sfs_release(fs, fh), 0);
+		forget(e.ino);
+		done();
+	}
+}
+
 /* ---- readdir ---- */
 
 struct listing {
@@ -898,6 +924,7 @@ int main(int argc, char **argv)
 	test_data();
 	test_permissions();
 	test_limits();
+	test_statfs_fits();
 	test_readdir();
 	test_readdir_renames();
 	test_handles();
