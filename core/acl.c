@@ -278,7 +278,10 @@ int acl_set(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip, 
 		if (rc)
 			return rc;
 	}
-	/* set_posix_acl(), in its order */
+	/* vfs_set_acl()'s xattr_permission() (for every caller), then
+	 * set_posix_acl(), in its order */
+	if (has_flag(ip, SFS_FL_IMMUTABLE | SFS_FL_APPEND))
+		return -EPERM;
 	if (is_lnk(ip))
 		return -EOPNOTSUPP;
 	if (type == ACL_DEFAULT && !is_dir(ip))

@@ -35,6 +35,12 @@ static bool writable(const struct sfs_file *fh)
 	return (fh->flags & O_ACCMODE) != O_RDONLY;
 }
 
+/* Writes go to the end (O_APPEND, unless the caller places them itself). */
+static bool appends(const struct sfs_file *fh)
+{
+	return (fh->flags & (O_APPEND | SFS_O_PLACED)) == O_APPEND;
+}
+
 /* A mode the caller did not set changed (set-id bits dropped by a write or
  * a truncation): a cache of attributes must forget it.  No lock held. */
 static void mode_changed(struct sfs_fs *fs, struct sfs_inode *ip, uint32_t before)
@@ -80,15 +86,17 @@ int file_open_inode(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_ino
 	lk_wrlock(&ip->lock);
 	uint32_t mode = ip->mode;
 	uint64_t dir_end = is_dir(ip) ? ip->u.dir->next_cookie : 0;
-	int rc = 0;
-	if (!cred_trusted(cr)) {
-		int mask = (acc != O_WRONLY ? MAY_READ : 0) | (acc != O_RDONLY ? MAY_WRITE : 0);
-		if (flags & O_TRUNC)
-			mask |= MAY_WRITE;
-		rc = perm_check(fs, cr, ip, mask);
-		if (rc == 0 && (flags & O_NOATIME) && !perm_owner(cr, ip))
-			rc = -EPERM;
-	}
+	/* may_open(): permissions (an immutable file for every caller), then
+	 * an append-only file, which opens for writing only to append. */
+	int mask = (acc != O_WRONLY ? MAY_READ : 0) | (acc != O_RDONLY ? MAY_WRITE : 0);
+	if (flags & O_TRUNC)
+		mask |= MAY_WRITE;
+	int rc = perm_check(fs, cr, ip, mask);
+	if (rc == 0 && has_flag(ip, SFS_FL_APPEND) &&
+	    ((acc != O_RDONLY && !(flags & O_APPEND)) || (flags & O_TRUNC)))
+		rc = -EPERM;
+	if (rc == 0 && !cred_trusted(cr) && (flags & O_NOATIME) && !perm_owner(cr, ip))
+		rc = -EPERM;
 	if (rc == 0 && !is_reg(ip) && !is_dir(ip))
 		rc = -ENXIO; /* a device, fifo or socket: nothing behind it here */
 	/* The handle before the truncation: once that is done, nothing may
@@ -279,7 +287,7 @@ static ssize_t do_write(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs
 		return 0;
 	struct sv_vector *v = &fh->ip->u.data;
 	ssize_t n;
-	if (fh->flags & O_APPEND) {
+	if (appends(fh)) {
 		int64_t where;
 		/* Past the maximum size: EFBIG, or as much as fits. */
 		uint64_t cur = sv_size(v);
@@ -330,6 +338,12 @@ static int do_fallocate(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs
 		return -EOPNOTSUPP;
 	if (!writable(fh))
 		return -EBADF;
+	/* Only plain allocation on an append-only file, nothing on an
+	 * immutable one, even through a descriptor opened before. */
+	if ((mode & ~FALLOC_FL_KEEP_SIZE) && has_flag(fh->ip, SFS_FL_APPEND))
+		return -EPERM;
+	if (has_flag(fh->ip, SFS_FL_IMMUTABLE))
+		return -EPERM;
 	if (S_ISFIFO(fh->ip->mode))
 		return -ESPIPE;
 	if (is_dir(fh->ip))
@@ -394,10 +408,12 @@ static ssize_t do_copy_file_range(struct sfs_fs *fs, const struct sfs_cred *cr, 
 		return -EISDIR;
 	if (!is_reg(in->ip) || !is_reg(out->ip))
 		return -EINVAL;
-	if (!readable(in) || !writable(out) || (out->flags & O_APPEND))
+	if (!readable(in) || !writable(out) || appends(out))
 		return -EBADF;
 	if (in->fs != fs || out->fs != fs)
 		return -EXDEV;
+	if (has_flag(out->ip, SFS_FL_IMMUTABLE))
+		return -EPERM; /* unlike a write through a descriptor opened before */
 	if (off_in < 0 || off_out < 0)
 		return -EINVAL;
 	/* generic_copy_file_checks(), in its order: wrap, EOF, limits, overlap. */

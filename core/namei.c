@@ -231,6 +231,7 @@ static int make_node(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_in
 	rc = inode_new(fs, mode, uid, gid, &ip);
 	if (rc)
 		goto out;
+	atomic_fetch_or(&ip->flags, atomic_load(&dir->flags) & I_INHERITED);
 	lk_wrlock(&ip->lock);
 	if (!S_ISLNK(mode)) {
 		uint32_t perm = mode & 07777;
@@ -507,6 +508,8 @@ static int do_link(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, 
 	rc = may_link(fs, cr, ip);
 	if (rc == 0)
 		rc = perm_check(fs, cr, dir, MAY_WRITE | MAY_EXEC);
+	if (rc == 0 && has_flag(ip, SFS_FL_APPEND | SFS_FL_IMMUTABLE))
+		rc = -EPERM; /* vfs_link(): no new name for those */
 	bool extra = atomic_load(&ip->nlink) > 0; /* else an O_TMPFILE's first name */
 	if (rc == 0 && !extra && !(atomic_load(&ip->flags) & I_LINKABLE))
 		rc = -ENOENT;
@@ -566,7 +569,7 @@ static int remove_name(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t p
 	inode_hold(victim);
 	rc = perm_check(fs, cr, dir, MAY_WRITE | MAY_EXEC);
 	if (rc == 0)
-		rc = perm_sticky(cr, dir, victim);
+		rc = perm_delete(cr, dir, victim);
 	if (rc == 0 && want_dir != is_dir(victim))
 		rc = want_dir ? -ENOTDIR : -EISDIR;
 	if (rc)
@@ -670,13 +673,13 @@ static int rename_checks(struct sfs_fs *fs, const struct sfs_cred *cr, struct re
 		return 1; /* the same file: nothing to do */
 	rc = perm_check(fs, cr, r->op, MAY_WRITE | MAY_EXEC);
 	if (rc == 0)
-		rc = perm_sticky(cr, r->op, r->src);
+		rc = perm_delete(cr, r->op, r->src);
 	if (rc)
 		return rc;
 	if (r->dst) {
 		rc = perm_check(fs, cr, r->np, MAY_WRITE | MAY_EXEC);
 		if (rc == 0)
-			rc = perm_sticky(cr, r->np, r->dst);
+			rc = perm_delete(cr, r->np, r->dst);
 		if (rc)
 			return rc;
 		if (!(flags & SFS_RENAME_EXCHANGE) && src_dir != dst_dir)

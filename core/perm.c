@@ -62,6 +62,8 @@ uint32_t perm_setid_to_drop(const struct sfs_cred *cr, const struct sfs_inode *i
 int perm_check(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip, int mask)
 {
 	(void)fs;
+	if ((mask & MAY_WRITE) && has_flag(ip, SFS_FL_IMMUTABLE))
+		return -EPERM; /* before the bits, and for the kernel's requests too */
 	if (cred_trusted(cr) || mask == 0)
 		return 0;
 	uint32_t mode = ip->mode;
@@ -82,8 +84,10 @@ int perm_check(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *i
 	return ((int)bits & mask) == mask ? 0 : -EACCES;
 }
 
-int perm_sticky(const struct sfs_cred *cr, struct sfs_inode *dir, struct sfs_inode *victim)
+int perm_delete(const struct sfs_cred *cr, struct sfs_inode *dir, struct sfs_inode *victim)
 {
+	if (has_flag(dir, SFS_FL_APPEND) || has_flag(victim, SFS_FL_APPEND | SFS_FL_IMMUTABLE))
+		return -EPERM;
 	if (cred_trusted(cr) || !(dir->mode & S_ISVTX) || cred_privileged(cr))
 		return 0;
 	if (cr->uid == victim->uid || cr->uid == dir->uid)

@@ -19,6 +19,7 @@
 #include "ops.h"
 
 #include <errno.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,7 +109,7 @@ void daemon_attrs_changed(void *daemon, sfs_ino_t ino)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct daemon *d = userdata;
-	const unsigned wanted = FUSE_CAP_ASYNC_READ | FUSE_CAP_EXPORT_SUPPORT |
+	const unsigned wanted = FUSE_CAP_ASYNC_READ | FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_IOCTL_DIR |
 	                        FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS |
 	                        FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_POSIX_ACL |
 	                        FUSE_CAP_DONT_MASK | FUSE_CAP_ATOMIC_O_TRUNC |
@@ -294,14 +295,15 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 /* The kernel places appends itself: every write carries the real offset
  * (and fcntl(F_SETFL) may turn O_APPEND off without telling us), so the
- * handle must not move writes to the end.  With the writeback cache the
- * kernel also reads to fill pages written in part, so a write-only open
- * must read. */
+ * handle must not move writes to the end (SFS_O_PLACED; O_APPEND still
+ * counts at the open of an append-only file).  With the writeback cache
+ * the kernel also reads to fill pages written in part, so a write-only
+ * open must read. */
 static int open_flags(struct daemon *d, int flags)
 {
 	if (d->writeback && (flags & O_ACCMODE) == O_WRONLY)
 		flags = (flags & ~O_ACCMODE) | O_RDWR;
-	return flags & ~O_APPEND;
+	return flags & O_APPEND ? flags | SFS_O_PLACED : flags;
 }
 
 static void set_open_flags(struct daemon *d, struct fuse_file_info *fi, bool dir)
@@ -488,6 +490,85 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
+}
+
+/* chattr's flags, in the two forms the kernel asks for them: the inode
+ * flags (FS_IOC_GETFLAGS/SETFLAGS, 4 bytes) and the extended ones
+ * (FS_IOC_FSGETXATTR/FSSETXATTR, a struct fsxattr, which the kernel's
+ * fileattr code reads before every change).  The kernel checks who may
+ * change what, then sends them through a descriptor it opens read-only.
+ * Any other ioctl: -ENOTTY, as for one a filesystem does not know. */
+static const struct {
+	unsigned fl, xfl;
+} xflags[] = {{SFS_FL_IMMUTABLE, FS_XFLAG_IMMUTABLE}, {SFS_FL_APPEND, FS_XFLAG_APPEND},
+              {SFS_FL_NODUMP, FS_XFLAG_NODUMP}, {SFS_FL_NOATIME, FS_XFLAG_NOATIME}};
+
+static unsigned to_xflags(unsigned fl)
+{
+	unsigned x = 0;
+	for (size_t i = 0; i < sizeof xflags / sizeof *xflags; i++)
+		if (fl & xflags[i].fl)
+			x |= xflags[i].xfl;
+	return x;
+}
+
+/* The flags of an fsxattr; -1 if it asks for more than tmpfs keeps. */
+static long from_fsxattr(const struct fsxattr *fa)
+{
+	unsigned fl = 0, x = fa->fsx_xflags;
+	for (size_t i = 0; i < sizeof xflags / sizeof *xflags; i++)
+		if (x & xflags[i].xfl)
+			fl |= xflags[i].fl, x &= ~xflags[i].xfl;
+	return x || fa->fsx_extsize || fa->fsx_projid || fa->fsx_cowextsize ? -1 : (long)fl;
+}
+
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+                     struct fuse_file_info *fi, unsigned flags, const void *in_buf,
+                     size_t in_bufsz, size_t out_bufsz)
+{
+	(void)arg, (void)fi, (void)flags;
+	struct sfs_cred cr = cred_of(req);
+	struct fsxattr fa;
+	unsigned v = 0;
+	int rc = -EINVAL;
+	switch (cmd) {
+	case FS_IOC_GETFLAGS:
+	case FS_IOC32_GETFLAGS:
+		if (out_bufsz >= sizeof v && (rc = sfs_getflags(fs_of(req), ino, &v)) == 0) {
+			fuse_reply_ioctl(req, 0, &v, sizeof v);
+			return;
+		}
+		break;
+	case FS_IOC_FSGETXATTR:
+		if (out_bufsz >= sizeof fa && (rc = sfs_getflags(fs_of(req), ino, &v)) == 0) {
+			memset(&fa, 0, sizeof fa);
+			fa.fsx_xflags = to_xflags(v);
+			fuse_reply_ioctl(req, 0, &fa, sizeof fa);
+			return;
+		}
+		break;
+	case FS_IOC_SETFLAGS:
+	case FS_IOC32_SETFLAGS:
+		if (in_bufsz >= sizeof v) {
+			memcpy(&v, in_buf, sizeof v);
+			rc = sfs_setflags(fs_of(req), &cr, ino, v);
+		}
+		break;
+	case FS_IOC_FSSETXATTR:
+		if (in_bufsz >= sizeof fa) {
+			memcpy(&fa, in_buf, sizeof fa);
+			long fl = from_fsxattr(&fa);
+			rc = fl < 0 ? -EOPNOTSUPP : sfs_setflags(fs_of(req), &cr, ino, (unsigned)fl);
+		}
+		break;
+	default:
+		rc = -ENOTTY;
+		break;
+	}
+	if (rc == 0)
+		fuse_reply_ioctl(req, 0, NULL, 0);
+	else
+		fuse_reply_err(req, -rc);
 }
 
 /* ---- directories ---- */
@@ -694,6 +775,7 @@ const struct fuse_lowlevel_ops sectorfs_ops = {
         .fallocate = op_fallocate,
         .lseek = op_lseek,
         .copy_file_range = op_copy_file_range,
+        .ioctl = op_ioctl,
         .opendir = op_opendir,
         .readdir = op_readdir,
         .readdirplus = op_readdirplus,

@@ -164,6 +164,23 @@ int sfs_setattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
 
 int sfs_access(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, int mask);
 
+/* Inode flags (chattr, FS_IOC_GETFLAGS / FS_IOC_SETFLAGS), the ones tmpfs
+ * keeps, with <linux/fs.h>'s values.  Nobody, root included, may change an
+ * immutable inode or its names, or write to it but through a descriptor
+ * opened before; an append-only file may be opened for writing only with
+ * O_APPEND, and keeps its names; an append-only directory loses none.
+ * What is made in a directory inherits its nodump and noatime flags. */
+#define SFS_FL_IMMUTABLE 0x10u /* FS_IMMUTABLE_FL */
+#define SFS_FL_APPEND 0x20u    /* FS_APPEND_FL */
+#define SFS_FL_NODUMP 0x40u    /* FS_NODUMP_FL */
+#define SFS_FL_NOATIME 0x80u   /* FS_NOATIME_FL: reads leave atime alone */
+/* Regular files and directories only (-EOPNOTSUPP for the rest, as tmpfs).
+ * Setting needs the owner (or root), and a change of immutable or
+ * append-only root (CAP_LINUX_IMMUTABLE): -EPERM; other flags
+ * -EOPNOTSUPP.  It moves ctime. */
+int sfs_getflags(struct sfs_fs *fs, sfs_ino_t ino, unsigned *flags);
+int sfs_setflags(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, unsigned flags);
+
 int sfs_mknod(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
               mode_t mode, dev_t rdev, struct sfs_entry *out);
 int sfs_mkdir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
@@ -185,7 +202,12 @@ int sfs_rename(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, c
 
 /* Open flags are open(2)'s: O_RDONLY/O_WRONLY/O_RDWR, O_TRUNC, O_APPEND,
  * O_EXCL (with create), O_DIRECTORY, O_NOFOLLOW, O_NOATIME.  Opening
- * counts as a reference until sfs_release. */
+ * counts as a reference until sfs_release.
+ * SFS_O_PLACED with O_APPEND: the caller places every write itself (the
+ * kernel does, under FUSE, and fcntl(F_SETFL) may turn O_APPEND off
+ * without telling us): the open is judged as O_APPEND's (append-only
+ * files), but each write goes where its offset says. */
+#define SFS_O_PLACED 010000000000
 int sfs_open(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, int flags,
              struct sfs_file **out);
 /* Create and open (O_EXCL: fail with EEXIST if the name exists; otherwise
