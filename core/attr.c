@@ -7,9 +7,12 @@
  * care about.  Every other attribute changes under the inode lock.
  *
  * setattr follows the kernel's notify_change() and tmpfs's shmem_setattr():
- * who may change what, the suid/sgid bits that a chown or a truncate
- * clears, and which times move (a truncate to the same size moves none,
- * unless it came through an open file, as ftruncate does).
+ * who may change what (chattr's immutable and append-only flags included,
+ * for every caller), the suid/sgid bits that a chown or a truncate clears,
+ * and which times move (a truncate to the same size moves none, unless it
+ * came through an open file, as ftruncate does).  The flags themselves
+ * live in the inode's flags word (I_USER_FLAGS) and change as tmpfs's
+ * shmem_fileattr_set() changes them.
  */
 #include <dirent.h>
 

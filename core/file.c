@@ -11,6 +11,12 @@
  * A write, a fallocate or a truncate that runs out of space fails with
  * ENOSPC and changes nothing, times included: the kernel updates times
  * before it writes, but a failed call here leaves no trace at all.
+ *
+ * chattr's flags are judged where the kernel judges them for tmpfs: at
+ * open (no writing to an immutable file, only appending to an append-only
+ * one), at fallocate and copy_file_range; a write through a descriptor
+ * opened before the flag was set goes through, as on tmpfs.  A directory
+ * handle remembers where its listing ends (see sfs_readdir).
  */
 #include <dirent.h>
 #include <linux/falloc.h>

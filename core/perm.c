@@ -7,6 +7,11 @@
  * stands for a process with CAP_DAC_OVERRIDE and CAP_FOWNER: it may read and
  * write anything, and execute a file that has at least one execute bit.
  * A caller that says SFS_CRED_TRUSTED had all this checked by the kernel.
+ *
+ * chattr's flags are the exception: under FUSE the kernel does not know
+ * them, so what they forbid (writing to an immutable inode, removing an
+ * append-only or immutable one's names, or any name from an append-only
+ * directory) is refused here for every caller, trusted ones included.
  */
 #include <stdlib.h>
 
