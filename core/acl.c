@@ -278,7 +278,10 @@ int acl_set(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip, 
 		if (rc)
 			return rc;
 	}
-	/* set_posix_acl(), in its order */
+	/* vfs_set_acl()'s xattr_permission() (for every caller), then
+	 * set_posix_acl(), in its order */
+	if (has_flag(ip, SFS_FL_IMMUTABLE | SFS_FL_APPEND))
+		return -EPERM;
 	if (is_lnk(ip))
 		return -EOPNOTSUPP;
 	if (type == ACL_DEFAULT && !is_dir(ip))
@@ -305,7 +308,9 @@ int acl_set(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip, 
 	 * says no more than they do, it is not kept. */
 	uint32_t mode = ip->mode;
 	bool extended = count && acl_extended(value, count, &mode);
-	if (!cred_trusted(cr) && !cred_privileged(cr) && !cred_in_group(cr, ip->gid))
+	/* Also for trusted callers: the kernel leaves this to the filesystem
+	 * (FUSE sends the ACL as it came, without recomputing the mode). */
+	if (!cred_privileged(cr) && !cred_in_group(cr, ip->gid))
 		mode &= ~(uint32_t)S_ISGID;
 	if (extended) {
 		int rc = xattr_set(fs, ip, name, value, bytes, 0);

@@ -7,9 +7,12 @@
  * care about.  Every other attribute changes under the inode lock.
  *
  * setattr follows the kernel's notify_change() and tmpfs's shmem_setattr():
- * who may change what, the suid/sgid bits that a chown or a truncate
- * clears, and which times move (a truncate to the same size moves none,
- * unless it came through an open file, as ftruncate does).
+ * who may change what (chattr's immutable and append-only flags included,
+ * for every caller), the suid/sgid bits that a chown or a truncate clears,
+ * and which times move (a truncate to the same size moves none, unless it
+ * came through an open file, as ftruncate does).  The flags themselves
+ * live in the inode's flags word (I_USER_FLAGS) and change as tmpfs's
+ * shmem_fileattr_set() changes them.
  */
 #include <dirent.h>
 
@@ -50,7 +53,7 @@ static int ts_cmp(struct timespec a, struct timespec b)
 
 void inode_accessed(struct sfs_fs *fs, struct sfs_inode *ip)
 {
-	if (fs->atime == SFS_ATIME_NEVER)
+	if (fs->atime == SFS_ATIME_NEVER || has_flag(ip, SFS_FL_NOATIME))
 		return;
 	struct timespec now = os_now();
 	if (fs->atime == SFS_ATIME_RELATIME) {
@@ -147,14 +150,27 @@ static int setattr_allowed(struct sfs_fs *fs, const struct sfs_cred *cr, struct 
 			if (rc)
 				return rc;
 		}
+		if (has_flag(ip, SFS_FL_APPEND))
+			return -EPERM;
 	}
+	/* may_setattr(), for every caller: an immutable or append-only inode
+	 * keeps its mode, owner and times, but for a touch (both times now,
+	 * as utimes(f, NULL)) of an append-only one. */
+	bool uid = (valid & SFS_SET_UID) && attr->st_uid != (uid_t)-1;
+	bool gid = (valid & SFS_SET_GID) && attr->st_gid != (gid_t)-1;
+	const unsigned times = SFS_SET_ATIME | SFS_SET_MTIME | SFS_SET_ATIME_NOW | SFS_SET_MTIME_NOW;
+	const unsigned touch = SFS_SET_ATIME_NOW | SFS_SET_MTIME_NOW;
+	bool times_set = (valid & times) && (valid & times) != touch;
+	if (((valid & SFS_SET_MODE) || uid || gid || times_set) &&
+	    has_flag(ip, SFS_FL_IMMUTABLE | SFS_FL_APPEND))
+		return -EPERM;
+	if ((valid & times) == touch && has_flag(ip, SFS_FL_IMMUTABLE))
+		return -EPERM;
 	if (cred_trusted(cr))
 		return 0;
 	bool owner = perm_owner(cr, ip);
 	if ((valid & SFS_SET_MODE) && !owner)
 		return -EPERM;
-	bool uid = (valid & SFS_SET_UID) && attr->st_uid != (uid_t)-1;
-	bool gid = (valid & SFS_SET_GID) && attr->st_gid != (gid_t)-1;
 	if (uid && !cred_privileged(cr) && !(cr->uid == ip->uid && attr->st_uid == ip->uid))
 		return -EPERM;
 	if (gid && !cred_privileged(cr) &&
@@ -170,10 +186,8 @@ static int setattr_allowed(struct sfs_fs *fs, const struct sfs_cred *cr, struct 
 	/* Times: both "now" (utimes(f, NULL)) is a touch, which anyone who may
 	 * write can do; any other request (a given time, or one "now" with
 	 * the other left alone) needs the owner, as setattr_prepare(). */
-	const unsigned times = SFS_SET_ATIME | SFS_SET_MTIME | SFS_SET_ATIME_NOW | SFS_SET_MTIME_NOW;
-	const unsigned touch = SFS_SET_ATIME_NOW | SFS_SET_MTIME_NOW;
 	if ((valid & times) && !owner) {
-		if ((valid & times) != touch)
+		if (times_set)
 			return -EPERM;
 		int rc = perm_check(fs, cr, ip, MAY_WRITE);
 		if (rc)
@@ -242,6 +256,56 @@ static int do_setattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t in
 		inode_stat(fs, ip, out);
 out:
 	lk_wrunlock(&ip->lock);
+	inode_put(fs, ip);
+	return rc;
+}
+
+/* ---- chattr's flags ---- */
+
+int sfs_getflags(struct sfs_fs *fs, sfs_ino_t ino, unsigned *flags)
+{
+	struct sfs_inode *ip = inode_get(fs, ino);
+	if (!ip)
+		return -ENOENT;
+	int rc = is_reg(ip) || is_dir(ip) ? 0 : -EOPNOTSUPP;
+	if (rc == 0)
+		*flags = atomic_load(&ip->flags) & I_USER_FLAGS;
+	inode_put(fs, ip);
+	return rc;
+}
+
+/* vfs_fileattr_set()'s checks, then tmpfs's (shmem_fileattr_set). */
+static int do_setflags(const struct sfs_cred *cr, struct sfs_inode *ip, unsigned flags)
+{
+	if (!is_reg(ip) && !is_dir(ip))
+		return -EOPNOTSUPP;
+	uint32_t old = atomic_load(&ip->flags);
+	if (!perm_owner(cr, ip))
+		return -EPERM;
+	if (((old ^ flags) & (SFS_FL_IMMUTABLE | SFS_FL_APPEND)) && !cred_trusted(cr) &&
+	    !cred_privileged(cr))
+		return -EPERM; /* CAP_LINUX_IMMUTABLE */
+	if (flags & ~I_USER_FLAGS)
+		return -EOPNOTSUPP;
+	while (!atomic_compare_exchange_weak(&ip->flags, &old, (old & ~I_USER_FLAGS) | flags))
+		;
+	inode_touch(ip, false, false, true);
+	return 0;
+}
+
+int sfs_setflags(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, unsigned flags)
+{
+	struct sfs_inode *ip = inode_get(fs, ino);
+	if (!ip)
+		return -ENOENT;
+	freeze_enter(fs);
+	lk_wrlock(&ip->lock);
+	int rc = do_setflags(cr, ip, flags);
+	lk_wrunlock(&ip->lock);
+	freeze_exit(fs);
+	/* The ctime moved: a cache of attributes must forget it. */
+	if (rc == 0 && fs->attrs_changed)
+		fs->attrs_changed(fs->attrs_changed_arg, ino);
 	inode_put(fs, ip);
 	return rc;
 }

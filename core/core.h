@@ -55,6 +55,13 @@
 #define I_LINKABLE 1u /* an O_TMPFILE that may still be linked */
 #define I_CAPS 2u     /* has security.capability (a write removes it) */
 #define I_DATA_GONE 4u /* unlinked and closed: its data was freed */
+#define I_CACHED 8u   /* a cache outside may hold pages of it (sfs_file_mark_cached) */
+/* chattr's flags live in the same word, at their own values (SFS_FL_*). */
+#define I_USER_FLAGS (SFS_FL_IMMUTABLE | SFS_FL_APPEND | SFS_FL_NODUMP | SFS_FL_NOATIME)
+_Static_assert(((I_LINKABLE | I_CAPS | I_DATA_GONE | I_CACHED) & I_USER_FLAGS) == 0,
+               "inode flags and chattr's flags do not overlap");
+/* What is made in a directory takes these from it, as on tmpfs. */
+#define I_INHERITED (SFS_FL_NODUMP | SFS_FL_NOATIME)
 #define TABLE_SHARDS 64
 
 struct sfs_dir;
@@ -111,6 +118,11 @@ struct sfs_file {
 	struct sfs_inode *ip;         /* referenced until release */
 	struct sfs_fs *fs;            /* the filesystem it belongs to */
 	int flags;                    /* open(2) flags */
+	/* Directories: a listing stops at cookies from dir_end on (the
+	 * directory's next cookie at the last read from offset 0, or at open
+	 * before that), so entries added meanwhile, renamed ones included,
+	 * are not listed and a listing ends, as on tmpfs. */
+	_Atomic uint64_t dir_end;     /* [atomic] */
 };
 
 struct table_shard {
@@ -215,11 +227,15 @@ bool cred_in_group(const struct sfs_cred *cr, uint32_t gid);
  * truncates by a privileged caller (CAP_FSETID) drop nothing. */
 uint32_t perm_setid_to_drop(const struct sfs_cred *cr, const struct sfs_inode *ip);
 bool cred_trusted(const struct sfs_cred *cr);
-/* Permission for `mask` on an inode, by mode bits and the access ACL.
- * 0 or -EACCES.  Inode lock held (read). */
+/* Permission for `mask` on an inode, by mode bits and the access ACL:
+ * 0 or -EACCES; and, for every caller, no write to an immutable inode:
+ * -EPERM (inode_permission()).  Inode lock held (read). */
 int perm_check(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip, int mask);
-/* The sticky-bit rule for removing `victim` from `dir`: 0 or -EPERM. */
-int perm_sticky(const struct sfs_cred *cr, struct sfs_inode *dir, struct sfs_inode *victim);
+/* may_delete()'s rules for removing `victim`'s name from `dir`, past the
+ * directory's permissions: an append-only directory loses no name, an
+ * append-only or immutable inode keeps its names (for every caller), and
+ * the sticky bit.  0 or -EPERM. */
+int perm_delete(const struct sfs_cred *cr, struct sfs_inode *dir, struct sfs_inode *victim);
 /* Owner or privileged (chmod, utimes to a given time, ...). */
 bool perm_owner(const struct sfs_cred *cr, struct sfs_inode *ip);
 
@@ -328,6 +344,11 @@ static inline bool is_lnk(const struct sfs_inode *ip)
 static inline bool has_data(const struct sfs_inode *ip)
 {
 	return is_reg(ip) || is_lnk(ip);
+}
+/* chattr's flags: any of `fl` set on ip. */
+static inline bool has_flag(const struct sfs_inode *ip, uint32_t fl)
+{
+	return (atomic_load(&((struct sfs_inode *)ip)->flags) & fl) != 0;
 }
 
 /* A directory's ".." (NULL once removed).  Atomic: rename_lock holders

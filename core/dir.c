@@ -13,10 +13,13 @@
  *
  * - A sparse map from cookie to entry for readdir.  Each entry gets a
  *   cookie, from a counter that only grows, when it is added; readdir
- *   resumes "at the first cookie >= offset".  So an entry that exists for a
- *   whole listing is returned exactly once however the directory changes
- *   meanwhile (new entries come after, removed ones are simply gone), and a
- *   listing cannot loop.  Cookies 0-2 are ".", ".." and the start.
+ *   resumes "at the first cookie >= offset" and stops at the counter's
+ *   value when the listing started (see struct sfs_file).  So an entry
+ *   that exists for a whole listing is returned exactly once however the
+ *   directory changes meanwhile (new entries come after the end, removed
+ *   ones are simply gone, a renamed one is a new entry), and a listing
+ *   ends, as tmpfs's do since Linux 6.13.  Cookies 0-2 are ".", ".." and
+ *   the start.
  *
  * All functions are called with the directory inode's lock held (read for
  * dir_find/dir_next, write for the rest).  Entries and directories are small

@@ -11,6 +11,12 @@
  * A write, a fallocate or a truncate that runs out of space fails with
  * ENOSPC and changes nothing, times included: the kernel updates times
  * before it writes, but a failed call here leaves no trace at all.
+ *
+ * chattr's flags are judged where the kernel judges them for tmpfs: at
+ * open (no writing to an immutable file, only appending to an append-only
+ * one), at fallocate and copy_file_range; a write through a descriptor
+ * opened before the flag was set goes through, as on tmpfs.  A directory
+ * handle remembers where its listing ends (see sfs_readdir).
  */
 #include <dirent.h>
 #include <linux/falloc.h>
@@ -35,6 +41,20 @@ static bool writable(const struct sfs_file *fh)
 	return (fh->flags & O_ACCMODE) != O_RDONLY;
 }
 
+/* Writes go to the end (O_APPEND, unless the caller places them itself). */
+static bool appends(const struct sfs_file *fh)
+{
+	return (fh->flags & (O_APPEND | SFS_O_PLACED)) == O_APPEND;
+}
+
+/* A mode the caller did not set changed (set-id bits dropped by a write or
+ * a truncation): a cache of attributes must forget it.  No lock held. */
+static void mode_changed(struct sfs_fs *fs, struct sfs_inode *ip, uint32_t before)
+{
+	if (atomic_load(&ip->mode) != before && fs->attrs_changed)
+		fs->attrs_changed(fs->attrs_changed_arg, ip->ino);
+}
+
 /* Clear set-id bits (see perm_setid_to_drop) and capabilities when an
  * unprivileged caller changes a file's contents. */
 static void kill_privs(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip)
@@ -45,10 +65,8 @@ static void kill_privs(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_
 	lk_wrlock(&ip->lock);
 	uint32_t mode = ip->mode;
 	contents_changed_by(fs, cr, ip);
-	bool changed = ip->mode != mode;
 	lk_wrunlock(&ip->lock);
-	if (changed && fs->attrs_changed)
-		fs->attrs_changed(fs->attrs_changed_arg, ip->ino);
+	mode_changed(fs, ip, mode);
 }
 
 static void data_modified(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip)
@@ -72,15 +90,19 @@ int file_open_inode(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_ino
 	if (is_dir(ip) && (acc != O_RDONLY || (flags & O_TRUNC)))
 		return -EISDIR;
 	lk_wrlock(&ip->lock);
-	int rc = 0;
-	if (!cred_trusted(cr)) {
-		int mask = (acc != O_WRONLY ? MAY_READ : 0) | (acc != O_RDONLY ? MAY_WRITE : 0);
-		if (flags & O_TRUNC)
-			mask |= MAY_WRITE;
-		rc = perm_check(fs, cr, ip, mask);
-		if (rc == 0 && (flags & O_NOATIME) && !perm_owner(cr, ip))
-			rc = -EPERM;
-	}
+	uint32_t mode = ip->mode;
+	uint64_t dir_end = is_dir(ip) ? ip->u.dir->next_cookie : 0;
+	/* may_open(): permissions (an immutable file for every caller), then
+	 * an append-only file, which opens for writing only to append. */
+	int mask = (acc != O_WRONLY ? MAY_READ : 0) | (acc != O_RDONLY ? MAY_WRITE : 0);
+	if (flags & O_TRUNC)
+		mask |= MAY_WRITE;
+	int rc = perm_check(fs, cr, ip, mask);
+	if (rc == 0 && has_flag(ip, SFS_FL_APPEND) &&
+	    ((acc != O_RDONLY && !(flags & O_APPEND)) || (flags & O_TRUNC)))
+		rc = -EPERM;
+	if (rc == 0 && !cred_trusted(cr) && (flags & O_NOATIME) && !perm_owner(cr, ip))
+		rc = -EPERM;
 	if (rc == 0 && !is_reg(ip) && !is_dir(ip))
 		rc = -ENXIO; /* a device, fifo or socket: nothing behind it here */
 	/* The handle before the truncation: once that is done, nothing may
@@ -104,7 +126,11 @@ int file_open_inode(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_ino
 			file_discard(fs, fh);
 		return rc;
 	}
+	/* O_TRUNC by an unprivileged caller drops set-id bits, which nothing
+	 * in the open's answer tells a cache of attributes. */
+	mode_changed(fs, ip, mode);
 	*out = file_init(fs, fh, ip, flags);
+	atomic_store(&fh->dir_end, dir_end);
 	return 0;
 }
 
@@ -121,6 +147,7 @@ struct sfs_file *file_init(struct sfs_fs *fs, struct sfs_file *fh, struct sfs_in
 	fh->ip = ip;
 	fh->fs = fs;
 	fh->flags = flags;
+	atomic_init(&fh->dir_end, 0);
 	return fh;
 }
 
@@ -169,6 +196,17 @@ int sfs_fsync(struct sfs_fs *fs, struct sfs_file *fh, bool datasync)
 }
 
 /* ---- read and write ---- */
+
+void sfs_file_mark_cached(struct sfs_file *fh)
+{
+	if (fh && !(atomic_load(&fh->ip->flags) & I_CACHED))
+		atomic_fetch_or(&fh->ip->flags, I_CACHED);
+}
+
+bool sfs_file_cached(const struct sfs_file *fh)
+{
+	return fh && (atomic_load(&fh->ip->flags) & I_CACHED);
+}
 
 /* As vfs_read/vfs_write: the access mode first, then what the file is. */
 static int data_fh(struct sfs_file *fh, bool write)
@@ -255,7 +293,7 @@ static ssize_t do_write(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs
 		return 0;
 	struct sv_vector *v = &fh->ip->u.data;
 	ssize_t n;
-	if (fh->flags & O_APPEND) {
+	if (appends(fh)) {
 		int64_t where;
 		/* Past the maximum size: EFBIG, or as much as fits. */
 		uint64_t cur = sv_size(v);
@@ -306,6 +344,12 @@ static int do_fallocate(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs
 		return -EOPNOTSUPP;
 	if (!writable(fh))
 		return -EBADF;
+	/* Only plain allocation on an append-only file, nothing on an
+	 * immutable one, even through a descriptor opened before. */
+	if ((mode & ~FALLOC_FL_KEEP_SIZE) && has_flag(fh->ip, SFS_FL_APPEND))
+		return -EPERM;
+	if (has_flag(fh->ip, SFS_FL_IMMUTABLE))
+		return -EPERM;
 	if (S_ISFIFO(fh->ip->mode))
 		return -ESPIPE;
 	if (is_dir(fh->ip))
@@ -370,10 +414,12 @@ static ssize_t do_copy_file_range(struct sfs_fs *fs, const struct sfs_cred *cr, 
 		return -EISDIR;
 	if (!is_reg(in->ip) || !is_reg(out->ip))
 		return -EINVAL;
-	if (!readable(in) || !writable(out) || (out->flags & O_APPEND))
+	if (!readable(in) || !writable(out) || appends(out))
 		return -EBADF;
 	if (in->fs != fs || out->fs != fs)
 		return -EXDEV;
+	if (has_flag(out->ip, SFS_FL_IMMUTABLE))
+		return -EPERM; /* unlike a write through a descriptor opened before */
 	if (off_in < 0 || off_out < 0)
 		return -EINVAL;
 	/* generic_copy_file_checks(), in its order: wrap, EOF, limits, overlap. */
@@ -478,6 +524,9 @@ int sfs_readdir(struct sfs_fs *fs, struct sfs_file *dh, off_t off, bool plus, sf
 	/* The callback runs under the directory's read lock: it must not
 	 * call back into the filesystem. */
 	lk_rdlock(&dir->lock);
+	if (off == 0) /* a listing starts (or starts again: a rewind) */
+		atomic_store(&dh->dir_end, dir->u.dir->next_cookie);
+	uint64_t end = atomic_load(&dh->dir_end);
 	int stop = 0;
 	if (off == 0)
 		stop = emit(fs, dir, ".", 1, plus, false, fill, ctx);
@@ -486,7 +535,7 @@ int sfs_readdir(struct sfs_fs *fs, struct sfs_file *dh, off_t off, bool plus, sf
 		stop = emit(fs, parent, "..", 2, plus, false, fill, ctx);
 	}
 	struct sfs_dirent *de = stop ? NULL : dir_next(dir->u.dir, (uint64_t)off);
-	while (de && !stop) {
+	while (de && !stop && de->cookie < end) {
 		stop = emit(fs, de->inode, de->name, (off_t)(de->cookie + 1), plus, true, fill, ctx);
 		if (!stop)
 			de = dir_next(dir->u.dir, de->cookie + 1);

@@ -349,9 +349,19 @@ int sfs_statfs(struct sfs_fs *fs, struct statvfs *st)
 	st->f_frsize = bsize;
 	if (ps.limit != SP_UNLIMITED) {
 		st->f_blocks = ps.limit / bsize;
-		uint64_t freeb = ps.limit > ps.bytes_reserved ? (ps.limit - ps.bytes_reserved) / bsize : 0;
-		st->f_bfree = freeb;
-		st->f_bavail = freeb;
+		uint64_t room = ps.limit > ps.bytes_reserved ? ps.limit - ps.bytes_reserved : 0;
+		st->f_bfree = room / bsize;
+		/* Available: what one new file can hold (df's word: all of it
+		 * can be allocated in one file), once the tables of its sectors
+		 * are paid, and its inode, its name, an open handle, a new node
+		 * in the inode table and in its directory's order, and its
+		 * directory's table of names growing to its largest small size
+		 * (a directory of up to 256 names; a larger one's may need more). */
+		uint64_t file = sp_small_size(sizeof(struct sfs_inode)) +
+		                sp_small_size(sizeof(struct sfs_dirent) + SFS_NAME_MAX + 1) +
+		                sp_small_size(sizeof(struct sfs_file)) + 2 * SP_NODE_SIZE +
+		                SP_SMALL_MAX;
+		st->f_bavail = room > file ? sv_fitting(fs->pool, room - file) / bsize : 0;
 	}
 	uint64_t max = atomic_load(&fs->max_inodes), n = atomic_load(&fs->charged);
 	if (max) {

@@ -74,7 +74,7 @@ static void entry_out(struct sfs_fs *fs, struct sfs_inode *ip, struct sfs_entry 
 	atomic_fetch_add(&ip->nlookup, 1);
 	lk_rdlock(&ip->lock);
 	out->ino = ip->ino;
-	out->generation = fs->generation;
+	out->generation = ip == fs->root ? 0 : fs->generation; /* FUSE's rule for the root */
 	inode_stat(fs, ip, &out->attr);
 	lk_rdunlock(&ip->lock);
 }
@@ -95,6 +95,21 @@ static int get_dir(struct sfs_fs *fs, sfs_ino_t ino, struct sfs_inode **out)
 
 /* ---- lookup and forget ---- */
 
+/* "." of something that is not a directory: the inode itself, as long as
+ * it has a name.  FUSE asks this way for an inode its cache dropped when a
+ * file handle (open_by_handle_at, NFS) names it. */
+static int lookup_self(struct sfs_fs *fs, sfs_ino_t ino, struct sfs_entry *out)
+{
+	struct sfs_inode *ip = inode_get(fs, ino);
+	if (!ip)
+		return -ENOENT;
+	int rc = atomic_load(&ip->nlink) ? 0 : -ENOENT;
+	if (rc == 0)
+		entry_out(fs, ip, out);
+	inode_put(fs, ip);
+	return rc;
+}
+
 int sfs_lookup(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
                struct sfs_entry *out)
 {
@@ -110,6 +125,8 @@ int sfs_lookup(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, c
 		return -EINVAL;
 	struct sfs_inode *dir;
 	int rc = get_dir(fs, parent, &dir);
+	if (rc == -ENOTDIR && len == 1 && name[0] == '.')
+		return lookup_self(fs, parent, out);
 	if (rc)
 		return rc;
 	lk_rdlock(&dir->lock);
@@ -214,6 +231,7 @@ static int make_node(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_in
 	rc = inode_new(fs, mode, uid, gid, &ip);
 	if (rc)
 		goto out;
+	atomic_fetch_or(&ip->flags, atomic_load(&dir->flags) & I_INHERITED);
 	lk_wrlock(&ip->lock);
 	if (!S_ISLNK(mode)) {
 		uint32_t perm = mode & 07777;
@@ -490,6 +508,8 @@ static int do_link(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, 
 	rc = may_link(fs, cr, ip);
 	if (rc == 0)
 		rc = perm_check(fs, cr, dir, MAY_WRITE | MAY_EXEC);
+	if (rc == 0 && has_flag(ip, SFS_FL_APPEND | SFS_FL_IMMUTABLE))
+		rc = -EPERM; /* vfs_link(): no new name for those */
 	bool extra = atomic_load(&ip->nlink) > 0; /* else an O_TMPFILE's first name */
 	if (rc == 0 && !extra && !(atomic_load(&ip->flags) & I_LINKABLE))
 		rc = -ENOENT;
@@ -549,7 +569,7 @@ static int remove_name(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t p
 	inode_hold(victim);
 	rc = perm_check(fs, cr, dir, MAY_WRITE | MAY_EXEC);
 	if (rc == 0)
-		rc = perm_sticky(cr, dir, victim);
+		rc = perm_delete(cr, dir, victim);
 	if (rc == 0 && want_dir != is_dir(victim))
 		rc = want_dir ? -ENOTDIR : -EISDIR;
 	if (rc)
@@ -653,13 +673,13 @@ static int rename_checks(struct sfs_fs *fs, const struct sfs_cred *cr, struct re
 		return 1; /* the same file: nothing to do */
 	rc = perm_check(fs, cr, r->op, MAY_WRITE | MAY_EXEC);
 	if (rc == 0)
-		rc = perm_sticky(cr, r->op, r->src);
+		rc = perm_delete(cr, r->op, r->src);
 	if (rc)
 		return rc;
 	if (r->dst) {
 		rc = perm_check(fs, cr, r->np, MAY_WRITE | MAY_EXEC);
 		if (rc == 0)
-			rc = perm_sticky(cr, r->np, r->dst);
+			rc = perm_delete(cr, r->np, r->dst);
 		if (rc)
 			return rc;
 		if (!(flags & SFS_RENAME_EXCHANGE) && src_dir != dst_dir)

@@ -7,6 +7,11 @@
  * stands for a process with CAP_DAC_OVERRIDE and CAP_FOWNER: it may read and
  * write anything, and execute a file that has at least one execute bit.
  * A caller that says SFS_CRED_TRUSTED had all this checked by the kernel.
+ *
+ * chattr's flags are the exception: under FUSE the kernel does not know
+ * them, so what they forbid (writing to an immutable inode, removing an
+ * append-only or immutable one's names, or any name from an append-only
+ * directory) is refused here for every caller, trusted ones included.
  */
 #include <stdlib.h>
 
@@ -62,6 +67,8 @@ uint32_t perm_setid_to_drop(const struct sfs_cred *cr, const struct sfs_inode *i
 int perm_check(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip, int mask)
 {
 	(void)fs;
+	if ((mask & MAY_WRITE) && has_flag(ip, SFS_FL_IMMUTABLE))
+		return -EPERM; /* before the bits, and for the kernel's requests too */
 	if (cred_trusted(cr) || mask == 0)
 		return 0;
 	uint32_t mode = ip->mode;
@@ -82,8 +89,10 @@ int perm_check(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *i
 	return ((int)bits & mask) == mask ? 0 : -EACCES;
 }
 
-int perm_sticky(const struct sfs_cred *cr, struct sfs_inode *dir, struct sfs_inode *victim)
+int perm_delete(const struct sfs_cred *cr, struct sfs_inode *dir, struct sfs_inode *victim)
 {
+	if (has_flag(dir, SFS_FL_APPEND) || has_flag(victim, SFS_FL_APPEND | SFS_FL_IMMUTABLE))
+		return -EPERM;
 	if (cred_trusted(cr) || !(dir->mode & S_ISVTX) || cred_privileged(cr))
 		return 0;
 	if (cr->uid == victim->uid || cr->uid == dir->uid)

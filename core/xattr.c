@@ -432,6 +432,8 @@ static int access_check(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs
 {
 	bool trusted = cred_trusted(cr);
 	int rc;
+	if (write && has_flag(ip, SFS_FL_IMMUTABLE | SFS_FL_APPEND))
+		return -EPERM; /* may_write_xattr(), for every caller */
 	switch (xn.ns) {
 	case NS_TRUSTED:
 		if (!trusted && !cred_privileged(cr))

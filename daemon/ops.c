@@ -20,12 +20,15 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "image_cmd.h"
+#include "inval.h"
 #include "os.h"
 #include "progress.h"
 #include "protocol.h"
@@ -111,7 +114,7 @@ void daemon_attrs_changed(void *daemon, sfs_ino_t ino)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct daemon *d = userdata;
-	const unsigned wanted = FUSE_CAP_ASYNC_READ | FUSE_CAP_EXPORT_SUPPORT |
+	const unsigned wanted = FUSE_CAP_ASYNC_READ | FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_IOCTL_DIR |
 	                        FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS |
 	                        FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_POSIX_ACL |
 	                        FUSE_CAP_DONT_MASK | FUSE_CAP_ATOMIC_O_TRUNC |
@@ -131,6 +134,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_destroy(void *userdata)
 {
 	(void)userdata;
+	inv_stop();
 }
 
 /* ---- names ---- */
@@ -166,6 +170,30 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, TIMEOUT);
 }
 
+/* chown(f, -1, -1) changes no id but clears set-id bits, which under
+ * FUSE_HANDLE_KILLPRIV_V2 the kernel leaves to us, without checking that
+ * the caller owns the file: it arrives as a SETATTR that sets nothing
+ * (FATTR_CTIME alone with the writeback cache).  Without the writeback
+ * cache the kernel sends the same empty SETATTR before a write or a
+ * fallocate that must clear the bits (file_remove_privs()), from a caller
+ * who need not own the file.  So the owner or root gets the chown, with
+ * its owner check; anyone else only a new ctime, and the write that
+ * follows clears what it must (a chown by someone else, which tmpfs
+ * refuses with EPERM, succeeds without clearing anything: see README).
+ * `surely`: it can only be a chown (the writeback cache). */
+static int chown_same(fuse_req_t req, fuse_ino_t ino, bool surely, struct stat *out)
+{
+	struct sfs_cred cr = cred_of(req);
+	cr.flags &= ~SFS_CRED_TRUSTED;
+	struct stat a = {.st_uid = (uid_t)-1, .st_gid = (gid_t)-1};
+	int rc = sfs_setattr(fs_of(req), &cr, ino, &a, SFS_SET_UID | SFS_SET_GID, NULL, out);
+	if (rc != -EPERM || surely)
+		return rc;
+	cr.flags |= SFS_CRED_TRUSTED;
+	clock_gettime(CLOCK_REALTIME, &a.st_ctim);
+	return sfs_setattr(fs_of(req), &cr, ino, &a, SFS_SET_CTIME, NULL, out);
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
@@ -195,7 +223,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		attr->st_gid = (gid_t)-1;
 	struct sfs_cred cr = cred_of(req);
 	struct stat out;
-	int rc = sfs_setattr(fs_of(req), &cr, ino, attr, valid, fi ? fh_of(fi) : NULL, &out);
+	int rc;
+	if (valid == 0 || (valid == SFS_SET_CTIME && dm(req)->writeback))
+		rc = chown_same(req, ino, valid != 0, &out);
+	else
+		rc = sfs_setattr(fs_of(req), &cr, ino, attr, valid, fi ? fh_of(fi) : NULL, &out);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -268,14 +300,15 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 /* The kernel places appends itself: every write carries the real offset
  * (and fcntl(F_SETFL) may turn O_APPEND off without telling us), so the
- * handle must not move writes to the end.  With the writeback cache the
- * kernel also reads to fill pages written in part, so a write-only open
- * must read. */
+ * handle must not move writes to the end (SFS_O_PLACED; O_APPEND still
+ * counts at the open of an append-only file).  With the writeback cache
+ * the kernel also reads to fill pages written in part, so a write-only
+ * open must read. */
 static int open_flags(struct daemon *d, int flags)
 {
 	if (d->writeback && (flags & O_ACCMODE) == O_WRONLY)
 		flags = (flags & ~O_ACCMODE) | O_RDWR;
-	return flags & ~O_APPEND;
+	return flags & O_APPEND ? flags | SFS_O_PLACED : flags;
 }
 
 static void set_open_flags(struct daemon *d, struct fuse_file_info *fi, bool dir)
@@ -371,6 +404,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct iovec iov[MAX_IOV];
 	struct sfs_view view;
 	size_t bytes;
+	sfs_file_mark_cached(fh); /* before the data is taken: see inval.c */
 	int n = sfs_read_view(fs, fh, off, size, iov, MAX_IOV, &bytes, &view);
 	if (n < 0) {
 		fuse_reply_err(req, -n);
@@ -399,14 +433,24 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+/* A write past the page cache (fuse_direct_io(), which alone names the
+ * writer's files: FUSE_WRITE_LOCKOWNER) into a file the kernel may hold
+ * pages of is answered once those pages of the range are dropped (see
+ * inval.c); a write from the cache (write-through, writeback, a mapping)
+ * marks the file as cached. */
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
-	(void)ino;
 	struct sfs_cred cr = cred_of(req);
-	ssize_t n = sfs_write(fs_of(req), &cr, fh_of(fi), buf, size, off);
+	struct sfs_file *fh = fh_of(fi);
+	bool past_cache = fi->lock_owner != 0 && !fi->writepage;
+	if (!past_cache)
+		sfs_file_mark_cached(fh);
+	ssize_t n = sfs_write(fs_of(req), &cr, fh, buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
+	else if (n > 0 && past_cache && sfs_file_cached(fh))
+		inv_reply_write(dm(req)->se, req, ino, off, (size_t)n);
 	else
 		fuse_reply_write(req, (size_t)n);
 }
@@ -454,6 +498,85 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, (size_t)n);
+}
+
+/* chattr's flags, in the two forms the kernel asks for them: the inode
+ * flags (FS_IOC_GETFLAGS/SETFLAGS, 4 bytes) and the extended ones
+ * (FS_IOC_FSGETXATTR/FSSETXATTR, a struct fsxattr, which the kernel's
+ * fileattr code reads before every change).  The kernel checks who may
+ * change what, then sends them through a descriptor it opens read-only.
+ * Any other ioctl: -ENOTTY, as for one a filesystem does not know. */
+static const struct {
+	unsigned fl, xfl;
+} xflags[] = {{SFS_FL_IMMUTABLE, FS_XFLAG_IMMUTABLE}, {SFS_FL_APPEND, FS_XFLAG_APPEND},
+              {SFS_FL_NODUMP, FS_XFLAG_NODUMP}, {SFS_FL_NOATIME, FS_XFLAG_NOATIME}};
+
+static unsigned to_xflags(unsigned fl)
+{
+	unsigned x = 0;
+	for (size_t i = 0; i < sizeof xflags / sizeof *xflags; i++)
+		if (fl & xflags[i].fl)
+			x |= xflags[i].xfl;
+	return x;
+}
+
+/* The flags of an fsxattr; -1 if it asks for more than tmpfs keeps. */
+static long from_fsxattr(const struct fsxattr *fa)
+{
+	unsigned fl = 0, x = fa->fsx_xflags;
+	for (size_t i = 0; i < sizeof xflags / sizeof *xflags; i++)
+		if (x & xflags[i].xfl)
+			fl |= xflags[i].fl, x &= ~xflags[i].xfl;
+	return x || fa->fsx_extsize || fa->fsx_projid || fa->fsx_cowextsize ? -1 : (long)fl;
+}
+
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+                     struct fuse_file_info *fi, unsigned flags, const void *in_buf,
+                     size_t in_bufsz, size_t out_bufsz)
+{
+	(void)arg, (void)fi, (void)flags;
+	struct sfs_cred cr = cred_of(req);
+	struct fsxattr fa;
+	unsigned v = 0;
+	int rc = -EINVAL;
+	switch (cmd) {
+	case FS_IOC_GETFLAGS:
+	case FS_IOC32_GETFLAGS:
+		if (out_bufsz >= sizeof v && (rc = sfs_getflags(fs_of(req), ino, &v)) == 0) {
+			fuse_reply_ioctl(req, 0, &v, sizeof v);
+			return;
+		}
+		break;
+	case FS_IOC_FSGETXATTR:
+		if (out_bufsz >= sizeof fa && (rc = sfs_getflags(fs_of(req), ino, &v)) == 0) {
+			memset(&fa, 0, sizeof fa);
+			fa.fsx_xflags = to_xflags(v);
+			fuse_reply_ioctl(req, 0, &fa, sizeof fa);
+			return;
+		}
+		break;
+	case FS_IOC_SETFLAGS:
+	case FS_IOC32_SETFLAGS:
+		if (in_bufsz >= sizeof v) {
+			memcpy(&v, in_buf, sizeof v);
+			rc = sfs_setflags(fs_of(req), &cr, ino, v);
+		}
+		break;
+	case FS_IOC_FSSETXATTR:
+		if (in_bufsz >= sizeof fa) {
+			memcpy(&fa, in_buf, sizeof fa);
+			long fl = from_fsxattr(&fa);
+			rc = fl < 0 ? -EOPNOTSUPP : sfs_setflags(fs_of(req), &cr, ino, (unsigned)fl);
+		}
+		break;
+	default:
+		rc = -ENOTTY;
+		break;
+	}
+	if (rc == 0)
+		fuse_reply_ioctl(req, 0, NULL, 0);
+	else
+		fuse_reply_err(req, -rc);
 }
 
 /* ---- directories ---- */
@@ -690,6 +813,7 @@ const struct fuse_lowlevel_ops sectorfs_ops = {
         .fallocate = op_fallocate,
         .lseek = op_lseek,
         .copy_file_range = op_copy_file_range,
+        .ioctl = op_ioctl,
         .opendir = op_opendir,
         .readdir = op_readdir,
         .readdirplus = op_readdirplus,

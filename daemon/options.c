@@ -204,6 +204,11 @@ static int one_option(struct opts *o, const char *opt, char *err, size_t len)
 		o->prefault = true;
 	} else if (IS("noprefault") && !val) {
 		o->prefault = false;
+	} else if ((IS("relatime") || IS("strictatime")) && !val) {
+		/* tmpfs's (and mount(8)'s) atime rules, kept by the core: the
+		 * kernel leaves a FUSE file's times to the daemon, and libfuse
+		 * 3.14 knows neither option. */
+		o->atime = IS("relatime") ? SFS_ATIME_RELATIME : SFS_ATIME_STRICT;
 	} else if (IS("clone_fd") && !val) {
 		o->clone_fd = true;
 	} else if (IS("noclone_fd") && !val) {
@@ -219,10 +224,6 @@ static int one_option(struct opts *o, const char *opt, char *err, size_t len)
 			o->read_only = false;
 		else if (IS("noatime"))
 			o->atime = SFS_ATIME_NEVER;
-		else if (IS("strictatime"))
-			o->atime = SFS_ATIME_STRICT;
-		else if (IS("relatime"))
-			o->atime = SFS_ATIME_RELATIME;
 		else if (IS("fsname"))
 			o->source = NULL; /* fsname= names the mount, not SOURCE */
 		if (pass_on(o, opt))
@@ -466,6 +467,7 @@ void opt_usage(const char *prog)
 	       "     remount           change the live mount at MOUNTPOINT: size=, nr_inodes=,\n"
 	       "                       ro, rw and the kernel's flags (what mount -o remount\n"
 	       "                       runs; flags need root); the other options are ignored\n"
+	       "     relatime|strictatime|noatime  when reads move atime (relatime)\n"
 	       "     allow_other, default_permissions (on), fsname=, subtype=, ro, rw,\n"
 	       "     noatime, relatime, strictatime, dev, suid, exec and the other FUSE and\n"
 	       "     mount options\n"

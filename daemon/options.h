@@ -2,11 +2,12 @@
 /* options.h - the daemon's command line (prefix opt_).
  *
  * sectorfs takes tmpfs's mount options with their names and meanings
- * (size, nr_inodes, mode, uid, gid, noswap), a few of its own (sector_size,
- * cache, direct_write, writeback, max_threads, clone_fd, io_uring, image,
- * save_interval, image_wait), and
- * passes everything else to libfuse.  Parsing never prints more than one line and never leaves half
- * a configuration: opt_parse() either fills everything or fails with a
+ * (size, nr_inodes, mode, uid, gid, noswap, relatime, strictatime), a few
+ * of its own (sector_size, cache, direct_write, writeback, max_threads,
+ * clone_fd, io_uring, image, save_interval, image_wait), and passes
+ * everything else to libfuse.  Parsing never prints more than one line and
+ * never leaves half a configuration: opt_parse() either fills everything
+ * or fails with a
  * message for the caller to print.
  */
 #ifndef SECTORFS_OPTIONS_H

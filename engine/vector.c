@@ -250,6 +250,32 @@ static void vec_plan(struct sv_vector *v, uint64_t first, uint64_t last, struct 
 	}
 }
 
+/* Bytes of the pool's limit that sectors [0, n) of a new vector take: the
+ * sectors and the nodes above them. */
+static uint64_t new_vector_cost(const struct sp_pool *pool, uint64_t n)
+{
+	if (n == 0)
+		return 0;
+	struct sv_vector empty;
+	sv_init(&empty);
+	struct plan pl;
+	vec_plan(&empty, 0, n - 1, &pl);
+	return pl.holes * sp_sector_size(pool) + pl.nodes * SP_NODE_SIZE;
+}
+
+uint64_t sv_fitting(const struct sp_pool *pool, uint64_t room)
+{
+	uint64_t lo = 0, hi = room / sp_sector_size(pool); /* lo fits, hi + 1 does not */
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo + 1) / 2;
+		if (new_vector_cost(pool, mid) <= room)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo * sp_sector_size(pool);
+}
+
 /* ---- taking memory ---- */
 
 struct stash {

@@ -126,14 +126,19 @@ struct sfs_cred {
 
 struct sfs_entry {
 	sfs_ino_t ino;
-	uint64_t generation; /* sfs_fs_generation(): numbers are never reused */
+	uint64_t generation; /* sfs_fs_generation(), 0 for the root */
 	struct stat attr;
 };
 
-/* The generation of every inode of this filesystem (for NFS-style handles
- * and FUSE entries, such as readdirplus's). */
+/* The generation of every inode of this filesystem but the root, whose
+ * generation is 0 (as FUSE requires): with inode numbers never reused, the
+ * number and the generation name one inode of one filesystem exactly (for
+ * NFS-style file handles and FUSE entries, such as readdirplus's). */
 uint64_t sfs_fs_generation(const struct sfs_fs *fs);
 
+/* A name in a directory; "." is the directory and ".." its parent.  "." of
+ * an inode that is not a directory is that inode, while it has a link: the
+ * way FUSE asks for an inode by number (export support, file handles). */
 int sfs_lookup(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
                struct sfs_entry *out);
 /* Give back n lookups.  -EINVAL if the inode has fewer. */
@@ -162,6 +167,23 @@ int sfs_setattr(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
 
 int sfs_access(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, int mask);
 
+/* Inode flags (chattr, FS_IOC_GETFLAGS / FS_IOC_SETFLAGS), the ones tmpfs
+ * keeps, with <linux/fs.h>'s values.  Nobody, root included, may change an
+ * immutable inode or its names, or write to it but through a descriptor
+ * opened before; an append-only file may be opened for writing only with
+ * O_APPEND, and keeps its names; an append-only directory loses none.
+ * What is made in a directory inherits its nodump and noatime flags. */
+#define SFS_FL_IMMUTABLE 0x10u /* FS_IMMUTABLE_FL */
+#define SFS_FL_APPEND 0x20u    /* FS_APPEND_FL */
+#define SFS_FL_NODUMP 0x40u    /* FS_NODUMP_FL */
+#define SFS_FL_NOATIME 0x80u   /* FS_NOATIME_FL: reads leave atime alone */
+/* Regular files and directories only (-EOPNOTSUPP for the rest, as tmpfs).
+ * Setting needs the owner (or root), and a change of immutable or
+ * append-only root (CAP_LINUX_IMMUTABLE): -EPERM; other flags
+ * -EOPNOTSUPP.  It moves ctime. */
+int sfs_getflags(struct sfs_fs *fs, sfs_ino_t ino, unsigned *flags);
+int sfs_setflags(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, unsigned flags);
+
 int sfs_mknod(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
               mode_t mode, dev_t rdev, struct sfs_entry *out);
 int sfs_mkdir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, const char *name,
@@ -183,7 +205,12 @@ int sfs_rename(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, c
 
 /* Open flags are open(2)'s: O_RDONLY/O_WRONLY/O_RDWR, O_TRUNC, O_APPEND,
  * O_EXCL (with create), O_DIRECTORY, O_NOFOLLOW, O_NOATIME.  Opening
- * counts as a reference until sfs_release. */
+ * counts as a reference until sfs_release.
+ * SFS_O_PLACED with O_APPEND: the caller places every write itself (the
+ * kernel does, under FUSE, and fcntl(F_SETFL) may turn O_APPEND off
+ * without telling us): the open is judged as O_APPEND's (append-only
+ * files), but each write goes where its offset says. */
+#define SFS_O_PLACED 010000000000
 int sfs_open(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, int flags,
              struct sfs_file **out);
 /* Create and open (O_EXCL: fail with EEXIST if the name exists; otherwise
@@ -213,6 +240,14 @@ int sfs_read_view(struct sfs_fs *fs, struct sfs_file *fh, off_t off, size_t size
                   struct iovec *iov, int max, size_t *bytes, struct sfs_view *view);
 void sfs_read_view_end(struct sfs_fs *fs, struct sfs_view *view);
 
+/* For a caller that keeps its own copies of file data (the kernel's page
+ * cache, under FUSE): mark a file when copies of its data may have gone
+ * into that cache (it was read or written through it); sfs_file_cached()
+ * then tells whether a change made past the cache must be announced to it.
+ * The mark lasts as long as the inode (atomics: any thread, no lock). */
+void sfs_file_mark_cached(struct sfs_file *fh);
+bool sfs_file_cached(const struct sfs_file *fh);
+
 int sfs_flush(struct sfs_fs *fs, struct sfs_file *fh);
 int sfs_fsync(struct sfs_fs *fs, struct sfs_file *fh, bool datasync);
 int sfs_release(struct sfs_fs *fs, struct sfs_file *fh);
@@ -231,6 +266,11 @@ ssize_t sfs_copy_file_range(struct sfs_fs *fs, const struct sfs_cred *cr, struct
 int sfs_opendir(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino,
                 struct sfs_file **out);
 /* Called for each entry from `off` on, with the offset of the next one.
+ * As on tmpfs, a listing holds the entries that existed when it started (a
+ * read from offset 0; a handle never read from there: its opening), minus
+ * those removed since: each of those that stays comes exactly once, and
+ * entries added meanwhile, renamed ones included, do not come, so a listing
+ * always ends.
  * `attr` is set when plus is true (readdirplus).  Return 0 to take the
  * entry and go on, nonzero to stop (the entry is not taken: with plus, no
  * lookup is added for it). */

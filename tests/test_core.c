@@ -699,6 +699,32 @@ static void test_limits(void)
 	done();
 }
 
+/* df's word: what statfs says is available goes into one new file, by
+ * fallocate (with its sector tables), at every sector size; then nothing
+ * is left. */
+static void test_statfs_fits(void)
+{
+	static const size_t sizes[] = {512, 4096, 65536};
+	for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+		struct sfs_config cfg = {.size_limit = 16 << 20, .sector_size = sizes[k]};
+		CHECK_EQ(sfs_fs_create(&cfg, &fs), 0);
+		forget(mk(SFS_ROOT_INO, "other", S_IFREG | 0644));
+		struct statvfs sv;
+		CHECK_EQ(sfs_statfs(fs, &sv), 0);
+		off_t avail = (off_t)(sv.f_bavail * sv.f_frsize);
+		CHECK(avail > (16 << 20) / 2 && sv.f_bavail <= sv.f_bfree);
+		struct sfs_entry e;
+		struct sfs_file *fh;
+		CHECK_EQ(sfs_create(fs, &root, SFS_ROOT_INO, "f", 0644, O_RDWR, &e, &fh), 0);
+		CHECK_EQ(sfs_fallocate(fs, &root, fh, 0, 0, avail), 0);
+		CHECK_EQ(sfs_statfs(fs, &sv), 0);
+		CHECK_EQ(sv.f_bavail, 0);
+		CHECK_EQ(sfs_release(fs, fh), 0);
+		forget(e.ino);
+		done();
+	}
+}
+
 /* ---- readdir ---- */
 
 struct listing {
@@ -718,16 +744,23 @@ static int collect(void *ctx, const char *name, const struct stat *st, off_t nex
 	return 0;
 }
 
-static void test_readdir(void)
+/* A fresh filesystem with a directory "d" of n files e0, e1, ... */
+static sfs_ino_t fresh_dir_of(int n)
 {
 	fresh(0, 0);
 	sfs_ino_t d = mk(SFS_ROOT_INO, "d", S_IFDIR | 0755);
-	enum { N = 1000 };
-	for (int i = 0; i < N; i++) {
-		char n[16];
-		snprintf(n, sizeof n, "e%d", i);
-		forget(mk(d, n, S_IFREG | 0644));
+	for (int i = 0; i < n; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "e%d", i);
+		forget(mk(d, name, S_IFREG | 0644));
 	}
+	return d;
+}
+
+static void test_readdir(void)
+{
+	enum { N = 1000 };
+	sfs_ino_t d = fresh_dir_of(N);
 	struct sfs_file *dh;
 	CHECK_EQ(sfs_opendir(fs, &root, d, &dh), 0);
 	static struct listing l;
@@ -782,6 +815,87 @@ static void test_readdir(void)
 	done();
 }
 
+/* A listing ends although every name it returns is renamed at once (a
+ * renamed entry is a new one: it does not come), and a rewind (a read from
+ * offset 0) starts a new listing that has the new names. */
+static void test_readdir_renames(void)
+{
+	enum { N = 1000 };
+	sfs_ino_t d = fresh_dir_of(N);
+	struct sfs_file *dh;
+	CHECK_EQ(sfs_opendir(fs, &root, d, &dh), 0);
+	static struct listing l;
+	static int seen[N];
+	memset(seen, 0, sizeof seen);
+	forget(mk(d, "after-open", S_IFREG | 0644)); /* a listing starts at offset 0 */
+	off_t off = 0;
+	int got = 0, others = 0;
+	for (int step = 0; step < 3 * N; step++) {
+		memset(&l, 0, sizeof l);
+		l.max = 1;
+		CHECK_EQ(sfs_readdir(fs, dh, off, false, collect, &l), 0);
+		if (l.n == 0)
+			break;
+		off = l.next[0];
+		int k;
+		char to[16];
+		if (sscanf(l.names[0], "e%d", &k) == 1) {
+			seen[k]++;
+			got++;
+			snprintf(to, sizeof to, "r%d", k);
+			CHECK_EQ(sfs_rename(fs, &root, d, l.names[0], d, to, 0), 0);
+		} else if (strcmp(l.names[0], ".") && strcmp(l.names[0], "..")) {
+			CHECK(strcmp(l.names[0], "after-open") == 0);
+			others++;
+		}
+	}
+	CHECK_EQ(got, N);
+	CHECK_EQ(others, 1);
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(seen[i], 1);
+	/* The rewind lists what is there now. */
+	memset(&l, 0, sizeof l);
+	l.max = 4096;
+	CHECK_EQ(sfs_readdir(fs, dh, 0, false, collect, &l), 0);
+	CHECK_EQ(l.n, N + 3);
+	CHECK_EQ(sfs_releasedir(fs, dh), 0);
+	forget(d);
+	done();
+}
+
+/* ---- lookups by number, for file handles ---- */
+
+/* The root's generation is 0 (FUSE's rule), every other inode's the
+ * filesystem's; "." of a file is the file while it has a name (FUSE asks
+ * that way when a handle names an inode its cache dropped). */
+static void test_handles(void)
+{
+	fresh(0, 0);
+	sfs_ino_t d = mk(SFS_ROOT_INO, "d", S_IFDIR | 0755);
+	sfs_ino_t f = mk(d, "f", S_IFREG | 0644);
+	struct sfs_entry e;
+	CHECK_EQ(sfs_lookup(fs, &root, d, "..", &e), 0);
+	CHECK_EQ(e.ino, SFS_ROOT_INO);
+	CHECK_EQ(e.generation, 0);
+	forget(SFS_ROOT_INO);
+	CHECK_EQ(sfs_lookup(fs, &root, SFS_ROOT_INO, ".", &e), 0);
+	CHECK_EQ(e.generation, 0);
+	forget(SFS_ROOT_INO);
+	CHECK_EQ(sfs_lookup(fs, &root, f, ".", &e), 0);
+	CHECK_EQ(e.ino, f);
+	CHECK(e.generation != 0 && e.generation == sfs_fs_generation(fs));
+	CHECK_EQ(e.attr.st_ino, f);
+	forget(f);
+	CHECK_EQ(sfs_lookup(fs, &root, f, "..", &e), -ENOTDIR);
+	CHECK_EQ(sfs_lookup(fs, &root, f, "x", &e), -ENOTDIR);
+	CHECK_EQ(sfs_unlink(fs, &root, d, "f"), 0);
+	CHECK_EQ(sfs_lookup(fs, &root, f, ".", &e), -ENOENT);
+	forget(f);
+	CHECK_EQ(sfs_lookup(fs, &root, f, ".", &e), -ENOENT);
+	forget(d);
+	done();
+}
+
 /* ---- xattrs (the basics; test_xattr covers the rest) ---- */
 
 static void test_xattr_basics(void)
@@ -810,7 +924,10 @@ int main(int argc, char **argv)
 	test_data();
 	test_permissions();
 	test_limits();
+	test_statfs_fits();
 	test_readdir();
+	test_readdir_renames();
+	test_handles();
 	test_xattr_basics();
 	printf("ok\n");
 	return 0;

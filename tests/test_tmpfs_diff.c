@@ -8,7 +8,8 @@
  * ordinary syscalls, on the library through its API.  After every step the
  * return values and errnos must agree, and so must the stat fields that
  * tmpfs defines the same way (type and mode, links, owner, size, device),
- * file contents, directory listings, xattrs, and for every path whether
+ * file contents, directory listings, xattrs, chattr's flags (and all they
+ * forbid from then on), and for every path whether
  * its mtime and ctime changed (tmpfs on this kernel uses fine-grained
  * times for inodes that were looked at, so a change is always visible).
  *
@@ -25,11 +26,13 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/falloc.h>
+#include <linux/fs.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -537,7 +540,38 @@ static void op_attr(void)
 	struct sfs_entry e;
 	int lr = lib_entry(p, follow, &e);
 	long k, l;
-	switch (rng_below(&r, 6)) {
+	switch (rng_below(&r, 7)) {
+	case 6: {
+		/* chattr: through a descriptor on the kernel's side (as chattr
+		 * does; not for fifos and the like, which have no flags). */
+		static const unsigned fl[] = {0, FS_IMMUTABLE_FL, FS_APPEND_FL, FS_NODUMP_FL,
+		                              FS_NOATIME_FL, FS_APPEND_FL | FS_NODUMP_FL,
+		                              FS_SECRM_FL};
+		unsigned f = fl[rng_below(&r, sizeof fl / sizeof *fl)];
+		struct stat st;
+		int fd = open(p, O_RDONLY | O_NONBLOCK);
+		if (fd < 0 || fstat(fd, &st) != 0 || (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))) {
+			if (fd >= 0)
+				close(fd);
+			note("chattr %s: not opened", p);
+			break;
+		}
+		note("chattr %s %#x", p, f);
+		k = kres(ioctl(fd, FS_IOC_SETFLAGS, &f));
+		unsigned kf = 0, lf = 0;
+		long kg = kres(ioctl(fd, FS_IOC_GETFLAGS, &kf));
+		close(fd);
+		struct sfs_entry fe;
+		int frc = lib_entry(p, true, &fe);
+		l = frc ? frc : sfs_setflags(fs, &cr, fe.ino, f);
+		SAME("chattr", k, l);
+		long lg = frc ? frc : sfs_getflags(fs, fe.ino, &lf);
+		SAME("lsattr", kg, lg);
+		SAME("flags", kf, lf);
+		if (frc == 0)
+			lib_forget(fe.ino);
+		break;
+	}
 	case 0: {
 		mode_t mode = gen_mode() | (rng_below(&r, 8) == 0 ? 06000 : 0);
 		note("chmod %s %o", p, mode);

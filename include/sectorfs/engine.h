@@ -264,6 +264,10 @@ int sv_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len)
  * !keep_size extend the size to off+len.  All or nothing. */
 int sv_allocate(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len,
                 bool keep_size);
+/* The most bytes (whole sectors) a new vector can be given from offset 0
+ * within `room` bytes of the pool's limit: its sectors and the tree nodes
+ * that hold them (about 8 bytes a sector). */
+uint64_t sv_fitting(const struct sp_pool *pool, uint64_t room);
 /* Offset of the next data (data=true) or hole at or after off, as lseek's
  * SEEK_DATA/SEEK_HOLE; the end of the vector counts as a hole.  -ENXIO when
  * off >= size. */

@@ -285,6 +285,17 @@ mount_sfs() {
 		die "$mp has type '$(mount_type "$mp")', expected fuse.sectorfs"
 }
 
+# mount_side_by_side TMPFS_OPTIONS SECTORFS_OPTIONS: a fresh tmpfs on
+# $T/tmpfs and a fresh sectorfs on $T/sfs, in $TM and $SM (what section()
+# compares by default).
+mount_side_by_side() {
+	TM=$T/tmpfs
+	SM=$T/sfs
+	mount_tmpfs "$TM" "$1"
+	mount_sfs "$SM" "$2"
+	say "tmpfs on $TM, sectorfs on $SM (pid $(sfs_pid "$SM"))"
+}
+
 # The one daemon of mount point $1 (dies if not exactly one).
 sfs_pid() {
 	local p
