@@ -4,11 +4,13 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "check.h"
 #include "os.h"
 #include "sectorfs/engine.h"
+#include "sectorfs/fault.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
@@ -158,6 +160,71 @@ static void test_small_give_back(void)
 	CHECK(st.bytes_mapped < (2u << 20));
 	sp_destroy(p);
 	free(v);
+}
+
+/* A purge the kernel refuses (injected at the fault point, as munlock
+ * fails in noswap mode when the kernel cannot split the mapping) leaves
+ * the memory as it was: it still holds the freed bytes, so it must be
+ * zeroed when handed out as zeroed, never trusted to read as zero.  The
+ * next trim the kernel accepts gives it back. */
+static void test_purge_refused(size_t S, bool locked)
+{
+	struct sp_config cfg = {.sector_size = S, .limit = SP_UNLIMITED, .locked = locked};
+	struct sp_pool *p;
+	CHECK_EQ(sp_create(&cfg, &p), 0);
+	size_t n = (2u << 20) / S, m = 512;
+	void **v = malloc(n * sizeof(void *)), **o = malloc(m * sizeof(void *));
+	int rc = sp_alloc_sectors(p, n, v, false);
+	if (rc == -ENOMEM && locked) {
+		/* Locking a region needs CAP_IPC_LOCK or RLIMIT_MEMLOCK. */
+		printf("  purge refused, noswap: skipped (this process may not lock memory)\n");
+		sp_destroy(p);
+		free(v);
+		free(o);
+		return;
+	}
+	CHECK_EQ(rc, 0);
+	sp_free_sectors(p, n, v);
+	for (int round = 0; round < 2; round++) {
+		CHECK_EQ(sp_alloc_sectors(p, n, v, false), 0);
+		for (size_t i = 0; i < n; i++)
+			memset(v[i], 0xa5, S);
+		for (size_t i = 0; i < m; i++) {
+			o[i] = sp_alloc_small(p, 200, false);
+			CHECK(o[i]);
+			memset(o[i], 0x5a, 200);
+		}
+		sp_free_sectors(p, n, v);
+		for (size_t i = 0; i < m; i++)
+			sp_free_small(p, o[i]);
+		struct sp_stats before, after;
+		sp_get_stats(p, &before);
+		sfs_fault_arm(1, true); /* every purge fails, nothing else runs */
+		sp_trim(p);
+		CHECK(sfs_fault_disarm());
+		sp_get_stats(p, &after);
+		CHECK_EQ(after.purged_bytes, before.purged_bytes);
+		CHECK_EQ(after.bytes_mapped, before.bytes_mapped);
+		/* Asked for zeros, they get zeros, not the old bytes. */
+		CHECK_EQ(sp_alloc_sectors(p, n, v, true), 0);
+		for (size_t i = 0; i < n; i++)
+			CHECK(all_zero(v[i], S));
+		for (size_t i = 0; i < m; i++) {
+			o[i] = sp_alloc_small(p, 200, true);
+			CHECK(o[i] && all_zero(o[i], 200));
+		}
+		sp_free_sectors(p, n, v);
+		for (size_t i = 0; i < m; i++)
+			sp_free_small(p, o[i]);
+		/* Now the kernel takes it all. */
+		sp_trim(p);
+		sp_get_stats(p, &after);
+		CHECK(after.purged_bytes >= before.purged_bytes + n * S);
+		CHECK(after.bytes_mapped <= after.regions * 65536);
+	}
+	sp_destroy(p);
+	free(v);
+	free(o);
 }
 
 /* ---- the limit under concurrency ---- */
@@ -520,6 +587,9 @@ int main(int argc, char **argv)
 	test_give_back(4096);
 	test_give_back(65536);
 	test_small_give_back();
+	for (size_t S = SP_SECTOR_MIN; S <= SP_SECTOR_MAX; S *= 8)
+		test_purge_refused(S, false);
+	test_purge_refused(4096, true); /* noswap: munlock, drop, relock */
 	test_limit_concurrent();
 	for (size_t S = SP_SECTOR_MIN; S <= SP_SECTOR_MAX; S *= 4)
 		test_prefault(S);
