@@ -519,6 +519,26 @@ static uint64_t anon_huge_kib(void)
 	return kib;
 }
 
+/* Does the kernel give this process a huge page right now?  Asked the
+ * way sectorfs asks (MADV_HUGEPAGE, then MADV_POPULATE_WRITE), on a
+ * private mapping of the test's own: without a free huge page (memory
+ * fragmented, or taken) the kernel quietly gives 4 KiB pages, which is
+ * no fault of sectorfs. */
+#ifndef SANITIZED
+static bool kernel_gives_huge_page(size_t H)
+{
+	char *raw = mmap(NULL, 2 * H, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED)
+		return false;
+	char *a = (char *)(((uintptr_t)raw + H - 1) & ~(uintptr_t)(H - 1));
+	uint64_t before = anon_huge_kib();
+	bool got = madvise(a, H, MADV_HUGEPAGE) == 0 && madvise(a, H, MADV_POPULATE_WRITE) == 0 &&
+	           anon_huge_kib() >= before + H / 1024;
+	munmap(raw, 2 * H);
+	return got;
+}
+#endif
+
 /* sp_populate of a run that covers whole huge pages: they become huge
  * pages, the run reads as asked (zeros), nothing outside it is touched or
  * made resident, and it all goes back when freed. */
@@ -544,9 +564,13 @@ static void test_populate_huge(size_t S)
 		/* 8 MiB made resident, and no more than the run's pages. */
 		CHECK(rss1 >= rss0 + (7u << 20) && rss1 <= rss0 + (9u << 20));
 		/* Three of the four huge pages an 8 MiB run spans are whole
-		 * (round 2: again, after the first were freed page by page). */
-		if (H == (2u << 20))
-			CHECK(huge1 >= huge0 + 2 * 2048);
+		 * (round 2: again, after the first were freed page by page);
+		 * at least two must be huge pages, if the kernel has them. */
+		if (H == (2u << 20) && huge1 < huge0 + 2 * 2048) {
+			CHECK(!kernel_gives_huge_page(H));
+			printf("  S=%zu round %d: huge pages not checked: the kernel has no free "
+			       "huge page (a plain mapping got none either)\n", S, round);
+		}
 		printf("  S=%zu round %d: 8 MiB populated, RSS %+.1f MiB, huge pages %+.0f MiB\n", S,
 		       round, ((double)rss1 - (double)rss0) / 1048576.0,
 		       ((double)huge1 - (double)huge0) / 1024.0);
