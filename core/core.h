@@ -325,8 +325,11 @@ static inline void set_dir_parent(struct sfs_inode *dir, struct sfs_inode *paren
 	                      memory_order_release);
 }
 
-/* A name as the inode API accepts it: 1..255 bytes, no '/', not "." or
- * "..".  0, -ENOENT (empty), -ENAMETOOLONG, -EINVAL. */
+/* A name as the inode API accepts it: 1..255 bytes, no '/'.  0, -EFAULT
+ * (NULL), -ENOENT (empty), -ENAMETOOLONG, -EINVAL ('/').  "." and ".."
+ * pass: each caller answers them with the errno the kernel gives for its
+ * call (lookup follows them, create and link say EEXIST, unlink EISDIR,
+ * rmdir EINVAL or ENOTEMPTY, rename EBUSY or EEXIST). */
 int name_check(const char *name, size_t *len);
 
 #endif
