@@ -135,7 +135,7 @@ struct sfs_fs {
 	_Atomic uint64_t next_ino;
 	_Atomic uint64_t inodes;      /* live inodes */
 	_Atomic uint64_t charged;     /* against max_inodes: inodes + extra links */
-	_Atomic uint64_t max_inodes;  /* 0: unlimited */
+	_Atomic uint64_t max_inodes;  /* 0: unlimited [changes under freeze_all] */
 	uint32_t generation;          /* this filesystem's generation */
 	uint64_t sip_key[2];          /* keys of the name hash */
 	enum sfs_atime atime;
@@ -166,7 +166,8 @@ int inode_new(struct sfs_fs *fs, uint32_t mode, uint32_t uid, uint32_t gid,
 void inode_abort(struct sfs_fs *fs, struct sfs_inode *ip);
 /* As tmpfs does, every name past a file's first costs an inode of
  * max_inodes: link_charge() before adding one (-ENOSPC when none is left),
- * link_refund() when a name of a file with several goes. */
+ * link_refund() when a name of a file with several goes.  Only within a
+ * change (freeze_enter), where max_inodes stays still. */
 int link_charge(struct sfs_fs *fs);
 void link_refund(struct sfs_fs *fs);
 
@@ -277,6 +278,11 @@ uint64_t dir_bytes(const struct sfs_dir *d); /* pool bytes held, for checks */
 
 void freeze_enter(struct sfs_fs *fs);
 void freeze_exit(struct sfs_fs *fs);
+/* Wait until no change is in flight and hold every new one back (a
+ * snapshot; a change of limits), until thaw_all.  Never from within a
+ * change. */
+void freeze_all(struct sfs_fs *fs);
+void thaw_all(struct sfs_fs *fs);
 
 /* ---- file.c ---- */
 

@@ -654,14 +654,24 @@ size_t sp_sector_size(const struct sp_pool *p)
 
 int sp_reserve(struct sp_pool *p, uint64_t bytes)
 {
-	uint64_t limit = atomic_load_explicit(&p->limit, memory_order_relaxed);
-	uint64_t cur = atomic_load_explicit(&p->reserved, memory_order_relaxed);
-	do {
-		if (bytes > limit || cur > limit - bytes)
-			return -ENOSPC;
-	} while (!atomic_compare_exchange_weak_explicit(&p->reserved, &cur, cur + bytes,
-	                                                memory_order_relaxed,
-	                                                memory_order_relaxed));
+	uint64_t limit, cur;
+	for (;;) {
+		limit = atomic_load(&p->limit);
+		cur = atomic_load_explicit(&p->reserved, memory_order_relaxed);
+		do {
+			if (bytes > limit || cur > limit - bytes)
+				return -ENOSPC;
+		} while (!atomic_compare_exchange_weak_explicit(&p->reserved, &cur, cur + bytes,
+		                                                memory_order_seq_cst,
+		                                                memory_order_relaxed));
+		/* Judged against the limit read above: if sp_set_limit lowered
+		 * it since, this may have come in after it let go of the
+		 * difference it held, so judge again.  (Its store comes before
+		 * that release, which comes before this reservation.) */
+		if (atomic_load(&p->limit) == limit)
+			break;
+		atomic_fetch_sub(&p->reserved, bytes);
+	}
 	uint64_t now = cur + bytes;
 	uint64_t peak = atomic_load_explicit(&p->peak, memory_order_relaxed);
 	while (now > peak && !atomic_compare_exchange_weak_explicit(&p->peak, &peak, now,
@@ -684,11 +694,12 @@ int sp_set_limit(struct sp_pool *p, uint64_t limit)
 		return 0;
 	}
 	/* Lowering: hold the difference as a reservation while the limit
-	 * changes, so no concurrent reservation can end up above it. */
+	 * changes, so no concurrent reservation can end up above it (one
+	 * that read the old limit judges itself again: sp_reserve). */
 	if (sp_reserve(p, old - limit) != 0)
 		return -EBUSY;
 	atomic_store(&p->limit, limit);
-	sp_release(p, old - limit);
+	atomic_fetch_sub(&p->reserved, old - limit); /* ordered after the store */
 	return 0;
 }
 
