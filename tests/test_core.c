@@ -654,6 +654,23 @@ static void test_permissions(void)
 	CHECK_EQ(sfs_access(fs, &other, f, R_OK), -EACCES);
 	CHECK_EQ(sfs_access(fs, &user, f, R_OK | W_OK), 0);
 	CHECK_EQ(sfs_access(fs, &root, f, X_OK), -EACCES); /* no x bit at all */
+	/* A group known only through the callback (the daemon's credentials,
+	 * op_access): it counts, and is asked for only when it decides. */
+	struct stat g = {.st_gid = 3000, .st_mode = 0640};
+	CHECK_EQ(sfs_setattr(fs, &root, f, &g, SFS_SET_GID | SFS_SET_MODE, NULL, NULL), 0);
+	int asked = 0;
+	struct sfs_cred late = {.uid = 1001, .gid = 1001, .get_groups = groups_3000,
+	                        .get_groups_arg = &asked};
+	CHECK_EQ(sfs_access(fs, &late, f, R_OK), 0);
+	CHECK_EQ(sfs_access(fs, &late, f, W_OK), -EACCES);
+	CHECK(asked > 0);
+	asked = 0;
+	late.uid = 1000; /* the owner: no group needed */
+	CHECK_EQ(sfs_access(fs, &late, f, R_OK | W_OK), 0);
+	CHECK_EQ(asked, 0);
+	g.st_gid = 1000;
+	g.st_mode = 0600;
+	CHECK_EQ(sfs_setattr(fs, &root, f, &g, SFS_SET_GID | SFS_SET_MODE, NULL, NULL), 0);
 	/* sticky root: other cannot remove the user's directory */
 	CHECK_EQ(sfs_rmdir(fs, &other, SFS_ROOT_INO, "home"), -EPERM);
 	CHECK_EQ(sfs_rename(fs, &other, SFS_ROOT_INO, "home", SFS_ROOT_INO, "h2", 0), -EPERM);
