@@ -260,7 +260,7 @@ sfs_pid() {
 
 unmount_sfs() {
 	fusermount3 -u "$1" || die "fusermount3 -u $1 failed"
-	wait_daemon_gone "$1" 5 || die "daemon of $1 still running 5 s after unmount"
+	wait_daemon_gone "$1" 60 || die "daemon of $1 still running 60 s after unmount"
 	is_mounted "$1" && die "$1 still mounted after fusermount3 -u"
 	return 0
 }
