@@ -37,10 +37,7 @@ static void random_change(struct rng *r, struct sv_vector *v, unsigned char *src
 	case 0:
 	case 1:
 	case 2:
-		for (uint64_t i = 0; i < len; i += 8) { /* 8 bytes a draw: cheap under TSan */
-			uint64_t x = rng_next(r);
-			memcpy(src + i, &x, len - i < 8 ? len - i : 8);
-		}
+		rng_fill(r, src, len);
 		CHECK(sv_write(pool, v, src, len, (int64_t)off) == (ssize_t)len);
 		break;
 	case 3:
