@@ -156,7 +156,7 @@ struct sfs_fs {
 	_Atomic uint64_t next_ino;
 	_Atomic uint64_t inodes;      /* live inodes */
 	_Atomic uint64_t charged;     /* against max_inodes: inodes + extra links */
-	_Atomic uint64_t max_inodes;  /* 0: unlimited */
+	_Atomic uint64_t max_inodes;  /* 0: unlimited [changes under freeze_all] */
 	uint32_t generation;          /* this filesystem's generation */
 	uint64_t sip_key[2];          /* keys of the name hash */
 	enum sfs_atime atime;
@@ -188,7 +188,8 @@ int inode_new(struct sfs_fs *fs, uint32_t mode, uint32_t uid, uint32_t gid,
 void inode_abort(struct sfs_fs *fs, struct sfs_inode *ip);
 /* As tmpfs does, every name past a file's first costs an inode of
  * max_inodes: link_charge() before adding one (-ENOSPC when none is left),
- * link_refund() when a name of a file with several goes. */
+ * link_refund() when a name of a file with several goes.  Only within a
+ * change (freeze_enter), where max_inodes stays still. */
 int link_charge(struct sfs_fs *fs);
 void link_refund(struct sfs_fs *fs);
 
@@ -312,6 +313,11 @@ uint64_t freeze_changes(struct sfs_fs *fs);
 /* ---- fs.c: what an image save or load reports as it goes ---- */
 
 void fs_progress(struct sfs_fs *fs, unsigned phase, uint64_t done, uint64_t total);
+/* Wait until no change is in flight and hold every new one back (a
+ * snapshot; a change of limits), until thaw_all.  Never from within a
+ * change. */
+void freeze_all(struct sfs_fs *fs);
+void thaw_all(struct sfs_fs *fs);
 
 /* ---- file.c ---- */
 
@@ -365,8 +371,11 @@ static inline void set_dir_parent(struct sfs_inode *dir, struct sfs_inode *paren
 	                      memory_order_release);
 }
 
-/* A name as the inode API accepts it: 1..255 bytes, no '/', not "." or
- * "..".  0, -ENOENT (empty), -ENAMETOOLONG, -EINVAL. */
+/* A name as the inode API accepts it: 1..255 bytes, no '/'.  0, -EFAULT
+ * (NULL), -ENOENT (empty), -ENAMETOOLONG, -EINVAL ('/').  "." and ".."
+ * pass: each caller answers them with the errno the kernel gives for its
+ * call (lookup follows them, create and link say EEXIST, unlink EISDIR,
+ * rmdir EINVAL or ENOTEMPTY, rename EBUSY or EEXIST). */
 int name_check(const char *name, size_t *len);
 
 #endif

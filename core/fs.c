@@ -325,13 +325,19 @@ uint64_t sfs_fs_generation(const struct sfs_fs *fs)
 
 int sfs_fs_set_limits(struct sfs_fs *fs, uint64_t size_limit, uint64_t max_inodes)
 {
+	/* With no change in flight, none can have judged a create against
+	 * the old inode limit and charge after this check.  (Bytes are
+	 * reserved outside changes too: the pool guards its own limit.) */
+	freeze_all(fs);
+	int rc = 0;
 	if (max_inodes && atomic_load(&fs->charged) > max_inodes)
-		return -EBUSY;
-	int rc = sp_set_limit(fs->pool, size_limit ? size_limit : SP_UNLIMITED);
-	if (rc)
-		return rc;
-	atomic_store(&fs->max_inodes, max_inodes);
-	return 0;
+		rc = -EBUSY;
+	if (rc == 0)
+		rc = sp_set_limit(fs->pool, size_limit ? size_limit : SP_UNLIMITED);
+	if (rc == 0)
+		atomic_store(&fs->max_inodes, max_inodes);
+	thaw_all(fs);
+	return rc;
 }
 
 int sfs_fs_set_prefault(struct sfs_fs *fs, bool on)

@@ -114,17 +114,11 @@ int sfs_lookup(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t parent, c
                struct sfs_entry *out)
 {
 	size_t len;
-	if (!name)
-		return -EFAULT;
-	len = strnlen(name, SFS_NAME_MAX + 1);
-	if (len == 0)
-		return -ENOENT;
-	if (len > SFS_NAME_MAX)
-		return -ENAMETOOLONG;
-	if (memchr(name, '/', len))
-		return -EINVAL;
+	int rc = name_check(name, &len);
+	if (rc)
+		return rc;
 	struct sfs_inode *dir;
-	int rc = get_dir(fs, parent, &dir);
+	rc = get_dir(fs, parent, &dir);
 	if (rc == -ENOTDIR && len == 1 && name[0] == '.')
 		return lookup_self(fs, parent, out);
 	if (rc)
@@ -282,8 +276,6 @@ static int create_named(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t 
 {
 	size_t len;
 	int rc = name_check(name, &len);
-	if (rc == -EINVAL && is_dot(name, strlen(name)))
-		rc = -EEXIST;
 	if (rc == 0 && is_dot(name, len))
 		rc = -EEXIST;
 	if (rc)

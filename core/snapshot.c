@@ -2,8 +2,8 @@
 /* snapshot.c - freezing changes, and a point-in-time view for saving.
  *
  * The freeze.  Every call that changes the tree or a file's contents
- * enters the freeze shared (freeze_enter/freeze_exit); a snapshot enters
- * it exclusively.  Readers must not pay for this on every write, so the
+ * enters the freeze shared (freeze_enter/freeze_exit); a snapshot, or a
+ * change of limits (sfs_fs_set_limits), enters it exclusively.  Readers must not pay for this on every write, so the
  * shared side is 16 cache-line-padded counters, one per thread slot (the
  * kernel's percpu rw-semaphore in small): entering is one atomic add on a
  * line no other thread uses, then a look at the `frozen` flag.  The freezer
@@ -77,7 +77,7 @@ uint64_t freeze_changes(struct sfs_fs *fs)
 	return sum;
 }
 
-static void freeze_all(struct sfs_fs *fs)
+void freeze_all(struct sfs_fs *fs)
 {
 	lk_lock(&fs->freeze.lock);
 	atomic_store(&fs->freeze.frozen, 1);
@@ -91,7 +91,7 @@ static void freeze_all(struct sfs_fs *fs)
 	}
 }
 
-static void thaw_all(struct sfs_fs *fs)
+void thaw_all(struct sfs_fs *fs)
 {
 	atomic_store(&fs->freeze.frozen, 0);
 	os_futex_wake_all(&fs->freeze.frozen);

@@ -307,9 +307,18 @@ static int mount_and_serve(struct opts *o)
 		rc = say_error("cannot set signal handlers");
 		goto out_session;
 	}
+	/* Before mounting, so that a failure (out of memory) is one line with
+	 * nothing mounted. */
+	struct fuse_loop_config *lc = fuse_loop_cfg_create();
+	if (!lc) {
+		rc = say_error("cannot set up the worker threads: %s", strerror(ENOMEM));
+		goto out_signals;
+	}
+	fuse_loop_cfg_set_clone_fd(lc, o->clone_fd);
+	fuse_loop_cfg_set_max_threads(lc, o->max_threads);
 	if (fuse_session_mount(se, mountpoint_real) != 0) {
 		rc = say_error("cannot mount on %s: %s", mountpoint_real, fuse_error("mount failed"));
-		goto out_signals;
+		goto out_loop_cfg;
 	}
 	struct tr_config tc = {.spin_us = o->spin_us, .max_threads = o->max_threads,
 	                       .clone_fd = o->clone_fd, .uring = !uring_note[0],
@@ -337,11 +346,7 @@ static int mount_and_serve(struct opts *o)
 	if (rc)
 		(void)say_error("a signal will stop %s without writing back what the kernel holds: %s",
 		                mountpoint_real, strerror(-rc));
-	struct fuse_loop_config *lc = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_clone_fd(lc, o->clone_fd);
-	fuse_loop_cfg_set_max_threads(lc, o->max_threads);
 	rc = o->max_threads == 1 ? fuse_session_loop(se) : fuse_session_loop_mt(se, lc);
-	fuse_loop_cfg_destroy(lc);
 	sd_loop_ended();
 	tr_stop();
 	rc = rc < 0 ? 1 : 0;
@@ -351,6 +356,8 @@ static int mount_and_serve(struct opts *o)
 		rc = 1;
 out_unmount:
 	fuse_session_unmount(se);
+out_loop_cfg:
+	fuse_loop_cfg_destroy(lc);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:

@@ -7,7 +7,8 @@
  * counts are the core's.  The kernel checks permissions itself
  * (default_permissions), so requests come in with trusted credentials; the
  * caller's uid still decides what a write or a chown clears and who owns
- * what is created.
+ * what is created.  ACCESS alone is judged here, in full, should the
+ * kernel ever send it (it does not with default_permissions).
  *
  * The daemon is the only writer of its files, so what the kernel caches
  * stays right: entries, negative entries and attributes are cached for a
@@ -781,10 +782,13 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	reply_err(req, sfs_removexattr(fs_of(req), &cr, ino, name));
 }
 
+/* The kernel sends ACCESS only without default_permissions, which sectorfs
+ * always sets; should that change, the check must be the kernel's, with
+ * the caller's supplementary groups (fetched if a group decides). */
 static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
-	const struct fuse_ctx *c = fuse_req_ctx(req);
-	struct sfs_cred cr = {.uid = c->uid, .gid = c->gid};
+	struct sfs_cred cr = cred_of(req);
+	cr.flags &= ~SFS_CRED_TRUSTED;
 	reply_err(req, sfs_access(fs_of(req), &cr, ino, mask));
 }
 

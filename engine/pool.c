@@ -25,6 +25,8 @@
  *   1 MiB of nodes) its older half still free goes back with madvise,
  *   neighbours coalesced into one call.  The lock is held meanwhile (2 MiB,
  *   tens of microseconds); in exchange no slot can be reused half-purged.
+ *   A group counts as clean (reads as zero, handed out without a memset)
+ *   only once the kernel has said it dropped it: one it refused stays dirty.
  *   So free memory that has not gone back is bounded by the shard caches
  *   plus the queue: a few MiB, whatever was allocated before.
  *
@@ -304,8 +306,26 @@ static int cmp_ptr(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Give [run, run+len), whole groups of one region, back to the kernel,
+ * and only if it took them mark them clean: the group count made clean.
+ * A range the kernel kept (os_purge failed, e.g. munlock refused in noswap
+ * mode before anything was dropped) may still hold a freed file's bytes,
+ * so it stays dirty, and whoever takes its slots zeroes them if asked. */
+static uint64_t purge_run(struct sp_class *c, char *run, size_t len)
+{
+	if (os_purge(run, len, c->locked) != 0)
+		return 0;
+	struct region *r = region_of(run);
+	size_t g0 = ((size_t)(run - r->slots) >> c->shift) / c->per_group;
+	for (size_t g = 0; g < len / c->group; g++)
+		bit_set(r->clean_bits, g0 + g);
+	return len / c->group;
+}
+
 /* Give the first `count` queued groups that are still free and dirty back
- * to the kernel, then drop them from the queue.  Class lock held. */
+ * to the kernel, then drop them from the queue.  A group the kernel would
+ * not take leaves the queue dirty: allocations still reuse it (zeroing it
+ * when asked), and sp_trim tries again.  Class lock held. */
 static void class_purge(struct sp_class *c, uint32_t count)
 {
 	if (count == 0)
@@ -320,22 +340,20 @@ static void class_purge(struct sp_class *c, uint32_t count)
 			continue;
 		struct region *r = region_of(g);
 		size_t slot = (size_t)(g - r->slots) >> c->shift;
-		size_t gi = slot / c->per_group;
-		if (!group_free(c, r, slot) || bit_get(r->clean_bits, gi))
+		if (!group_free(c, r, slot) || bit_get(r->clean_bits, slot / c->per_group))
 			continue; /* reused since, or already clean */
+		/* A run never crosses a region: each starts with its header. */
 		if (run && run + run_len == g) {
 			run_len += c->group;
 		} else {
 			if (run)
-				os_purge(run, run_len, c->locked);
+				cleaned += purge_run(c, run, run_len);
 			run = g;
 			run_len = c->group;
 		}
-		bit_set(r->clean_bits, gi);
-		cleaned++;
 	}
 	if (run)
-		os_purge(run, run_len, c->locked);
+		cleaned += purge_run(c, run, run_len);
 	memmove(c->queue, c->queue + count, (c->nqueue - count) * sizeof(void *));
 	c->nqueue -= count;
 	atomic_fetch_sub_explicit(&c->dirty_groups, cleaned, memory_order_relaxed);
@@ -636,14 +654,24 @@ size_t sp_sector_size(const struct sp_pool *p)
 
 int sp_reserve(struct sp_pool *p, uint64_t bytes)
 {
-	uint64_t limit = atomic_load_explicit(&p->limit, memory_order_relaxed);
-	uint64_t cur = atomic_load_explicit(&p->reserved, memory_order_relaxed);
-	do {
-		if (bytes > limit || cur > limit - bytes)
-			return -ENOSPC;
-	} while (!atomic_compare_exchange_weak_explicit(&p->reserved, &cur, cur + bytes,
-	                                                memory_order_relaxed,
-	                                                memory_order_relaxed));
+	uint64_t limit, cur;
+	for (;;) {
+		limit = atomic_load(&p->limit);
+		cur = atomic_load_explicit(&p->reserved, memory_order_relaxed);
+		do {
+			if (bytes > limit || cur > limit - bytes)
+				return -ENOSPC;
+		} while (!atomic_compare_exchange_weak_explicit(&p->reserved, &cur, cur + bytes,
+		                                                memory_order_seq_cst,
+		                                                memory_order_relaxed));
+		/* Judged against the limit read above: if sp_set_limit lowered
+		 * it since, this may have come in after it let go of the
+		 * difference it held, so judge again.  (Its store comes before
+		 * that release, which comes before this reservation.) */
+		if (atomic_load(&p->limit) == limit)
+			break;
+		atomic_fetch_sub(&p->reserved, bytes);
+	}
 	uint64_t now = cur + bytes;
 	uint64_t peak = atomic_load_explicit(&p->peak, memory_order_relaxed);
 	while (now > peak && !atomic_compare_exchange_weak_explicit(&p->peak, &peak, now,
@@ -666,11 +694,12 @@ int sp_set_limit(struct sp_pool *p, uint64_t limit)
 		return 0;
 	}
 	/* Lowering: hold the difference as a reservation while the limit
-	 * changes, so no concurrent reservation can end up above it. */
+	 * changes, so no concurrent reservation can end up above it (one
+	 * that read the old limit judges itself again: sp_reserve). */
 	if (sp_reserve(p, old - limit) != 0)
 		return -EBUSY;
 	atomic_store(&p->limit, limit);
-	sp_release(p, old - limit);
+	atomic_fetch_sub(&p->reserved, old - limit); /* ordered after the store */
 	return 0;
 }
 

@@ -90,7 +90,8 @@ int sfs_fs_create(const struct sfs_config *cfg, struct sfs_fs **out);
 /* Free everything.  Open handles must have been released. */
 void sfs_fs_destroy(struct sfs_fs *fs);
 /* Change the limits of a live filesystem (as remount): -EBUSY if the new
- * ones are below what is in use. */
+ * ones are below what is in use.  It waits for the calls that change the
+ * tree and are under way, so a create never ends above the new limits. */
 int sfs_fs_set_limits(struct sfs_fs *fs, uint64_t size_limit, uint64_t max_inodes);
 /* Fault memory in ahead of large writes on a background thread, which
  * takes the kernel's zeroing of fresh pages off the writers' path (large

@@ -41,7 +41,10 @@ void *os_map_zero(size_t size);
 
 /* Give the pages of [addr, addr+size) back to the kernel.  Afterwards they
  * read as zero and cost nothing until touched again.  `locked` must match the
- * os_map() call.  Returns 0 or -errno. */
+ * os_map() call.  Returns 0 or -errno; after an error the range may still
+ * hold its old bytes (munlock or madvise refused before dropping anything),
+ * so the caller may not count on zeros.  A fault point (fault.h): injected,
+ * it fails with -ENOMEM before touching the range. */
 int os_purge(void *addr, size_t size, bool locked);
 
 /* Fault in the pages of [addr, addr+size) for writing, in one call rather

@@ -119,6 +119,9 @@ void *os_map_zero(size_t size)
 
 int os_purge(void *addr, size_t size, bool locked)
 {
+	/* As munlock fails when splitting the mapping needs memory it lacks. */
+	if (os_fault())
+		return -ENOMEM;
 	if (!locked)
 		return madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : -errno;
 	if (munlock(addr, size) != 0)

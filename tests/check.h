@@ -58,6 +58,15 @@ static inline uint64_t rng_below(struct rng *r, uint64_t n)
 {
 	return n ? rng_next(r) % n : 0;
 }
+/* n random bytes, 8 to a draw (a byte a draw is slow under TSan). */
+static inline void rng_fill(struct rng *r, void *buf, size_t n)
+{
+	unsigned char *b = buf;
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t x = rng_next(r);
+		memcpy(b + i, &x, n - i < 8 ? n - i : 8);
+	}
+}
 
 #include <time.h>
 #include <unistd.h>

@@ -144,6 +144,87 @@ static void test_create(void)
 	done();
 }
 
+/* ---- names: every call that takes one, every kind of bad name ---- */
+
+/* Each call that takes a name, on one name: its result. */
+static int name_op(int op, sfs_ino_t d, sfs_ino_t f, const char *name)
+{
+	struct sfs_entry e;
+	struct sfs_file *fh = NULL;
+	int rc;
+	switch (op) {
+	case 0: rc = sfs_lookup(fs, &root, d, name, &e); break;
+	case 1: rc = sfs_mknod(fs, &root, d, name, S_IFREG | 0644, 0, &e); break;
+	case 2: rc = sfs_mkdir(fs, &root, d, name, 0755, &e); break;
+	case 3: rc = sfs_symlink(fs, &root, d, name, "t", &e); break;
+	case 4: rc = sfs_create(fs, &root, d, name, 0644, O_RDWR | O_EXCL, &e, &fh); break;
+	case 5: rc = sfs_create(fs, &root, d, name, 0644, O_RDWR, &e, &fh); break;
+	case 6: rc = sfs_link(fs, &root, f, d, name, &e); break;
+	case 7: return sfs_unlink(fs, &root, d, name);
+	case 8: return sfs_rmdir(fs, &root, d, name);
+	case 9: return sfs_rename(fs, &root, d, name, d, "new", 0);
+	case 10: return sfs_rename(fs, &root, d, "f", d, name, 0);
+	case 11: return sfs_rename(fs, &root, d, "f", d, name, SFS_RENAME_NOREPLACE);
+	case 12: return sfs_rename(fs, &root, d, "f", d, name, SFS_RENAME_EXCHANGE);
+	default: abort();
+	}
+	if (rc == 0)
+		forget(e.ino);
+	if (fh)
+		CHECK_EQ(sfs_release(fs, fh), 0);
+	return rc;
+}
+
+/* The errno the kernel gives for each call, on "." and ".." (which it
+ * never passes to a filesystem: libsectorfs answers as the kernel would
+ * before it), and on names no path component can be. */
+static void test_names(void)
+{
+	fresh(0, 0);
+	sfs_ino_t d = mk(SFS_ROOT_INO, "d", S_IFDIR | 0755);
+	sfs_ino_t f = mk(d, "f", S_IFREG | 0644);
+	char too_long[SFS_NAME_MAX + 2];
+	memset(too_long, 'x', SFS_NAME_MAX + 1);
+	too_long[SFS_NAME_MAX + 1] = '\0';
+	const char *names[] = {".", "..", "", "a/b", too_long};
+	/* lookup mknod mkdir symlink create(excl) create link unlink rmdir
+	 * rename-from rename-to rename-to(noreplace) rename-to(exchange) */
+	const int want[][13] = {
+	        {0, -EEXIST, -EEXIST, -EEXIST, -EEXIST, -EISDIR, -EEXIST, -EISDIR, -EINVAL,
+	         -EBUSY, -EBUSY, -EEXIST, -EBUSY},
+	        {0, -EEXIST, -EEXIST, -EEXIST, -EEXIST, -EISDIR, -EEXIST, -EISDIR, -ENOTEMPTY,
+	         -EBUSY, -EBUSY, -EEXIST, -EBUSY},
+	        {-ENOENT, -ENOENT, -ENOENT, -ENOENT, -ENOENT, -ENOENT, -ENOENT, -ENOENT, -ENOENT,
+	         -ENOENT, -ENOENT, -ENOENT, -ENOENT},
+	        {-EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL,
+	         -EINVAL, -EINVAL, -EINVAL, -EINVAL},
+	        {-ENAMETOOLONG, -ENAMETOOLONG, -ENAMETOOLONG, -ENAMETOOLONG, -ENAMETOOLONG,
+	         -ENAMETOOLONG, -ENAMETOOLONG, -ENAMETOOLONG, -ENAMETOOLONG, -ENAMETOOLONG,
+	         -ENAMETOOLONG, -ENAMETOOLONG, -ENAMETOOLONG},
+	};
+	for (size_t n = 0; n < sizeof names / sizeof *names; n++) {
+		for (int op = 0; op < 13; op++) {
+			int rc = name_op(op, d, f, names[n]);
+			if (rc != want[n][op])
+				fprintf(stderr, "name \"%.8s\", call %d: %d, want %d\n", names[n], op,
+				        rc, want[n][op]);
+			CHECK_EQ(rc, want[n][op]);
+		}
+	}
+	/* Nothing was made, removed or moved. */
+	CHECK_EQ(st_of(d).st_nlink, 2);
+	CHECK_EQ(st_of(f).st_nlink, 1);
+	struct sfs_entry e;
+	CHECK_EQ(sfs_lookup(fs, &root, d, "f", &e), 0);
+	CHECK_EQ(e.ino, f);
+	forget(f);
+	CHECK_EQ(sfs_lookup(fs, &root, d, "new", &e), -ENOENT);
+	CHECK_EQ(name_op(0, d, f, NULL), -EFAULT);
+	forget(f);
+	forget(d);
+	done();
+}
+
 /* ---- links, unlink, rmdir ---- */
 
 static void test_links(void)
@@ -573,6 +654,23 @@ static void test_permissions(void)
 	CHECK_EQ(sfs_access(fs, &other, f, R_OK), -EACCES);
 	CHECK_EQ(sfs_access(fs, &user, f, R_OK | W_OK), 0);
 	CHECK_EQ(sfs_access(fs, &root, f, X_OK), -EACCES); /* no x bit at all */
+	/* A group known only through the callback (the daemon's credentials,
+	 * op_access): it counts, and is asked for only when it decides. */
+	struct stat g = {.st_gid = 3000, .st_mode = 0640};
+	CHECK_EQ(sfs_setattr(fs, &root, f, &g, SFS_SET_GID | SFS_SET_MODE, NULL, NULL), 0);
+	int asked = 0;
+	struct sfs_cred late = {.uid = 1001, .gid = 1001, .get_groups = groups_3000,
+	                        .get_groups_arg = &asked};
+	CHECK_EQ(sfs_access(fs, &late, f, R_OK), 0);
+	CHECK_EQ(sfs_access(fs, &late, f, W_OK), -EACCES);
+	CHECK(asked > 0);
+	asked = 0;
+	late.uid = 1000; /* the owner: no group needed */
+	CHECK_EQ(sfs_access(fs, &late, f, R_OK | W_OK), 0);
+	CHECK_EQ(asked, 0);
+	g.st_gid = 1000;
+	g.st_mode = 0600;
+	CHECK_EQ(sfs_setattr(fs, &root, f, &g, SFS_SET_GID | SFS_SET_MODE, NULL, NULL), 0);
 	/* sticky root: other cannot remove the user's directory */
 	CHECK_EQ(sfs_rmdir(fs, &other, SFS_ROOT_INO, "home"), -EPERM);
 	CHECK_EQ(sfs_rename(fs, &other, SFS_ROOT_INO, "home", SFS_ROOT_INO, "h2", 0), -EPERM);
@@ -916,6 +1014,7 @@ int main(int argc, char **argv)
 {
 	(void)argc, (void)argv;
 	test_create();
+	test_names();
 	test_links();
 	test_open_unlinked();
 	test_view_outlives_handle();

@@ -60,8 +60,7 @@ static void *work(void *arg)
 		switch (rng_below(&r, 8)) {
 		case 0:
 		case 1: /* write */
-			for (uint64_t j = 0; j < len; j++)
-				src[j] = (unsigned char)rng_next(&r);
+			rng_fill(&r, src, len);
 			ssize_t rc = sv_write(pool, v, src, len, base + (int64_t)off);
 			if (rc == -ENOSPC) {
 				w->enospc++;

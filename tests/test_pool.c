@@ -4,11 +4,13 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "check.h"
 #include "os.h"
 #include "sectorfs/engine.h"
+#include "sectorfs/fault.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
@@ -19,6 +21,11 @@
 #endif
 
 static int quick;
+#ifdef SANITIZED
+static const bool sanitized = true;
+#else
+static const bool sanitized = false;
+#endif
 
 static struct sp_pool *make(size_t S, uint64_t limit)
 {
@@ -28,20 +35,19 @@ static struct sp_pool *make(size_t S, uint64_t limit)
 	return p;
 }
 
+/* The first byte is zero and each byte equals the next: one memcmp,
+ * which the sanitizers check in one go rather than byte by byte. */
 static int all_zero(const char *b, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return 0;
-	return 1;
+	return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
 }
 
 /* Sectors are distinct, aligned, writable; counters follow. */
 static void test_basic(size_t S)
 {
 	struct sp_pool *p = make(S, SP_UNLIMITED);
-	enum { N = 1000 };
-	void **v = malloc(N * sizeof(void *));
+	const int N = S > 8192 ? (int)((8u << 20) / S) : 1000; /* at most 8 MiB */
+	void **v = malloc((size_t)N * sizeof(void *));
 	CHECK_EQ(sp_alloc_sectors(p, N, v, true), 0);
 	for (int i = 0; i < N; i++) {
 		CHECK(((uintptr_t)v[i] & (S - 1)) == 0);
@@ -90,7 +96,7 @@ static void test_basic(size_t S)
 static void test_give_back(size_t S)
 {
 	struct sp_pool *p = make(S, SP_UNLIMITED);
-	size_t bytes = (quick ? 16u : 256u) << 20;
+	size_t bytes = (quick || sanitized ? 16u : 64u) << 20;
 	size_t n = bytes / S;
 	void **v = malloc(n * sizeof(void *));
 	uint64_t rss0 = os_rss();
@@ -141,7 +147,7 @@ static void test_give_back(size_t S)
 static void test_small_give_back(void)
 {
 	struct sp_pool *p = make(4096, SP_UNLIMITED);
-	size_t n = (quick ? 16u : 128u) << 20 >> 7;
+	size_t n = (quick ? 16u : 32u) << 20 >> 7;
 	void **v = malloc(n * sizeof(void *));
 	for (size_t i = 0; i < n; i++) {
 		v[i] = sp_alloc_small(p, 100, false);
@@ -158,6 +164,75 @@ static void test_small_give_back(void)
 	CHECK(st.bytes_mapped < (2u << 20));
 	sp_destroy(p);
 	free(v);
+}
+
+/* A purge the kernel refuses (injected at the fault point, as munlock
+ * fails in noswap mode when the kernel cannot split the mapping) leaves
+ * the memory as it was: it still holds the freed bytes, so it must be
+ * zeroed when handed out as zeroed, never trusted to read as zero.  The
+ * next trim the kernel accepts gives it back. */
+static void test_purge_refused(size_t S, bool locked)
+{
+	struct sp_config cfg = {.sector_size = S, .limit = SP_UNLIMITED, .locked = locked};
+	struct sp_pool *p;
+	CHECK_EQ(sp_create(&cfg, &p), 0);
+	size_t n = (2u << 20) / S, m = 512;
+	void **v = malloc(n * sizeof(void *)), **o = malloc(m * sizeof(void *));
+	int rc = sp_alloc_sectors(p, n, v, false);
+	if (rc == -ENOMEM && locked) {
+		/* Locking a region needs CAP_IPC_LOCK or RLIMIT_MEMLOCK. */
+		printf("  purge refused, noswap: skipped (this process may not lock memory)\n");
+		sp_destroy(p);
+		free(v);
+		free(o);
+		return;
+	}
+	CHECK_EQ(rc, 0);
+	sp_free_sectors(p, n, v);
+	for (int round = 0; round < 2; round++) {
+		CHECK_EQ(sp_alloc_sectors(p, n, v, false), 0);
+		for (size_t i = 0; i < n; i++)
+			memset(v[i], 0xa5, S);
+		for (size_t i = 0; i < m; i++) {
+			o[i] = sp_alloc_small(p, 200, false);
+			CHECK(o[i]);
+			memset(o[i], 0x5a, 200);
+		}
+		sp_free_sectors(p, n, v);
+		for (size_t i = 0; i < m; i++)
+			sp_free_small(p, o[i]);
+		struct sp_stats before, after;
+		sp_get_stats(p, &before);
+		sfs_fault_arm(1, true); /* every purge fails, nothing else runs */
+		sp_trim(p);
+		CHECK(sfs_fault_disarm());
+		sp_get_stats(p, &after);
+		CHECK_EQ(after.purged_bytes, before.purged_bytes);
+		CHECK_EQ(after.bytes_mapped, before.bytes_mapped);
+		/* Asked for zeros, they get zeros, not the old bytes. */
+		CHECK_EQ(sp_alloc_sectors(p, n, v, true), 0);
+		for (size_t i = 0; i < n; i++)
+			CHECK(all_zero(v[i], S));
+		for (size_t i = 0; i < m; i++) {
+			o[i] = sp_alloc_small(p, 200, true);
+			CHECK(o[i] && all_zero(o[i], 200));
+		}
+		sp_free_sectors(p, n, v);
+		for (size_t i = 0; i < m; i++)
+			sp_free_small(p, o[i]);
+		/* Now the kernel takes it all; except locked memory under the
+		 * sanitizers, whose munlock does nothing, so that every purge
+		 * is refused as above (madvise: EINVAL). */
+		sp_trim(p);
+		sp_get_stats(p, &after);
+		if (!locked || !sanitized) {
+			CHECK(after.purged_bytes >= before.purged_bytes + n * S);
+			CHECK(after.bytes_mapped <= after.regions * 65536);
+		}
+	}
+	sp_destroy(p);
+	free(v);
+	free(o);
 }
 
 /* ---- the limit under concurrency ---- */
@@ -255,7 +330,10 @@ static void *churner(void *a)
 	struct rng r = {(uint64_t)ca->id * 1000 + 1};
 	void *held[256];
 	int n = 0;
-	for (int i = 0; i < (quick ? 500 : 4000); i++) {
+	/* The same bytes churned for every sector size: a large sector is
+	 * page faults and purges, which a virtual machine makes dear. */
+	int iters = (quick ? 500 : sanitized ? 1500 : 4000) / (S > 4096 ? (int)(S / 4096) : 1);
+	for (int i = 0; i < iters; i++) {
 		if (n < 200 && rng_below(&r, 3)) {
 			int k = 1 + (int)rng_below(&r, 40);
 			if (n + k > 256)
@@ -396,7 +474,7 @@ static void test_prefault_holes(size_t S)
 	struct sp_stats st;
 	CHECK_EQ(sp_set_prefault(p, true), 0);
 	size_t group = S > os_page_size() ? S : os_page_size();
-	size_t n = (16u << 20) / S;
+	size_t n = (8u << 20) / S; /* holes: 4 MiB, twice what is warmed */
 	void **v = malloc(n * sizeof(void *));
 	CHECK_EQ(sp_alloc_sectors(p, n, v, false), 0);
 	unsigned char *fill = malloc(n);
@@ -452,6 +530,26 @@ static uint64_t anon_huge_kib(void)
 	return kib;
 }
 
+/* Does the kernel give this process a huge page right now?  Asked the
+ * way sectorfs asks (MADV_HUGEPAGE, then MADV_POPULATE_WRITE), on a
+ * private mapping of the test's own: without a free huge page (memory
+ * fragmented, or taken) the kernel quietly gives 4 KiB pages, which is
+ * no fault of sectorfs. */
+#ifndef SANITIZED
+static bool kernel_gives_huge_page(size_t H)
+{
+	char *raw = mmap(NULL, 2 * H, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED)
+		return false;
+	char *a = (char *)(((uintptr_t)raw + H - 1) & ~(uintptr_t)(H - 1));
+	uint64_t before = anon_huge_kib();
+	bool got = madvise(a, H, MADV_HUGEPAGE) == 0 && madvise(a, H, MADV_POPULATE_WRITE) == 0 &&
+	           anon_huge_kib() >= before + H / 1024;
+	munmap(raw, 2 * H);
+	return got;
+}
+#endif
+
 /* sp_populate of a run that covers whole huge pages: they become huge
  * pages, the run reads as asked (zeros), nothing outside it is touched or
  * made resident, and it all goes back when freed. */
@@ -477,9 +575,13 @@ static void test_populate_huge(size_t S)
 		/* 8 MiB made resident, and no more than the run's pages. */
 		CHECK(rss1 >= rss0 + (7u << 20) && rss1 <= rss0 + (9u << 20));
 		/* Three of the four huge pages an 8 MiB run spans are whole
-		 * (round 2: again, after the first were freed page by page). */
-		if (H == (2u << 20))
-			CHECK(huge1 >= huge0 + 2 * 2048);
+		 * (round 2: again, after the first were freed page by page);
+		 * at least two must be huge pages, if the kernel has them. */
+		if (H == (2u << 20) && huge1 < huge0 + 2 * 2048) {
+			CHECK(!kernel_gives_huge_page(H));
+			printf("  S=%zu round %d: huge pages not checked: the kernel has no free "
+			       "huge page (a plain mapping got none either)\n", S, round);
+		}
 		printf("  S=%zu round %d: 8 MiB populated, RSS %+.1f MiB, huge pages %+.0f MiB\n", S,
 		       round, ((double)rss1 - (double)rss0) / 1048576.0,
 		       ((double)huge1 - (double)huge0) / 1024.0);
@@ -520,6 +622,9 @@ int main(int argc, char **argv)
 	test_give_back(4096);
 	test_give_back(65536);
 	test_small_give_back();
+	for (size_t S = SP_SECTOR_MIN; S <= SP_SECTOR_MAX; S *= 8)
+		test_purge_refused(S, false);
+	test_purge_refused(4096, true); /* noswap: munlock, drop, relock */
 	test_limit_concurrent();
 	for (size_t S = SP_SECTOR_MIN; S <= SP_SECTOR_MAX; S *= 4)
 		test_prefault(S);

@@ -259,8 +259,7 @@ static void dump_snap(struct snap *s, size_t i, const char *path, struct text *t
 static void build(struct sfs_fs *fs, struct rng *r)
 {
 	static char big[300000];
-	for (size_t i = 0; i < sizeof big; i++)
-		big[i] = (char)rng_next(r);
+	rng_fill(r, big, sizeof big);
 	CHECK_EQ(sfs_path_mkdir(fs, &root, "/a/b/c", 0755, true), 0);
 	CHECK_EQ(sfs_path_mkdir(fs, &root, "/x", 0700, false), 0);
 	for (int i = 0; i < 30; i++) {

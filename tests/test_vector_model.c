@@ -161,8 +161,7 @@ static void run(size_t S, uint64_t max, uint64_t seed, int steps)
 		switch (op) {
 		case 0:
 		case 1: { /* write */
-			for (uint64_t i = 0; i < len; i++)
-				src[i] = (unsigned char)rng_next(&r);
+			rng_fill(&r, src, len);
 			ssize_t rc = sv_write(pool, &v, src, len, (int64_t)off);
 			if (rc == -ENOSPC) {
 				enospc++;
@@ -180,8 +179,7 @@ static void run(size_t S, uint64_t max, uint64_t seed, int steps)
 		case 2: { /* append */
 			if (len > m.max - m.size)
 				len = m.max - m.size;
-			for (uint64_t i = 0; i < len; i++)
-				src[i] = (unsigned char)rng_next(&r);
+			rng_fill(&r, src, len);
 			int64_t where = -1;
 			ssize_t rc = sv_append(pool, &v, src, len, &where);
 			if (rc == -ENOSPC) {

@@ -168,7 +168,9 @@ size_t sp_sector_size(const struct sp_pool *pool);
  * with many threads reserving at once. */
 int sp_reserve(struct sp_pool *pool, uint64_t bytes);
 void sp_release(struct sp_pool *pool, uint64_t bytes);
-/* Change the limit.  -EBUSY if more than `limit` is already reserved. */
+/* Change the limit.  -EBUSY if more than `limit` is already reserved.  No
+ * reservation racing a lowered limit is granted above it (one that read
+ * the old limit may count for an instant, then judges itself again). */
 int sp_set_limit(struct sp_pool *pool, uint64_t limit);
 
 /* Allocate n sectors into out[] (all or nothing): 0 or -ENOMEM.  With

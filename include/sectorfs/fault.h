@@ -2,7 +2,10 @@
 /* sectorfs/fault.h - allocation-failure injection, for tests.
  *
  * Every allocation sectorfs makes (sector and node batches from the pool,
- * region mappings, malloc) first passes one fault point.  A test arms the
+ * region mappings, malloc) first passes one fault point, and so does every
+ * purge (memory handed back to the kernel, which can refuse it: munlock in
+ * noswap mode).  A failed purge fails no operation: the memory stays with
+ * sectorfs, not known to read as zero.  A test arms the
  * injector to make the n-th point from now fail, runs an operation, and
  * checks that the operation failed cleanly (ENOMEM, nothing changed, nothing
  * leaked) or succeeded.  Repeating with n = 1, 2, 3, ... until the operation

@@ -307,7 +307,7 @@ sfs_pid() {
 
 unmount_sfs() {
 	fusermount3 -u "$1" || die "fusermount3 -u $1 failed"
-	wait_daemon_gone "$1" 5 || die "daemon of $1 still running 5 s after unmount"
+	wait_daemon_gone "$1" 60 || die "daemon of $1 still running 60 s after unmount"
 	is_mounted "$1" && die "$1 still mounted after fusermount3 -u"
 	return 0
 }
@@ -363,13 +363,19 @@ fuse_dev_world() {
 
 # section TITLE FUNCTION [DIR_A DIR_B]: run FUNCTION in DIR_A (default
 # $TM, the tmpfs) and in DIR_B (default $SM, the sectorfs), each time in a
-# subshell whose cwd is that directory and with $MNT set to it; the
-# outputs (stdout+stderr, with the directory replaced by MNT) must be
-# identical.  MT_ONLY="fn1 fn2" runs only those sections; MT_VERBOSE=1
-# prints each section's output; MT_KEEP_GOING=1 goes on after a
-# difference (and fails at the end).
+# subshell whose cwd is that directory, with $MNT set to it and errexit on:
+# a step that fails (a command's exit status, a Python exception) ends the
+# section.  Both runs must end with exit status 0 (a section that crashes,
+# even the same way on both, fails), and the outputs (stdout+stderr, with
+# the directory replaced by MNT, and the exit status) must be identical.
+# Steps that are meant to fail go through r, which prints their status.
+# Call section as a plain command, not after if, ||, && or !: there bash
+# runs everything inside without errexit, and a failed step goes unseen
+# (mt_selfcheck checks that section() catches them).  MT_ONLY="fn1 fn2" runs only those sections; MT_VERBOSE=1 prints each
+# section's output; MT_KEEP_GOING=1 goes on after a difference (and fails
+# at the end).
 section() {
-	local title=$1 fn=$2 a=${3:-$TM} b=${4:-$SM} oa ob rc
+	local title=$1 fn=$2 a=${3:-$TM} b=${4:-$SM} oa ob sa sb
 	printf '%s ... ' "$title"
 	if [ -n "${MT_ONLY:-}" ] && [[ " $MT_ONLY " != *" $fn "* ]]; then
 		say "skipped (MT_ONLY)"
@@ -378,32 +384,101 @@ section() {
 	oa=$T/out.$fn.a
 	ob=$T/out.$fn.b
 	run_in "$a" "$fn" >"$oa"
+	sa=$MT_RUN_STATUS
 	run_in "$b" "$fn" >"$ob"
-	if ! cmp -s "$oa" "$ob"; then
+	sb=$MT_RUN_STATUS
+	if [ "$sa" -ne 0 ] || [ "$sb" -ne 0 ]; then
+		say "FAILED (exit $sa on tmpfs, $sb on sectorfs)"
+		say "--- tmpfs ($a), last lines:"
+		tail -n 15 "$oa"
+		say "--- sectorfs ($b), last lines:"
+		tail -n 15 "$ob"
+	elif ! cmp -s "$oa" "$ob"; then
 		say "DIFFERENT"
 		say "--- tmpfs ($a)   +++ sectorfs ($b):"
 		{ diff -u "$oa" "$ob" || true; } | sed -n '3,60p'
-		cp "$oa" "/tmp/sfsmt.$MT_NAME.$fn.tmpfs.out"
-		cp "$ob" "/tmp/sfsmt.$MT_NAME.$fn.sectorfs.out"
-		if [ -n "${MT_KEEP_GOING:-}" ]; then
-			MT_FAILED+=("$title")
-			return 0
-		fi
-		die "$title: sectorfs differs from tmpfs (first difference above; full outputs kept in /tmp/sfsmt.$MT_NAME.$fn.{tmpfs,sectorfs}.out)"
+	else
+		[ -n "${MT_VERBOSE:-}" ] && cat "$oa"
+		say "same ($(wc -l <"$oa") lines)"
+		return 0
 	fi
-	[ -n "${MT_VERBOSE:-}" ] && cat "$oa"
-	say "same ($(wc -l <"$oa") lines)"
+	cp "$oa" "/tmp/sfsmt.$MT_NAME.$fn.tmpfs.out"
+	cp "$ob" "/tmp/sfsmt.$MT_NAME.$fn.sectorfs.out"
+	if [ -n "${MT_KEEP_GOING:-}" ]; then
+		MT_FAILED+=("$title")
+		return 0
+	fi
+	if [ "$sa" -ne 0 ] || [ "$sb" -ne 0 ]; then
+		die "$title: a step failed (exit $sa on tmpfs, $sb on sectorfs; full outputs kept in /tmp/sfsmt.$MT_NAME.$fn.{tmpfs,sectorfs}.out)"
+	fi
+	die "$title: sectorfs differs from tmpfs (first difference above; full outputs kept in /tmp/sfsmt.$MT_NAME.$fn.{tmpfs,sectorfs}.out)"
+}
+
+# run_in DIR FUNCTION: FUNCTION's output as section() wants it, ending
+# with a line "[exit N]"; N also in MT_RUN_STATUS.  errexit is set inside
+# the subshell: the caller's `set -e` would not reach it (a subshell
+# whose status is tested runs without it).
+MT_RUN_STATUS=0
+run_in() {
+	local dir=$1 fn=$2 st
+	set +e
+	(
+		set -e
+		cd "$dir"
+		export MNT=$dir
+		"$fn"
+	) 2>&1 | sed "s|$dir|MNT|g"
+	st=("${PIPESTATUS[@]}")
+	set -e
+	MT_RUN_STATUS=${st[0]}
+	[ "${st[1]}" -eq 0 ] || MT_RUN_STATUS=${st[1]}
+	printf '[exit %d]\n' "$MT_RUN_STATUS"
 	return 0
 }
 
-run_in() {
-	local dir=$1 fn=$2 rc=0
-	(
-		cd "$dir" || exit 99
-		export MNT=$dir
-		"$fn"
-	) 2>&1 | sed "s|$dir|MNT|g" || rc=$?
-	return 0
+# mt_selfcheck: section() must catch what it is there to catch.  On two
+# scratch directories: a section that crashes the same way on both sides,
+# one whose step fails half way (then prints the same on both), and one
+# whose exit status differs must each fail; a good one must pass.
+mt_sc_crash() {
+	echo before
+	py <<'EOF'
+raise RuntimeError("a crash, the same on both sides")
+EOF
+	echo after
+}
+mt_sc_midway() {
+	cat no-such-file
+	echo "printed on both sides if the failure above were ignored"
+}
+mt_sc_differ() {
+	echo same output
+	[ "$MNT" != "$T/selfcheck.b" ]
+}
+mt_sc_good() {
+	r cat no-such-file
+	echo fine
+}
+mt_selfcheck() {
+	local a=$T/selfcheck.a b=$T/selfcheck.b fn rc
+	mkdir -p "$a" "$b"
+	printf 'self-check of section() ... '
+	for fn in mt_sc_crash mt_sc_midway mt_sc_differ mt_sc_good; do
+		# Not in an if or ||: there, bash would run it without errexit.
+		set +e
+		(MT_ONLY="" MT_KEEP_GOING="" section "$fn" "$fn" "$a" "$b") >"$T/selfcheck.out" 2>&1
+		rc=$?
+		set -e
+		if [ $fn = mt_sc_good ] && [ $rc -ne 0 ]; then
+			cat "$T/selfcheck.out"
+			die "section() failed a good section"
+		elif [ $fn != mt_sc_good ] && [ $rc -eq 0 ]; then
+			cat "$T/selfcheck.out"
+			die "section() passed $fn, which must fail"
+		fi
+	done
+	rm -f /tmp/sfsmt."$MT_NAME".mt_sc_*.out
+	say "ok"
 }
 
 # r CMD...: run CMD, print the command, its output and exit status.

@@ -35,6 +35,7 @@ snapshot() {
 	done | sort
 }
 n=0
+BAD_ENV=()   # NAME=VALUE... set for sectorfs
 # bad DESCRIPTION ARGS...: sectorfs ARGS must fail cleanly.
 bad() {
 	local what=$1 rc=0 lines first
@@ -42,7 +43,7 @@ bad() {
 	n=$((n + 1))
 	printf '%2d. %s: sectorfs %s ... ' "$n" "$what" "$*"
 	snapshot >"$T/before"
-	timeout 20 "$SECTORFS" "$@" >"$T/stdout" 2>"$T/stderr" || rc=$?
+	timeout 20 env "${BAD_ENV[@]}" "$SECTORFS" "$@" >"$T/stdout" 2>"$T/stderr" || rc=$?
 	[ $rc -ne 124 ] || die "$what: sectorfs $* did not return within 20 s"
 	# a daemon that wrongly started: give it a moment to show up
 	sleep 0.1
@@ -109,6 +110,17 @@ bad "too many arguments" a b "$MP"
 bad "stats without a mount point" stats
 bad "stats of a directory that is no sectorfs" stats "$MP"
 bad "stats of a tmpfs" stats "$BUSY_T"
+# libfuse out of memory for its loop configuration (ctest passes the
+# library that makes fuse_loop_cfg_create() fail).
+if [ -n "${SFS_FAIL_LOOP_CFG:-}" ]; then
+	[ -f "$SFS_FAIL_LOOP_CFG" ] || die "SFS_FAIL_LOOP_CFG=$SFS_FAIL_LOOP_CFG: no such file"
+	BAD_ENV=("LD_PRELOAD=$SFS_FAIL_LOOP_CFG")
+	bad "libfuse cannot make its loop configuration" "$MP"
+	bad "libfuse cannot make its loop configuration (max_threads=1)" -o max_threads=1 "$MP"
+	BAD_ENV=()
+else
+	say "libfuse failing to make its loop configuration: not checked (SFS_FAIL_LOOP_CFG unset)"
+fi
 
 # The busy mounts are unharmed.
 [ "$(mount_type "$BUSY_T")" = tmpfs ] || die "the tmpfs at $BUSY_T is gone"

@@ -11,6 +11,7 @@ set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
 MT_DEFAULT_DEADLINE=300
 mt_init mount_workload "$@"
+mt_selfcheck
 for tool in make gcc ar git tar; do command -v $tool >/dev/null || die "missing tool: $tool"; done
 
 # ---- the project ----
