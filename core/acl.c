@@ -351,7 +351,10 @@ int acl_permission(struct sfs_inode *ip, const struct sfs_cred *cr, int mask)
 			break;
 		case ACL_GROUP_OBJ:
 		case ACL_GROUP:
-			if (cred_in_group(cr, a.tag == ACL_GROUP ? a.id : ip->gid)) {
+			int in = cred_group_check(cr, a.tag == ACL_GROUP ? a.id : ip->gid);
+			if (in < 0)
+				return in;
+			if (in) {
 				found = true;
 				if ((a.perm & want) == want)
 					match = a.perm;

@@ -270,7 +270,8 @@ void sfs_get_stats(struct sfs_fs *fs, struct sfs_stats *st);
 
 /* Walk everything and verify the invariants (link counts, sizes against
  * sectors, counters against the pool, no orphan and no leaked inode).
- * Returns 0, or -EUCLEAN with a description in msg. */
+ * Returns 0, or -EUCLEAN with a description in msg (-ENOMEM, and says so,
+ * when it cannot get the memory to look). */
 int sfs_check(struct sfs_fs *fs, char *msg, size_t msglen);
 
 /* ---- the path API ---- */
