@@ -517,6 +517,7 @@ int sfs_image_save(struct sfs_fs *fs, const char *path, struct sfs_image_info *i
 		rc = img_fail(&e, rc, "reading the old image's mode and owner: %s", strerror(-rc));
 		goto out;
 	}
+	rc = 0; /* no image yet (ENOENT) is no error */
 	sv.w.cap = IO_BUF;
 	sv.w.buf = os_malloc(sv.w.cap);
 	if (!sv.w.buf) {

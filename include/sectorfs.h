@@ -344,7 +344,12 @@ struct sfs_image_info {
  * written beside it (.NAME.tmp.XXXXXX), synced, renamed over `path` and
  * the directory synced, so a crash leaves the old image or the new one.
  * Writers may go on meanwhile.  A new image is mode 0600; an existing
- * one keeps its mode (and, for root, its owner).  `info` may be NULL. */
+ * one keeps its mode (and, for root, its owner).  `info` may be NULL.
+ * On failure (-errno, and one line in err naming the image and the
+ * cause) the old image is as it was and no temporary file is left; but
+ * when only the last step, the directory's sync, fails, the new image is
+ * already in place (the message says so) and its rename may not survive
+ * a crash: the save still fails, and saving again is the remedy. */
 int sfs_image_save(struct sfs_fs *fs, const char *path, struct sfs_image_info *info, char *err,
                    size_t errlen);
 

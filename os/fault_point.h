@@ -23,7 +23,7 @@ static inline bool os_fault(void)
 
 /* What the I/O fault point tells a call to do. */
 #define OS_IO_GO 0      /* proceed as asked */
-#define OS_IO_SHORT (-1) /* move half the bytes asked for (returned only when len >= 2) */
+#define OS_IO_SHORT (-1) /* move one byte of those asked for (only when len >= 2) */
 /* anything > 0: fail with this errno, without doing anything */
 
 int os_io_fault_slow(const char *call, size_t len);

@@ -6,7 +6,7 @@
  * cannot read an errno some later call overwrote), retries EINTR itself,
  * and first passes the I/O fault point (fault_point.h), where a test can
  * make it fail with an errno of its choice, or -- for a read or a write --
- * move only half the bytes asked for, as the kernel may on any call.  An
+ * move a single byte of those asked for, as the kernel may on any call.  An
  * injected failure does nothing (the file is not written, the rename not
  * made), except that a close still closes: a descriptor is gone after
  * close(2) whatever it returns.
@@ -83,7 +83,7 @@ ssize_t os_pread(int fd, void *buf, size_t len, uint64_t off)
 	if (f > 0)
 		return -f;
 	if (f == OS_IO_SHORT)
-		len /= 2;
+		len = 1;
 	ssize_t got;
 	do
 		got = pread(fd, buf, len, (off_t)off);
@@ -99,19 +99,14 @@ ssize_t os_pwritev(int fd, const struct iovec *iov, int n, uint64_t off)
 	int f = os_io_fault("pwritev", total);
 	if (f > 0)
 		return -f;
-	struct iovec part[16];
+	struct iovec one;
 	if (f == OS_IO_SHORT) {
-		/* The first half of the bytes, as a kernel that stops early. */
-		size_t want = total / 2;
-		int k = 0;
-		for (; k < n && k < 16 && want > 0; k++) {
-			part[k] = iov[k];
-			if (part[k].iov_len > want)
-				part[k].iov_len = want;
-			want -= part[k].iov_len;
-		}
-		iov = part;
-		n = k;
+		/* One byte, the harshest a kernel that stops early may do. */
+		while (iov->iov_len == 0)
+			iov++;
+		one = (struct iovec){.iov_base = iov->iov_base, .iov_len = 1};
+		iov = &one;
+		n = 1;
 	}
 	ssize_t got;
 	do

@@ -18,8 +18,9 @@
  * message where it has one, and a refused load leaves the filesystem
  * empty and consistent.  Then the limits (size=, nr_inodes=, ENOSPC in the
  * middle of a build), allocation failures at every point of a load and a
- * save, and a save taken while threads append to files, whose image must
- * be a consistent cut.
+ * save, I/O failures (ENOSPC, EIO, short reads and writes) at every file
+ * call of a load and a save, and a save taken while threads append to
+ * files, whose image must be a consistent cut.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1375,11 +1376,11 @@ static void test_limits(void)
 
 /* ---- allocation failures ---- */
 
-static void test_faults(void)
+/* The tree the fault loops save and load: a little of everything, and a
+ * data run long enough to be written from the snapshot's buffer uncopied
+ * (two buffers in one write, which a short write leaves part done). */
+static struct sfs_fs *fault_tree(void)
 {
-	/* The tree is compared many times: reading directories must not
-	 * move their atimes meanwhile. */
-	atime_mode = SFS_ATIME_NEVER;
 	struct sfs_fs *a = new_fs(0, 0);
 	sfs_ino_t d = mk(a, SFS_ROOT_INO, "d", S_IFDIR | 0755, 0);
 	uint8_t ab[64];
@@ -1394,9 +1395,46 @@ static void test_faults(void)
 		snprintf(name, sizeof name, "n%d", i);
 		mkfile(a, d, name, big, (size_t)i * 100, 0);
 	}
+	return a;
+}
+
+/* The image at `path` holds exactly `len` bytes `want`. */
+static void same_file(const char *path, const uint8_t *want, size_t len)
+{
+	size_t l;
+	uint8_t *now = read_file(path, &l);
+	CHECK(l == len && !memcmp(now, want, l));
+	free(now);
+}
+
+/* The image at `path` loads, and gives the tree `a`. */
+static void loads_as(const char *path, struct sfs_fs *a)
+{
+	struct sfs_fs *b = new_fs(0, 0);
+	load_ok(b, path);
+	consistent(b);
+	compare(a, b);
+	sfs_fs_destroy(b);
+}
+
+/* One line, naming the image first. */
+static void one_line(const char *err, const char *path)
+{
+	size_t n = strlen(path);
+	CHECK(!strncmp(err, path, n) && !strncmp(err + n, ": ", 2) && !strchr(err, '\n'));
+}
+
+static void test_faults(void)
+{
+	/* The tree is compared many times: reading directories must not
+	 * move their atimes meanwhile. */
+	atime_mode = SFS_ATIME_NEVER;
+	struct sfs_fs *a = fault_tree();
 	char err[1024];
 	const char *img = path_in("fault.img"), *good = path_in("fault-good.img");
 	CHECK_EQ(sfs_image_save(a, good, NULL, err, sizeof err), 0);
+	struct sfs_fs *ref = new_fs(0, 0); /* the tree as it was, to compare with */
+	load_ok(ref, good);
 	size_t glen;
 	uint8_t *gbytes = read_file(good, &glen);
 
@@ -1434,26 +1472,201 @@ static void test_faults(void)
 		if (rc) {
 			CHECK(hit);
 			CHECK_EQ(rc, -ENOMEM);
-			CHECK(strstr(err, img) == err && !strchr(err, '\n'));
-			size_t l;
-			uint8_t *now = read_file(img, &l);
-			CHECK(l == glen && !memcmp(now, gbytes, l));
-			free(now);
+			one_line(err, img);
+			same_file(img, gbytes, glen);
 			failures++;
 		}
 		CHECK_EQ(sfs_image_check(img, NULL, err, sizeof err), 0);
 		consistent(a);
+		compare(a, ref);
 		if (!hit)
 			break;
 	}
-	struct sfs_fs *b = new_fs(0, 0);
-	CHECK_EQ(sfs_image_load(b, img, err, sizeof err), 0);
-	compare(a, b);
-	sfs_fs_destroy(b);
+	loads_as(img, a);
+	sfs_fs_destroy(ref);
 	sfs_fs_destroy(a);
 	free(gbytes);
 	atime_mode = SFS_ATIME_RELATIME;
 	printf("faults: save, %d allocation points, %d failed cleanly\n", n - 1, failures);
+}
+
+/* ---- I/O failures ---- */
+
+/* The calls a fault was delivered to, by name. */
+struct calls {
+	char v[32][16];
+	int n;
+};
+
+static void saw(struct calls *c, const char *call)
+{
+	CHECK(call != NULL);
+	for (int i = 0; i < c->n; i++)
+		if (!strcmp(c->v[i], call))
+			return;
+	CHECK(c->n < 32);
+	snprintf(c->v[c->n++], sizeof c->v[0], "%s", call);
+}
+
+static void must_have_seen(const struct calls *c, const char *const *want)
+{
+	for (; *want; want++) {
+		bool found = false;
+		for (int i = 0; i < c->n && !found; i++)
+			found = !strcmp(c->v[i], *want);
+		if (!found)
+			fprintf(stderr, "no I/O fault reached the call %s\n", *want);
+		CHECK(found);
+	}
+}
+
+static const char *err_name(int e)
+{
+	return e == SFS_FAULT_SHORT ? "short" : e == EIO ? "EIO" : "ENOSPC";
+}
+
+/* Every file I/O call of a save and of a load, failing with ENOSPC, with
+ * EIO, and coming up short, one at a time.  A failed save leaves the old
+ * image byte for byte, the live tree as it was and no temporary file, and
+ * says so in one line that names the image and the error; a save that
+ * succeeds (short writes are continued) wrote an image that loads as the
+ * tree.  The one failure after the rename (the directory's sync) leaves
+ * the new image in place and says that.  A failed load leaves the
+ * filesystem empty; a short read is continued. */
+static void test_io_faults(void)
+{
+	atime_mode = SFS_ATIME_NEVER;
+	struct sfs_fs *a = fault_tree();
+	char err[1024], want[1200];
+	const char *img = path_in("iofault.img"), *good = path_in("iofault-good.img");
+	save_ok(a, good, NULL);
+	struct sfs_fs *ref = new_fs(0, 0);
+	load_ok(ref, good);
+	size_t glen;
+	uint8_t *gbytes = read_file(good, &glen);
+	const int errs[] = {ENOSPC, EIO, SFS_FAULT_SHORT};
+
+	/* save */
+	write_file(img, gbytes, glen);
+	sfs_fault_io_arm(0, 0);
+	save_ok(a, img, NULL);
+	sfs_fault_io_disarm();
+	long points = sfs_fault_io_points();
+	CHECK(points >= 8);
+	struct calls hit_calls = {0};
+	int failures = 0, after_rename = 0;
+	for (int k = 0; k < 3; k++) {
+		for (long n = 1; n <= points; n++) {
+			write_file(img, gbytes, glen);
+			CHECK_EQ(chmod(img, 0640), 0); /* a save keeps it */
+			sfs_fault_io_arm(n, errs[k]);
+			int rc = sfs_image_save(a, img, NULL, err, sizeof err);
+			bool hit = sfs_fault_io_disarm();
+			const char *call = sfs_fault_io_call();
+			no_leftovers();
+			consistent(a);
+			compare(a, ref); /* the live tree as it was */
+			if (hit)
+				saw(&hit_calls, call);
+			struct stat st;
+			CHECK_EQ(stat(img, &st), 0);
+			CHECK_EQ(st.st_mode & 07777, 0640);
+			if (rc == 0) {
+				loads_as(img, a);
+				continue;
+			}
+			if (!hit || errs[k] == SFS_FAULT_SHORT)
+				fprintf(stderr, "save, %s at I/O call %ld (%s): %s\n", err_name(errs[k]),
+				        n, call ? call : "none", err);
+			CHECK(hit && errs[k] != SFS_FAULT_SHORT);
+			CHECK_EQ(rc, -errs[k]);
+			one_line(err, img);
+			CHECK(strstr(err, strerror(errs[k])));
+			failures++;
+			if (!strcmp(call, "fsync_dir")) {
+				/* The rename is done: the new image is there. */
+				snprintf(want, sizeof want,
+				         "%s: the new image is in place, but syncing the directory %s "
+				         "failed: %s (after a crash the old image may be back)",
+				         img, dir, strerror(errs[k]));
+				CHECK_STR(err, want);
+				loads_as(img, a);
+				after_rename++;
+				continue;
+			}
+			same_file(img, gbytes, glen);
+			if (!strcmp(call, "fsync") || !strcmp(call, "close")) {
+				snprintf(want, sizeof want, "%s: %s: %s", img, call, strerror(errs[k]));
+				CHECK_STR(err, want);
+			} else if (!strcmp(call, "rename")) {
+				CHECK(strstr(err, ": rename from ") && strstr(err, ".iofault.img.tmp."));
+			} else if (!strcmp(call, "pwritev")) {
+				CHECK(strstr(err, ": writing: ") || strstr(err, ": writing the header: "));
+			} else if (!strcmp(call, "mkostemp")) {
+				snprintf(want, sizeof want, "%s: cannot create %s/.iofault.img.tmp.XXXXXX: %s",
+				         img, dir, strerror(errs[k]));
+				CHECK_STR(err, want);
+			}
+		}
+	}
+	static const char *const save_calls[] = {"mkostemp", "stat", "fchmod", "pwritev", "fsync",
+	                                         "close", "rename", "fsync_dir", NULL};
+	must_have_seen(&hit_calls, save_calls);
+	CHECK_EQ(after_rename, 2);
+	printf("I/O faults: save, %ld calls x ENOSPC, EIO, short: %d failed cleanly "
+	       "(%d after the rename)\n",
+	       points, failures, after_rename);
+
+	/* load */
+	write_file(img, gbytes, glen);
+	struct sfs_fs *b = new_fs(0, 0);
+	sfs_fault_io_arm(0, 0);
+	load_ok(b, img);
+	sfs_fault_io_disarm();
+	sfs_fs_destroy(b);
+	points = sfs_fault_io_points();
+	CHECK(points >= 5);
+	hit_calls.n = 0;
+	failures = 0;
+	for (int k = 0; k < 3; k++) {
+		for (long n = 1; n <= points; n++) {
+			b = new_fs(0, 0);
+			sfs_fault_io_arm(n, errs[k]);
+			int rc = sfs_image_load(b, img, err, sizeof err);
+			bool hit = sfs_fault_io_disarm();
+			const char *call = sfs_fault_io_call();
+			if (hit)
+				saw(&hit_calls, call);
+			if (rc == 0) {
+				consistent(b);
+				compare(a, b);
+			} else {
+				if (!hit || errs[k] == SFS_FAULT_SHORT)
+					fprintf(stderr, "load, %s at I/O call %ld (%s): %s\n",
+					        err_name(errs[k]), n, call ? call : "none", err);
+				CHECK(hit && errs[k] != SFS_FAULT_SHORT);
+				CHECK_EQ(rc, -errs[k]);
+				one_line(err, img);
+				if (!strcmp(call, "pread"))
+					snprintf(want, sizeof want, "%s: read: %s", img, strerror(errs[k]));
+				else
+					snprintf(want, sizeof want, "%s: %s", img, strerror(errs[k]));
+				CHECK_STR(err, want);
+				check_empty(b);
+				failures++;
+			}
+			sfs_fs_destroy(b);
+			same_file(img, gbytes, glen);
+		}
+	}
+	static const char *const load_calls[] = {"open", "fstat", "pread", "getrandom", NULL};
+	must_have_seen(&hit_calls, load_calls);
+	printf("I/O faults: load, %ld calls x ENOSPC, EIO, short: %d failed cleanly\n", points,
+	       failures);
+	sfs_fs_destroy(ref);
+	sfs_fs_destroy(a);
+	free(gbytes);
+	atime_mode = SFS_ATIME_RELATIME;
 }
 
 /* ---- writers during a save ---- */
@@ -1840,6 +2053,7 @@ static void step_faults(bool quick)
 {
 	(void)quick;
 	test_faults();
+	test_io_faults();
 }
 
 int main(int argc, char **argv)

@@ -16,8 +16,8 @@
  * counted apart from the allocations: arming one never moves the other.
  * A test makes the n-th I/O call from now fail with an errno of its
  * choice (ENOSPC, EIO, ...), without the call doing anything (a close
- * still closes), or be short: a read or write then moves half the bytes
- * asked for, as the kernel may.  A call that moves no bytes (fsync,
+ * still closes), or be short: a read or write then moves one byte of those
+ * asked for, the shortest transfer the kernel may make.  A call that moves no bytes (fsync,
  * rename) cannot be short; it then goes through and the fault counts as
  * not delivered.  Counting the points of an operation first (arm with
  * n = 0), then arming each n with each errno, walks every I/O failure.
