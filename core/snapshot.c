@@ -79,6 +79,8 @@ static void thaw_all(struct sfs_fs *fs)
 
 /* ---- the view ---- */
 
+#define SNAP_CHUNK ((size_t)1 << 20) /* file data is read in pieces this large */
+
 struct snap_rec {
 	struct snap_inode attr;
 	struct sfs_inode *ip;      /* referenced until snap_end */
@@ -97,6 +99,7 @@ struct snap {
 	struct snap_rec *recs;     /* by inode number */
 	size_t n;
 	struct arena dirs, xattrs;
+	char *buf;                 /* snap_data's, made on its first call */
 	bool failed;
 	uint64_t held_ns;          /* the freeze's length */
 };
@@ -251,6 +254,7 @@ void snap_end(struct snap *s)
 		inode_put(s->fs, r->ip);
 	}
 	os_free(s->recs);
+	os_free(s->buf);
 	os_free(s->dirs.p);
 	os_free(s->xattrs.p);
 	os_free(s);
@@ -319,10 +323,12 @@ int snap_data(struct snap *s, size_t i,
 	struct sv_vector *v = &r->ip->u.data;
 	const uint64_t *runs;
 	size_t nruns = sv_frozen_runs(r->frozen, &runs);
-	const size_t chunk = 1 << 20;
-	char *buf = os_malloc(chunk);
-	if (!buf)
+	/* One buffer for every file of the save: a megabyte each would be
+	 * a mapping made and unmade per file. */
+	const size_t chunk = SNAP_CHUNK;
+	if (!s->buf && !(s->buf = os_malloc(chunk)))
 		return -ENOMEM;
+	char *buf = s->buf;
 	int rc = 0;
 	for (size_t k = 0; k < nruns && rc == 0; k++) {
 		for (uint64_t off = runs[2 * k]; rc == 0 && off < runs[2 * k + 1];) {
@@ -336,7 +342,6 @@ int snap_data(struct snap *s, size_t i,
 			off += (uint64_t)got;
 		}
 	}
-	os_free(buf);
 	/* A copy a writer needed could not be made: this view is incomplete. */
 	if (rc == 0 && sv_frozen_broken(r->frozen))
 		rc = -ENOMEM;

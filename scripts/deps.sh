@@ -4,7 +4,7 @@
 # Run as root, or as a user who may sudo.
 set -eu
 PKGS="build-essential cmake pkg-config valgrind fuse3 libfuse3-dev attr acl fio gnuplot-nox
-      clang libclang-rt-14-dev git make tar python3 procps util-linux passwd"
+      clang libclang-rt-14-dev git make tar python3 procps util-linux passwd stress-ng"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
