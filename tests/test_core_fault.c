@@ -160,6 +160,18 @@ static void setup(struct sfs_fs *fs)
 	CHECK_EQ(sfs_path_write_file(fs, &root, "/grp", "g", 1, 0040), 0);
 	struct stat own = {.st_uid = 0, .st_gid = 2039};
 	CHECK_EQ(sfs_setattr(fs, &root, ino_of(fs, "/grp"), &own, SFS_SET_GID, NULL, NULL), 0);
+	/* readable through its access ACL's entry for that group */
+	CHECK_EQ(sfs_path_write_file(fs, &root, "/acl", "a", 1, 0600), 0);
+	static const unsigned ents[][3] = {{1, 6, 0}, {4, 0, 0}, {8, 4, 2039}, {0x10, 4, 0},
+	                                   {0x20, 0, 0}}; /* user::rw- group::--- group:2039:r-- */
+	uint8_t acl[4 + 5 * 8] = {2};
+	for (int i = 0; i < 5; i++) {
+		uint8_t *p = acl + 4 + 8 * i;
+		p[0] = (uint8_t)ents[i][0], p[2] = (uint8_t)ents[i][1];
+		p[4] = (uint8_t)ents[i][2], p[5] = (uint8_t)(ents[i][2] >> 8);
+	}
+	CHECK_EQ(sfs_setxattr(fs, &root, ino_of(fs, "/acl"), "system.posix_acl_access", acl,
+	                      sizeof acl, 0), 0);
 }
 
 /* The file a scenario works on, opened before the fault window (or NULL). */
@@ -290,13 +302,21 @@ static int forty_groups(void *arg, gid_t *list, int max)
 }
 static const struct sfs_cred member = {.uid = 1000, .gid = 1000, .umask = 022,
                                        .get_groups = forty_groups};
-static int op_group_read(struct sfs_fs *fs)
+static int group_read(struct sfs_fs *fs, const char *path)
 {
 	struct sfs_file *o;
-	int rc = sfs_open(fs, &member, ino_of(fs, "/grp"), O_RDONLY, &o);
+	int rc = sfs_open(fs, &member, ino_of(fs, path), O_RDONLY, &o);
 	if (rc == 0)
 		fh = o;
 	return rc;
+}
+static int op_group_read(struct sfs_fs *fs)
+{
+	return group_read(fs, "/grp");
+}
+static int op_acl_group_read(struct sfs_fs *fs)
+{
+	return group_read(fs, "/acl");
 }
 
 struct scenario {
@@ -439,6 +459,7 @@ int main(int argc, char **argv)
 	        {"path-list", op_path_list},
 	        {"remove-all", op_remove_all, NULL, true},
 	        {"group-read", op_group_read},
+	        {"acl-group-read", op_acl_group_read},
 	};
 	for (size_t i = 0; i < sizeof scs / sizeof *scs; i++)
 		run(&scs[i]);
