@@ -8,10 +8,10 @@
  * keeps the rest portable and makes every allocation point and every file
  * I/O call of the project pass through one place, where fault injection
  * (fault.h) can make it fail on demand: allocations at one fault point,
- * file I/O at another, counted apart.  (`grep` proves it: core/ and
- * engine/ name no system call and no malloc.)  POSIX threads' mutexes and
- * condition variables are used directly: they are the portable layer
- * already.
+ * file I/O at another, counted apart.  A test proves it (tests/os_only.sh:
+ * the objects of core/ and engine/ call no system call wrapper and no
+ * malloc).  POSIX threads' mutexes and condition variables are used
+ * directly: they are the portable layer already.
  *
  * Everything here is thread-safe.  Functions that can fail return NULL or a
  * negative errno; none of them aborts.
