@@ -355,13 +355,17 @@ int acl_permission(struct sfs_inode *ip, const struct sfs_cred *cr, int mask)
 				match = a.perm;
 			break;
 		case ACL_GROUP_OBJ:
-		case ACL_GROUP:
-			if (cred_in_group(cr, a.tag == ACL_GROUP ? a.id : ip->gid)) {
+		case ACL_GROUP: {
+			int in = cred_group_check(cr, a.tag == ACL_GROUP ? a.id : ip->gid);
+			if (in < 0)
+				return in;
+			if (in) {
 				found = true;
 				if ((a.perm & want) == want)
 					match = a.perm;
 			}
 			break;
+		}
 		case ACL_OTHER:
 			if (found)
 				return -EACCES;

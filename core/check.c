@@ -15,7 +15,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
+#include <stdlib.h> /* qsort */
 
 #include "core.h"
 #include "os.h"
@@ -79,7 +79,7 @@ static int collect(struct checker *c)
 		while ((ip = sm_next(&sh->map, key, &key)) != NULL) {
 			if (c->n == c->cap) {
 				size_t cap = c->cap ? c->cap * 2 : 1024;
-				struct node_info *nn = realloc(c->nodes, cap * sizeof(*nn));
+				struct node_info *nn = os_realloc(c->nodes, cap * sizeof(*nn));
 				if (!nn)
 					return -ENOMEM;
 				c->nodes = nn;
@@ -172,7 +172,7 @@ static void check_dir(struct checker *c, struct sfs_inode *dir)
 static int reach(struct checker *c)
 {
 	size_t cap = 1024, head = 0, tail = 0;
-	struct sfs_inode **queue = malloc(cap * sizeof(*queue));
+	struct sfs_inode **queue = os_malloc(cap * sizeof(*queue));
 	if (!queue)
 		return -ENOMEM;
 	queue[tail++] = c->fs->root;
@@ -193,9 +193,9 @@ static int reach(struct checker *c)
 					tail -= head, head = 0;
 				}
 				if (tail == cap) {
-					struct sfs_inode **q = realloc(queue, cap * 2 * sizeof(*q));
+					struct sfs_inode **q = os_realloc(queue, cap * 2 * sizeof(*q));
 					if (!q) {
-						free(queue);
+						os_free(queue);
 						return -ENOMEM;
 					}
 					queue = q, cap *= 2;
@@ -204,7 +204,7 @@ static int reach(struct checker *c)
 			queue[tail++] = de->inode;
 		}
 	}
-	free(queue);
+	os_free(queue);
 	return 0;
 }
 
@@ -278,6 +278,8 @@ int sfs_check(struct sfs_fs *fs, char *msg, size_t msglen)
 		fail(&c, "the pool has %llu bytes reserved, objects hold %llu",
 		     (unsigned long long)ps.bytes_reserved, (unsigned long long)expect);
 out:
-	free(c.nodes);
+	os_free(c.nodes);
+	if (rc && msg && msglen)
+		snprintf(msg, msglen, "out of memory: nothing was checked");
 	return rc ? rc : c.rc;
 }

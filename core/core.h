@@ -220,6 +220,13 @@ unsigned char dt_of(uint32_t mode);
 #define MAY_READ 4
 
 bool cred_privileged(const struct sfs_cred *cr);
+/* Is cr in group gid (its own or a supplementary one)?  1, 0, or -ENOMEM
+ * when more than 32 supplementary groups must be read and no memory can be
+ * had for them.  Permission checks fail with that ENOMEM; the decisions to
+ * drop a setgid bit (made after a change, which cannot be taken back) use
+ * cred_in_group(), which counts "unknown" as "not in the group" and so
+ * drops the bit: the answer that never grants a privilege. */
+int cred_group_check(const struct sfs_cred *cr, uint32_t gid);
 bool cred_in_group(const struct sfs_cred *cr, uint32_t gid);
 /* The set-id bits a change of owner or contents by cr drops, as the
  * kernel's setattr_should_drop_suidgid(): suid; sgid with group execute,
@@ -229,8 +236,9 @@ bool cred_in_group(const struct sfs_cred *cr, uint32_t gid);
 uint32_t perm_setid_to_drop(const struct sfs_cred *cr, const struct sfs_inode *ip);
 bool cred_trusted(const struct sfs_cred *cr);
 /* Permission for `mask` on an inode, by mode bits and the access ACL:
- * 0 or -EACCES; and, for every caller, no write to an immutable inode:
- * -EPERM (inode_permission()).  Inode lock held (read). */
+ * 0, -EACCES, or -ENOMEM (cred_group_check); and, for every caller, no
+ * write to an immutable inode: -EPERM (inode_permission()).  Inode lock
+ * held (read). */
 int perm_check(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *ip, int mask);
 /* may_delete()'s rules for removing `victim`'s name from `dir`, past the
  * directory's permissions: an append-only directory loses no name, an
@@ -268,8 +276,8 @@ int acl_check(const void *value, size_t size);
  * 0 or -EINVAL. */
 int xattr_capability_ok(const void *value, size_t size);
 
-/* ACL permission check: 0 or -EACCES if the inode has an access ACL;
- * -EAGAIN if it has none (use the mode bits). */
+/* ACL permission check: 0, -EACCES or -ENOMEM (cred_group_check) if the
+ * inode has an access ACL; -EAGAIN if it has none (use the mode bits). */
 int acl_permission(struct sfs_inode *ip, const struct sfs_cred *cr, int mask);
 /* After a chmod: carry the new mode into the access ACL.  Rewrites the
  * ACL in place (same number of entries), so it cannot fail. */

@@ -18,7 +18,6 @@
  * can free the inode meanwhile.
  */
 #include <stdlib.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "core.h"
@@ -269,7 +268,7 @@ int sfs_fs_create(const struct sfs_config *cfg, struct sfs_fs **out)
 	fs->attrs_changed = cfg->attrs_changed;
 	fs->attrs_changed_arg = cfg->attrs_changed_arg;
 	uint32_t seed[5];
-	if (getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
+	if (os_random(seed, sizeof seed, true) != 0) {
 		struct timespec t = os_now();
 		seed[0] = (uint32_t)t.tv_nsec, seed[1] = (uint32_t)t.tv_sec;
 		seed[2] = (uint32_t)(uintptr_t)fs, seed[3] = seed[0] * 2654435761u, seed[4] = 1;

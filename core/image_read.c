@@ -3,13 +3,14 @@
  *
  * One parser serves both passes of a load (image_load.c) and `sectorfs
  * image check`: it reads records one by one and holds each to every rule
- * of the format before anything looks inside it.  Reads are pread() into
- * one buffer, never mmap: a file truncated under us is an error message,
- * not a SIGBUS.  No length field is used to size an allocation before it
- * has been checked against the bytes actually left in the file, and
- * per-inode state grows with the records really read, so memory stays
- * proportional to the image's contents (about 40 bytes per inode while
- * verifying), whatever a crafted header claims.
+ * of the format before anything looks inside it.  Reads are os_pread()
+ * into one buffer (a read that stops short is simply continued), never
+ * mmap: a file truncated under us is an error message, not a SIGBUS.  No
+ * length field is used to size an allocation before it has been checked
+ * against the bytes actually left in the file, and per-inode state grows
+ * with the records really read, so memory stays proportional to the
+ * image's contents (about 40 bytes per inode while verifying), whatever a
+ * crafted header claims.
  *
  * The saver numbers inodes in the order it writes them and gives each its
  * first name (parent number + name) in its own record, so a directory
@@ -19,8 +20,8 @@
  * "counts match" are proven by link counts: the inode record states
  * nlink, and the names found must agree, for every inode, at the end of
  * the image.  Duplicate names are found with a table of keyed hashes
- * (the key from getrandom(), so a crafted image cannot aim for
- * collisions) that holds record offsets, not names.
+ * (the key from the kernel's random bytes, so a crafted image cannot aim
+ * for collisions) that holds record offsets, not names.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,9 +29,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "core.h" /* the core's checks of ACL and capability values; fs_progress() */
 #include "image.h"
@@ -54,6 +53,22 @@ static int rd_error(struct reader *r, int err)
 	return img_fail(r->e, -err, "read: %s", strerror(err));
 }
 
+/* Up to len bytes at off, fewer only at the end of the file: how many, or
+ * -errno (reported).  A read may stop short anywhere; this one goes on. */
+static ssize_t rd_full(struct reader *r, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t got = os_pread(r->fd, (uint8_t *)buf + done, len - done, off + done);
+		if (got < 0)
+			return rd_error(r, (int)-got);
+		if (got == 0)
+			break;
+		done += (size_t)got;
+	}
+	return (ssize_t)done;
+}
+
 /* Make the n bytes from file offset `at` available; n <= cap. */
 static int rd_need(struct reader *r, uint64_t at, size_t n, const uint8_t **out)
 {
@@ -72,12 +87,9 @@ static int rd_need(struct reader *r, uint64_t at, size_t n, const uint8_t **out)
 				want = (size_t)left;
 			if (want == 0)
 				return img_fail(r->e, -EIO, "changed while being read (now shorter)");
-			off_t from = (off_t)(r->base + r->have);
-			ssize_t got = pread(r->fd, r->buf + r->have, want, from);
-			if (got < 0 && errno == EINTR)
-				continue;
+			ssize_t got = os_pread(r->fd, r->buf + r->have, want, r->base + r->have);
 			if (got < 0)
-				return rd_error(r, errno);
+				return rd_error(r, (int)-got);
 			if (got == 0)
 				return img_fail(r->e, -EIO, "changed while being read (now shorter)");
 			r->have += (size_t)got;
@@ -186,12 +198,9 @@ static int rd_next(struct reader *r, struct rec *out)
 static int rd_header(struct reader *r, struct header *h)
 {
 	uint8_t hb[HDR_SIZE_MAX];
-	ssize_t got;
-	do
-		got = pread(r->fd, hb, sizeof hb, 0);
-	while (got < 0 && errno == EINTR);
+	ssize_t got = rd_full(r, hb, sizeof hb, 0);
 	if (got < 0)
-		return rd_error(r, errno);
+		return (int)got;
 	size_t n = (size_t)got;
 	if (n < 8 || memcmp(hb, IMG_MAGIC, 8))
 		return img_fail(r->e, -EINVAL, n == 0 ? "empty file, not a sectorfs image"
@@ -246,8 +255,9 @@ static int rd_header(struct reader *r, struct header *h)
 /* ======================================================================
  * Names seen so far, to refuse duplicates: a table of 64-bit keyed hashes
  * with the offset of the record that holds each name; on equal hashes the
- * earlier record is read again to compare.  The key comes from
- * getrandom(), so a crafted image cannot aim for collisions.
+ * earlier record is read again to compare.  The key comes from the
+ * kernel's random bytes (os_random), so a crafted image cannot aim for
+ * collisions.
  * ====================================================================== */
 
 struct nslot {
@@ -288,12 +298,9 @@ static uint64_t name_hash(uint64_t key, int kind, uint64_t owner, const uint8_t 
 static int name_at(struct reader *r, uint64_t off, uint64_t *owner, uint8_t *name, size_t *nlen)
 {
 	uint8_t b[REC_HDR + INODE_FIXED + SFS_NAME_MAX];
-	ssize_t got;
-	do
-		got = pread(r->fd, b, sizeof b, (off_t)off);
-	while (got < 0 && errno == EINTR);
+	ssize_t got = rd_full(r, b, sizeof b, off);
 	if (got < 0)
-		return rd_error(r, errno);
+		return (int)got;
 	const uint8_t *p = b + REC_HDR;
 	size_t at, len;
 	switch (get16(b)) {
@@ -718,12 +725,14 @@ int img_open(struct image *im, const char *path, char *err, size_t errlen)
 	if (err && errlen)
 		err[0] = '\0';
 	im->r.e = &im->e;
-	im->r.fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (im->r.fd < 0)
-		return img_fail(&im->e, -errno, "%s", strerror(errno));
+	int fd = os_open(path, O_RDONLY);
+	if (fd < 0)
+		return img_fail(&im->e, fd, "%s", strerror(-fd));
+	im->r.fd = fd;
 	struct stat st;
-	if (fstat(im->r.fd, &st) != 0)
-		return img_fail(&im->e, -errno, "%s", strerror(errno));
+	int rc = os_fstat(fd, &st);
+	if (rc)
+		return img_fail(&im->e, rc, "%s", strerror(-rc));
 	if (!S_ISREG(st.st_mode))
 		return img_fail(&im->e, -EINVAL, "not a regular file");
 	im->r.size = (uint64_t)st.st_size;
@@ -731,14 +740,14 @@ int img_open(struct image *im, const char *path, char *err, size_t errlen)
 	im->r.buf = os_malloc(im->r.cap ? im->r.cap : 1);
 	if (!im->r.buf)
 		return img_fail_nomem(&im->e);
-	posix_fadvise(im->r.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	(void)os_read_ahead(fd); /* a hint: reading goes on without it */
 	return rd_header(&im->r, &im->h);
 }
 
 void img_close(struct image *im)
 {
 	if (im->r.fd >= 0)
-		close(im->r.fd);
+		(void)os_close(im->r.fd); /* read only: nothing of ours is lost */
 	os_free(im->r.buf);
 	im->r.fd = -1;
 	im->r.buf = NULL;
@@ -770,7 +779,7 @@ static void fill_info(const struct image *im, const struct parser *ps,
 static uint64_t random_key(void)
 {
 	uint64_t k;
-	if (getrandom(&k, sizeof k, GRND_NONBLOCK) != (ssize_t)sizeof k)
+	if (os_random(&k, sizeof k, false) != 0)
 		k = os_monotonic_ns() ^ (uint64_t)(uintptr_t)&k;
 	return k;
 }

@@ -12,30 +12,35 @@
  * never writes an image the loader would refuse.
  *
  * Records are streamed through a 4 MiB buffer; file data goes from the
- * snapshot's buffer straight to the file (pwritev), and writeback is
+ * snapshot's buffer straight to the file (os_pwritev), and writeback is
  * started every 64 MiB so that the final fsync does not wait for the whole
  * image.  The image is written beside the old one and renamed over it only
  * once it is complete and synced; its header, which holds the totals, is
- * written last.
+ * written last.  Every file call goes through os/ (os_file.c), where tests
+ * make each one fail in turn or come up short.
+ *
+ * Failure, at any step before the rename, removes the temporary file and
+ * leaves the old image as it was.  After the rename only the directory's
+ * sync is left; if it fails, the new image is in place (whole and synced)
+ * but the rename may not be on disk: the save returns the error and says
+ * so, and the renamed file is never removed -- it is the newest good
+ * image there is, and removing it would lose the old one too.
  *
  * A save reports the filesystem's change count at the snapshot's instant
  * (sfs_fs_changes(), in sfs_image_info), so that a caller can skip a later
  * save when nothing has changed since.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core.h" /* fs_progress() */
 #include "image.h"
@@ -81,17 +86,18 @@ struct writer {
 	uint64_t synced;   /* bytes whose writeback was started */
 };
 
-static int w_write(struct writer *w, struct iovec *iov, int n)
+/* All of iov[0..n) at *off (advanced), however many calls it takes: a
+ * write may stop short anywhere. */
+static int w_write_at(struct writer *w, struct iovec *iov, int n, uint64_t *off,
+                      const char *what)
 {
 	while (n > 0) {
-		ssize_t got = pwritev(w->fd, iov, n, (off_t)w->off);
-		if (got < 0 && errno == EINTR)
-			continue;
+		ssize_t got = os_pwritev(w->fd, iov, n, *off);
 		if (got < 0)
-			return img_fail(w->e, -errno, "writing: %s", strerror(errno));
+			return img_fail(w->e, (int)got, "%s: %s", what, strerror((int)-got));
 		if (got == 0)
-			return img_fail(w->e, -EIO, "writing: no progress");
-		w->off += (uint64_t)got;
+			return img_fail(w->e, -EIO, "%s: no progress", what);
+		*off += (uint64_t)got;
 		while (n > 0 && (size_t)got >= iov->iov_len) {
 			got -= (ssize_t)iov->iov_len;
 			iov++;
@@ -102,10 +108,18 @@ static int w_write(struct writer *w, struct iovec *iov, int n)
 			iov->iov_len -= (size_t)got;
 		}
 	}
-	/* Start writeback as we go, so the final fsync has little left. */
+	return 0;
+}
+
+static int w_write(struct writer *w, struct iovec *iov, int n)
+{
+	int rc = w_write_at(w, iov, n, &w->off, "writing");
+	if (rc)
+		return rc;
+	/* Start writeback as we go, so the final fsync has little left.  A
+	 * hint: if it fails, the fsync does the work and reports any error. */
 	if (w->off - w->synced >= SYNC_EVERY) {
-		sync_file_range(w->fd, (off_t)w->synced, (off_t)(w->off - w->synced),
-		                SYNC_FILE_RANGE_WRITE);
+		(void)os_writeback(w->fd, w->synced, w->off - w->synced);
 		w->synced = w->off;
 	}
 	return 0;
@@ -490,25 +504,32 @@ int sfs_image_save(struct sfs_fs *fs, const char *path, struct sfs_image_info *i
 		rc = img_fail(&e, rc, "%s", strerror(-rc));
 		goto out;
 	}
-	sv.w.fd = mkostemp(tmp, O_CLOEXEC);
-	if (sv.w.fd < 0) {
-		rc = img_fail(&e, -errno, "cannot create %s: %s", tmp, strerror(errno));
+	rc = os_open_temp(tmp);
+	if (rc < 0) {
+		rc = img_fail(&e, rc, "cannot create %s: %s", tmp, strerror(-rc));
 		goto out;
 	}
+	sv.w.fd = rc;
 	created = true;
 	/* A new image holds the filesystem's contents: 0600 (mkostemp's),
-	 * unless an image is already there, whose mode and owner carry over. */
+	 * unless an image is already there, whose mode and owner carry over:
+	 * if they cannot be read, the save fails rather than change them. */
 	struct stat old;
-	if (stat(path, &old) == 0 && S_ISREG(old.st_mode)) {
-		if (geteuid() == 0 && fchown(sv.w.fd, old.st_uid, old.st_gid) != 0) {
-			rc = img_fail(&e, -errno, "chown %s: %s", tmp, strerror(errno));
+	rc = os_stat(path, &old);
+	if (rc == 0 && S_ISREG(old.st_mode)) {
+		if (os_privileged() && (rc = os_fchown(sv.w.fd, old.st_uid, old.st_gid)) != 0) {
+			rc = img_fail(&e, rc, "chown %s: %s", tmp, strerror(-rc));
 			goto out;
 		}
-		if (fchmod(sv.w.fd, old.st_mode & 07777) != 0) {
-			rc = img_fail(&e, -errno, "chmod %s: %s", tmp, strerror(errno));
+		if ((rc = os_fchmod(sv.w.fd, old.st_mode & 07777)) != 0) {
+			rc = img_fail(&e, rc, "chmod %s: %s", tmp, strerror(-rc));
 			goto out;
 		}
+	} else if (rc != 0 && rc != -ENOENT) {
+		rc = img_fail(&e, rc, "reading the old image's mode and owner: %s", strerror(-rc));
+		goto out;
 	}
+	rc = 0; /* no image yet (ENOENT) is no error */
 	sv.w.cap = IO_BUF;
 	sv.w.buf = os_malloc(sv.w.cap);
 	if (!sv.w.buf) {
@@ -524,7 +545,7 @@ int sfs_image_save(struct sfs_fs *fs, const char *path, struct sfs_image_info *i
 	}
 	struct header h = {.major = IMG_MAJOR, .minor = IMG_MINOR, .size = HDR_SIZE,
 	                   .sector_size = (uint32_t)svfs.f_bsize};
-	clock_gettime(CLOCK_REALTIME, &h.created);
+	h.created = os_now();
 	rc = snap_begin(fs, &sv.s);
 	if (rc) {
 		rc = img_fail(&e, rc, "snapshot: %s", strerror(-rc));
@@ -548,30 +569,39 @@ int sfs_image_save(struct sfs_fs *fs, const char *path, struct sfs_image_info *i
 	h.file_size = sv.w.off;
 	uint8_t hb[HDR_SIZE];
 	header_encode(&h, hb);
-	if (pwrite(sv.w.fd, hb, sizeof hb, 0) != (ssize_t)sizeof hb) {
-		rc = img_fail(&e, errno ? -errno : -EIO, "writing the header: %s", strerror(errno));
+	struct iovec hv = {.iov_base = hb, .iov_len = sizeof hb};
+	uint64_t at = 0;
+	rc = w_write_at(&sv.w, &hv, 1, &at, "writing the header");
+	if (rc)
 		goto out;
-	}
-	if (fsync(sv.w.fd) != 0) {
-		rc = img_fail(&e, -errno, "fsync: %s", strerror(errno));
+	rc = os_fsync(sv.w.fd);
+	if (rc) {
+		rc = img_fail(&e, rc, "fsync: %s", strerror(-rc));
 		goto out;
 	}
 	int fd = sv.w.fd;
 	sv.w.fd = -1;
-	if (close(fd) != 0) {
-		rc = img_fail(&e, -errno, "close: %s", strerror(errno));
+	rc = os_close(fd);
+	if (rc) {
+		rc = img_fail(&e, rc, "close: %s", strerror(-rc));
 		goto out;
 	}
-	if (rename(tmp, path) != 0) {
-		rc = img_fail(&e, -errno, "rename from %s: %s", tmp, strerror(errno));
+	rc = os_rename(tmp, path);
+	if (rc) {
+		rc = img_fail(&e, rc, "rename from %s: %s", tmp, strerror(-rc));
 		goto out;
 	}
-	created = false; /* renamed: nothing to remove any more */
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) != 0)
-		rc = img_fail(&e, -errno, "syncing the directory %s: %s", dir, strerror(errno));
-	if (dfd >= 0)
-		close(dfd);
+	created = false; /* renamed: never to be removed */
+	/* The new image is in place, complete and synced; only the rename
+	 * may not be on disk yet.  If it cannot be made so, the save is not
+	 * durable and says so: the caller must not count on it (a crash
+	 * could bring back the old image), and may simply save again. */
+	rc = os_fsync_dir(dir);
+	if (rc)
+		rc = img_fail(&e, rc,
+		              "the new image is in place, but syncing the directory %s failed: %s "
+		              "(after a crash the old image may be back)",
+		              dir, strerror(-rc));
 	if (rc == 0 && info) {
 		*info = sv.info;
 		info->version_major = IMG_MAJOR;
@@ -586,9 +616,9 @@ out:
 	if (sv.s)
 		snap_end(sv.s);
 	if (sv.w.fd >= 0)
-		close(sv.w.fd);
+		(void)os_close(sv.w.fd); /* the first error is the one to report */
 	if (created)
-		unlink(tmp);
+		(void)os_unlink(tmp);
 	os_free(tmp);
 	os_free(dir);
 	os_free(sv.w.buf);

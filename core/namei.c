@@ -444,9 +444,11 @@ static int may_link(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_ino
 	if (cred_trusted(cr) || perm_owner(cr, ip))
 		return 0;
 	if (is_reg(ip) && !(ip->mode & S_ISUID) &&
-	    (ip->mode & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP) &&
-	    perm_check(fs, cr, ip, MAY_READ | MAY_WRITE) == 0)
-		return 0;
+	    (ip->mode & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP)) {
+		int rc = perm_check(fs, cr, ip, MAY_READ | MAY_WRITE);
+		if (rc != -EACCES)
+			return rc; /* 0, or -ENOMEM */
+	}
 	return -EPERM;
 }
 

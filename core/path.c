@@ -38,9 +38,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "os.h"
 #include "sectorfs.h"
 
 #define MAX_SYMLINKS 40 /* Linux's MAXSYMLINKS */
@@ -129,7 +129,7 @@ static int walk_start(struct walk *w, struct sfs_fs *fs, const struct sfs_cred *
 static void walk_end(struct walk *w)
 {
 	set_dir(w, SFS_ROOT_INO, false);
-	free(w->buf);
+	os_free(w->buf);
 	w->buf = NULL;
 }
 
@@ -141,18 +141,18 @@ static int follow(struct walk *w, sfs_ino_t link, const char *tail)
 	if (++w->links > MAX_SYMLINKS)
 		return -ELOOP;
 	size_t tl = (size_t)(w->end - tail);
-	char *nb = malloc(SFS_SYMLINK_MAX + 1 + tl + 1);
+	char *nb = os_malloc(SFS_SYMLINK_MAX + 1 + tl + 1);
 	if (!nb)
 		return -ENOMEM;
 	ssize_t n = sfs_readlink(w->fs, link, nb, SFS_SYMLINK_MAX + 1);
 	if (n <= 0 || n > SFS_SYMLINK_MAX) {
-		free(nb);
+		os_free(nb);
 		return n < 0 ? (int)n : -EIO; /* the core never stores such a target */
 	}
 	memcpy(nb + n, tail, tl + 1);
 	if (tl < w->create_tail)
 		w->create_tail = tl;
-	free(w->buf);
+	os_free(w->buf);
 	w->buf = nb;
 	w->p = nb;
 	w->end = nb + n + tl;
@@ -755,7 +755,7 @@ int sfs_path_list(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path
 	put_target(fs, &t);
 	if (rc)
 		goto out;
-	b.v = malloc(BATCH * sizeof *b.v);
+	b.v = os_malloc(BATCH * sizeof *b.v);
 	if (!b.v) {
 		rc = -ENOMEM;
 		goto out;
@@ -778,7 +778,7 @@ int sfs_path_list(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path
 out:
 	if (dh)
 		sfs_releasedir(fs, dh);
-	free(b.v);
+	os_free(b.v);
 	walk_end(&w);
 	return rc;
 }
@@ -803,13 +803,13 @@ static int rm_push(struct rm_stack *s, sfs_ino_t parent, sfs_ino_t ino, const ch
 {
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? 2 * s->cap : 64;
-		struct rm_frame *f = realloc(s->f, cap * sizeof *f);
+		struct rm_frame *f = os_realloc(s->f, cap * sizeof *f);
 		if (!f)
 			return -ENOMEM;
 		s->f = f;
 		s->cap = cap;
 	}
-	char *copy = strdup(name);
+	char *copy = os_strdup(name);
 	if (!copy)
 		return -ENOMEM;
 	s->f[s->n++] = (struct rm_frame){.parent = parent, .ino = ino, .name = copy};
@@ -821,7 +821,7 @@ static void rm_pop(struct sfs_fs *fs, struct rm_stack *s)
 	struct rm_frame *f = &s->f[--s->n];
 	if (f->ino)
 		drop(fs, f->ino);
-	free(f->name);
+	os_free(f->name);
 }
 
 /* Read one batch of the top directory: open, read, close, so no handle is
@@ -846,7 +846,7 @@ static int rm_tree(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t paren
 	struct rm_stack s = {0};
 	struct batch b = {0};
 	int rc = -ENOMEM;
-	b.v = malloc(BATCH * sizeof *b.v);
+	b.v = os_malloc(BATCH * sizeof *b.v);
 	if (!b.v || rm_push(&s, parent, ino, name)) {
 		drop(fs, ino);
 		goto out;
@@ -904,8 +904,8 @@ static int rm_tree(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t paren
 out:
 	while (s.n)
 		rm_pop(fs, &s);
-	free(s.f);
-	free(b.v);
+	os_free(s.f);
+	os_free(b.v);
 	return rc;
 }
 

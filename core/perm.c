@@ -13,9 +13,8 @@
  * append-only or immutable one's names, or any name from an append-only
  * directory) is refused here for every caller, trusted ones included.
  */
-#include <stdlib.h>
-
 #include "core.h"
+#include "os.h"
 
 bool cred_trusted(const struct sfs_cred *cr)
 {
@@ -35,23 +34,29 @@ static bool gid_listed(const gid_t *list, int n, uint32_t gid)
 	return false;
 }
 
-bool cred_in_group(const struct sfs_cred *cr, uint32_t gid)
+int cred_group_check(const struct sfs_cred *cr, uint32_t gid)
 {
 	if (cr->gid == gid)
-		return true;
+		return 1;
 	if (cr->groups || !cr->get_groups)
 		return gid_listed(cr->groups, cr->ngroups, gid);
 	gid_t some[32];
 	int n = cr->get_groups(cr->get_groups_arg, some, 32);
 	if (n <= 32)
 		return gid_listed(some, n, gid);
-	gid_t *all = malloc(sizeof(gid_t) * (size_t)n);
+	gid_t *all = os_malloc(sizeof(gid_t) * (size_t)n);
 	if (!all)
-		return false; /* the safe answer: a setgid bit is dropped */
+		return -ENOMEM;
 	int m = cr->get_groups(cr->get_groups_arg, all, n);
 	bool in = gid_listed(all, m < n ? m : n, gid);
-	free(all);
+	os_free(all);
 	return in;
+}
+
+bool cred_in_group(const struct sfs_cred *cr, uint32_t gid)
+{
+	/* Unknown counts as "not in the group": a setgid bit is dropped. */
+	return cred_group_check(cr, gid) == 1;
 }
 
 uint32_t perm_setid_to_drop(const struct sfs_cred *cr, const struct sfs_inode *ip)
@@ -84,7 +89,10 @@ int perm_check(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs_inode *i
 		int rc = acl_permission(ip, cr, mask);
 		if (rc != -EAGAIN)
 			return rc;
-		bits = cred_in_group(cr, ip->gid) ? mode >> 3 : mode;
+		rc = cred_group_check(cr, ip->gid);
+		if (rc < 0)
+			return rc;
+		bits = rc ? mode >> 3 : mode;
 	}
 	return ((int)bits & mask) == mask ? 0 : -EACCES;
 }

@@ -100,6 +100,8 @@ void thaw_all(struct sfs_fs *fs)
 
 /* ---- the view ---- */
 
+#define SNAP_CHUNK ((size_t)1 << 20) /* file data is read in pieces this large */
+
 struct snap_rec {
 	struct snap_inode attr;
 	struct sfs_inode *ip;      /* referenced until snap_end */
@@ -118,6 +120,7 @@ struct snap {
 	struct snap_rec *recs;     /* by inode number */
 	size_t n;
 	struct arena dirs, xattrs;
+	char *buf;                 /* snap_data's, made on its first call */
 	bool failed;
 	uint64_t held_ns;          /* the freeze's length */
 	uint64_t changes;          /* sfs_fs_changes() at the snapshot's instant */
@@ -129,7 +132,7 @@ static int arena_put(struct arena *a, const void *data, size_t len)
 		size_t cap = a->cap ? a->cap : 4096;
 		while (cap < a->len + len)
 			cap *= 2;
-		char *p = realloc(a->p, cap);
+		char *p = os_realloc(a->p, cap);
 		if (!p)
 			return -ENOMEM;
 		a->p = p, a->cap = cap;
@@ -183,7 +186,7 @@ static int capture(struct snap *s, struct snap_rec *r)
 	r->x_off = s->xattrs.len;
 	ssize_t n = rc ? 0 : xattr_list(ip, NULL, 0);
 	if (n > 0) {
-		char *names = malloc((size_t)n), *value = malloc(SFS_XATTR_SIZE_MAX);
+		char *names = os_malloc((size_t)n), *value = os_malloc(SFS_XATTR_SIZE_MAX);
 		if (!names || !value)
 			rc = -ENOMEM;
 		if (rc == 0)
@@ -200,8 +203,8 @@ static int capture(struct snap *s, struct snap_rec *r)
 			if (rc == 0)
 				rc = arena_put(&s->xattrs, value, vl);
 		}
-		free(names);
-		free(value);
+		os_free(names);
+		os_free(value);
 	}
 	r->x_len = s->xattrs.len - r->x_off;
 	lk_rdunlock(&ip->lock);
@@ -222,7 +225,7 @@ uint64_t snap_held_ns(const struct snap *s)
 
 int snap_begin(struct sfs_fs *fs, struct snap **out)
 {
-	struct snap *s = calloc(1, sizeof(*s));
+	struct snap *s = os_calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->fs = fs;
@@ -242,7 +245,7 @@ int snap_begin(struct sfs_fs *fs, struct snap **out)
 				continue; /* unlinked: not part of an image */
 			if (s->n == cap) {
 				cap = cap ? cap * 2 : 1024;
-				struct snap_rec *v = realloc(s->recs, cap * sizeof(*v));
+				struct snap_rec *v = os_realloc(s->recs, cap * sizeof(*v));
 				if (!v) {
 					rc = -ENOMEM;
 					break;
@@ -278,10 +281,11 @@ void snap_end(struct snap *s)
 			sv_unfreeze(s->fs->pool, &r->ip->u.data, r->frozen);
 		inode_put(s->fs, r->ip);
 	}
-	free(s->recs);
-	free(s->dirs.p);
-	free(s->xattrs.p);
-	free(s);
+	os_free(s->recs);
+	os_free(s->buf);
+	os_free(s->dirs.p);
+	os_free(s->xattrs.p);
+	os_free(s);
 }
 
 size_t snap_count(const struct snap *s)
@@ -347,10 +351,12 @@ int snap_data(struct snap *s, size_t i,
 	struct sv_vector *v = &r->ip->u.data;
 	const uint64_t *runs;
 	size_t nruns = sv_frozen_runs(r->frozen, &runs);
-	const size_t chunk = 1 << 20;
-	char *buf = malloc(chunk);
-	if (!buf)
+	/* One buffer for every file of the save: a megabyte each would be
+	 * a mapping made and unmade per file. */
+	const size_t chunk = SNAP_CHUNK;
+	if (!s->buf && !(s->buf = os_malloc(chunk)))
 		return -ENOMEM;
+	char *buf = s->buf;
 	int rc = 0;
 	for (size_t k = 0; k < nruns && rc == 0; k++) {
 		for (uint64_t off = runs[2 * k]; rc == 0 && off < runs[2 * k + 1];) {
@@ -364,7 +370,6 @@ int snap_data(struct snap *s, size_t i,
 			off += (uint64_t)got;
 		}
 	}
-	free(buf);
 	/* A copy a writer needed could not be made: this view is incomplete. */
 	if (rc == 0 && sv_frozen_broken(r->frozen))
 		rc = -ENOMEM;

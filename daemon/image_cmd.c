@@ -474,7 +474,14 @@ int image_save_command(const char *mp)
 
 /* ---- sectorfs image create PATH [DIR] ---- */
 
-static const struct sfs_cred root_cred = {.uid = 0, .gid = 0, .flags = SFS_CRED_TRUSTED};
+/* The copy is a restore (sfs_restore_*, core/restore.c), the code the
+ * image loader builds with: it sets each object's attributes in the order
+ * that keeps them and holds back to the end what later entries would
+ * disturb (directories' times and default ACLs, the times of files with
+ * several names).  This part only reads the disk, depth first: each
+ * object's attributes when it is met (lstat), then its data and its
+ * xattrs; a directory's before its entries are read.  Hard links are
+ * found by (device, inode) in a table of the files with several names. */
 
 struct link_slot {
 	dev_t dev;
@@ -482,20 +489,14 @@ struct link_slot {
 	uint64_t sino;   /* 0: empty */
 };
 
-struct later {
-	uint64_t sino;
-	char *path;      /* directories: attributes are read again at the end */
-	struct stat st;  /* files with several names: their times */
-};
-
 struct copier {
 	struct sfs_fs *fs;
+	struct sfs_restore *r;
 	dev_t dev;
 	struct link_slot *links;
 	size_t lcap, lused;
-	struct later *later;
-	size_t nlater, latercap;
-	char *buf;
+	char *buf;       /* file data on its way */
+	char *val;       /* an xattr's value on its way */
 };
 
 #define COPY_CHUNK ((size_t)1 << 20)
@@ -503,6 +504,13 @@ struct copier {
 static int fail_at(const char *path, const char *what, int err)
 {
 	return say_error("%s: %s: %s", path, what, strerror(err < 0 ? -err : err));
+}
+
+/* A restore call failed: the path, and the step that failed. */
+static int restore_fail(struct copier *c, const char *path, int rc)
+{
+	const char *step = sfs_restore_failed(c->r, NULL);
+	return fail_at(path, step ? step : "copy", rc);
 }
 
 static uint64_t *link_find(struct copier *c, const struct stat *st, bool add)
@@ -537,76 +545,46 @@ static uint64_t *link_find(struct copier *c, const struct stat *st, bool add)
 	return &c->links[j].sino;
 }
 
-static int add_later(struct copier *c, uint64_t sino, char *path, const struct stat *st)
+/* The xattrs of `path` (ACLs included) to the current object. */
+static int copy_xattrs(struct copier *c, const char *path)
 {
-	if (c->nlater == c->latercap) {
-		size_t cap = c->latercap ? c->latercap * 2 : 256;
-		struct later *l = realloc(c->later, cap * sizeof *l);
-		if (!l)
-			return -ENOMEM;
-		c->later = l;
-		c->latercap = cap;
-	}
-	c->later[c->nlater++] = (struct later){.sino = sino, .path = path, .st = *st};
-	return 0;
-}
-
-/* Owner, xattrs (ACLs included), mode, and times if `times`: in this
- * order, as a chown clears what the others set. */
-static int copy_attrs(struct copier *c, uint64_t sino, const char *path, const struct stat *st,
-                      bool times)
-{
-	struct stat s = {.st_uid = st->st_uid, .st_gid = st->st_gid};
-	int rc = sfs_setattr(c->fs, &root_cred, sino, &s, SFS_SET_UID | SFS_SET_GID, NULL, NULL);
-	if (rc)
-		return fail_at(path, "chown", rc);
 	ssize_t n = llistxattr(path, NULL, 0);
 	if (n < 0 && errno != ENOTSUP && errno != EOPNOTSUPP)
 		return fail_at(path, "listxattr", errno);
-	if (n > 0) {
-		char *list = malloc((size_t)n), *val = malloc(SFS_XATTR_SIZE_MAX);
-		if (!list || !val || (n = llistxattr(path, list, (size_t)n)) < 0) {
-			free(list);
-			free(val);
-			return fail_at(path, "listxattr", list && val ? errno : ENOMEM);
-		}
-		for (ssize_t o = 0; o < n; o += (ssize_t)strlen(list + o) + 1) {
-			ssize_t v = lgetxattr(path, list + o, val, SFS_XATTR_SIZE_MAX);
-			if (v < 0 && errno == ENODATA)
-				continue; /* removed meanwhile */
-			rc = v < 0 ? -errno
-			           : sfs_setxattr(c->fs, &root_cred, sino, list + o, val,
-			                          (size_t)v, 0);
-			if (rc) {
-				char what[300];
-				snprintf(what, sizeof what, "xattr %s", list + o);
-				free(list);
-				free(val);
-				return fail_at(path, what, rc);
-			}
-		}
+	if (n <= 0)
+		return 0;
+	char *list = malloc((size_t)n);
+	if (!list || (n = llistxattr(path, list, (size_t)n)) < 0) {
+		int e = list ? errno : ENOMEM;
 		free(list);
-		free(val);
+		return fail_at(path, "listxattr", e);
 	}
-	unsigned valid = S_ISLNK(st->st_mode) ? 0 : SFS_SET_MODE;
-	if (times)
-		valid |= SFS_SET_ATIME | SFS_SET_MTIME | SFS_SET_CTIME;
-	s = *st;
-	s.st_mode &= 07777;
-	rc = valid ? sfs_setattr(c->fs, &root_cred, sino, &s, valid, NULL, NULL) : 0;
-	return rc ? fail_at(path, "setattr", rc) : 0;
+	int rc = 0;
+	for (ssize_t o = 0; rc == 0 && o < n; o += (ssize_t)strlen(list + o) + 1) {
+		ssize_t v = lgetxattr(path, list + o, c->val, SFS_XATTR_SIZE_MAX);
+		if (v < 0 && errno == ENODATA)
+			continue; /* removed meanwhile */
+		rc = v < 0 ? -errno : sfs_restore_xattr(c->r, list + o, c->val, (size_t)v);
+		if (rc) {
+			char what[300];
+			snprintf(what, sizeof what, "xattr %s", list + o);
+			rc = fail_at(path, what, rc);
+		}
+	}
+	free(list);
+	return rc;
 }
 
-/* A regular file's data, holes kept as holes. */
-static int copy_data(struct copier *c, const char *path, const struct stat *st,
-                     struct sfs_file *fh, uint64_t sino)
+/* A regular file's data to the current object, holes kept as holes (the
+ * restore gives the file its size). */
+static int copy_data(struct copier *c, const char *path, const struct stat *st)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
 	if (fd < 0 && errno == EPERM)
 		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return fail_at(path, "open", errno);
-	off_t off = 0, size = st->st_size, end = 0;
+	off_t off = 0, size = st->st_size;
 	int rc = 0;
 	while (rc == 0 && off < size) {
 		off_t data = lseek(fd, off, SEEK_DATA), hole;
@@ -631,98 +609,62 @@ static int copy_data(struct copier *c, const char *path, const struct stat *st,
 				hole = off; /* shrank meanwhile */
 				break;
 			}
-			for (ssize_t done = 0; rc == 0 && done < got;) {
-				ssize_t w = sfs_write(c->fs, &root_cred, fh, c->buf + done,
-				                      (size_t)(got - done), off + done);
-				if (w <= 0)
-					rc = fail_at(path, "write", w < 0 ? (int)w : EIO);
-				else
-					done += w;
-			}
+			rc = sfs_restore_write(c->r, c->buf, (size_t)got, off);
+			if (rc)
+				rc = restore_fail(c, path, rc);
 			off += got;
-			end = off;
 		}
 		off = hole;
 	}
 	close(fd);
-	if (rc == 0 && end < size) {
-		struct stat s = {.st_size = size};
-		int r = sfs_setattr(c->fs, &root_cred, sino, &s, SFS_SET_SIZE, fh, NULL);
-		if (r)
-			rc = fail_at(path, "truncate", r);
-	}
 	return rc;
 }
 
-/* One object of the tree, `name` in the directory `parent`; a directory's
- * new number goes to *dir (0 if it is not to be entered). */
-static int copy_one(struct copier *c, uint64_t parent, const char *name, char *path,
+/* One object of the tree, `name` in the directory `parent` (NULL and 0:
+ * the root); a directory's new number goes to *dir (0 if it is not to be
+ * entered). */
+static int copy_one(struct copier *c, uint64_t parent, const char *name, const char *path,
                     const struct stat *st, uint64_t *dir)
 {
-	struct sfs_entry e;
-	int rc;
 	*dir = 0;
-	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
+	bool several = !S_ISDIR(st->st_mode) && st->st_nlink > 1;
+	if (several) {
 		uint64_t *known = link_find(c, st, false);
 		if (known) {
-			rc = sfs_link(c->fs, &root_cred, *known, parent, name, NULL);
+			int rc = sfs_restore_link(c->r, *known, parent, name);
 			return rc ? fail_at(path, "link", rc) : 0;
 		}
 	}
-	struct sfs_file *fh = NULL;
-	switch (st->st_mode & S_IFMT) {
-	case S_IFDIR:
-		rc = sfs_mkdir(c->fs, &root_cred, parent, name, 0700, &e);
-		break;
-	case S_IFREG:
-		rc = sfs_create(c->fs, &root_cred, parent, name, 0600,
-		                O_WRONLY | O_CREAT | O_EXCL, &e, &fh);
-		break;
-	case S_IFLNK: {
-		char target[SFS_SYMLINK_MAX + 1];
+	char target[SFS_SYMLINK_MAX + 1];
+	if (S_ISLNK(st->st_mode)) {
 		ssize_t n = readlink(path, target, sizeof target);
 		if (n < 0)
 			return fail_at(path, "readlink", errno);
 		if ((size_t)n > SFS_SYMLINK_MAX)
 			return fail_at(path, "readlink", ENAMETOOLONG);
 		target[n] = '\0';
-		rc = sfs_symlink(c->fs, &root_cred, parent, name, target, &e);
-		break;
 	}
-	default:
-		rc = sfs_mknod(c->fs, &root_cred, parent, name, (st->st_mode & S_IFMT) | 0600,
-		               st->st_rdev, &e);
-		break;
-	}
+	sfs_ino_t ino;
+	int rc = sfs_restore_inode(c->r, parent, name, st, target, &ino);
 	if (rc)
-		return fail_at(path, "create", rc);
-	sfs_forget(c->fs, e.ino, 1);
-	if (fh) {
-		rc = copy_data(c, path, st, fh, e.ino);
-		sfs_release(c->fs, fh);
-		if (rc)
-			return rc;
-	}
-	if (S_ISDIR(st->st_mode)) {
-		/* Everything of a directory waits until its contents exist:
-		 * its default ACL must not reach them, and they move its times. */
-		char *copy = strdup(path);
-		if (!copy || add_later(c, e.ino, copy, st)) {
-			free(copy);
-			return fail_at(path, "copy", ENOMEM);
-		}
-		if (st->st_dev == c->dev)
-			*dir = e.ino; /* other filesystems stay empty, as tar --one-file-system */
-		return 0;
-	}
-	bool several = st->st_nlink > 1;
+		return restore_fail(c, path, rc);
+	if (S_ISREG(st->st_mode))
+		rc = copy_data(c, path, st);
+	if (rc == 0)
+		rc = copy_xattrs(c, path);
+	if (rc == 0 && (rc = sfs_restore_done(c->r)) != 0)
+		rc = restore_fail(c, path, rc);
+	if (rc)
+		return rc;
+	if (S_ISDIR(st->st_mode) && st->st_dev == c->dev)
+		*dir = ino; /* other filesystems stay empty, as tar --one-file-system */
 	if (several) {
 		uint64_t *slot = link_find(c, st, true);
-		if (!slot || add_later(c, e.ino, NULL, st))
+		if (!slot)
 			return fail_at(path, "copy", ENOMEM);
-		*slot = e.ino;
+		*slot = ino;
 	}
-	return copy_attrs(c, e.ino, path, st, !several);
+	return 0;
 }
 
 struct todo {
@@ -738,17 +680,16 @@ static int copy_tree(struct copier *c, const char *top)
 	if (!S_ISDIR(st.st_mode))
 		return say_error("%s is not a directory", top);
 	c->dev = st.st_dev;
-	char *rootpath = strdup(top);
-	if (!rootpath || add_later(c, SFS_ROOT_INO, rootpath, &st)) {
-		free(rootpath);
-		return say_error("out of memory");
-	}
+	uint64_t root;
+	int rc = copy_one(c, 0, NULL, top, &st, &root);
+	if (rc)
+		return rc;
 	struct todo *stack = malloc(sizeof *stack);
 	size_t n = 0, cap = 1;
 	if (!stack)
 		return say_error("out of memory");
-	stack[n++] = (struct todo){strdup(top), SFS_ROOT_INO};
-	int rc = stack[0].path ? 0 : say_error("out of memory");
+	stack[n++] = (struct todo){strdup(top), root};
+	rc = stack[0].path ? 0 : say_error("out of memory");
 	while (rc == 0 && n > 0) {
 		struct todo t = stack[--n];
 		DIR *d = opendir(t.path);
@@ -798,22 +739,12 @@ static int copy_tree(struct copier *c, const char *top)
 	while (n > 0)
 		free(stack[--n].path);
 	free(stack);
-	/* Now that every entry and link exists: directories' attributes, and
-	 * the times that links and entries would have moved. */
-	for (size_t i = 0; rc == 0 && i < c->nlater; i++) {
-		struct later *l = &c->later[i];
-		if (l->path) {
-			struct stat now;
-			if (lstat(l->path, &now) != 0)
-				now = l->st;
-			rc = copy_attrs(c, l->sino, l->path, &now, true);
-		} else {
-			struct stat s = l->st;
-			rc = sfs_setattr(c->fs, &root_cred, l->sino, &s,
-			                 SFS_SET_ATIME | SFS_SET_MTIME | SFS_SET_CTIME, NULL, NULL);
-			if (rc)
-				rc = say_error("setting times: %s", strerror(-rc));
-		}
+	/* Now that every entry and link exists: what the restore held back. */
+	if (rc == 0 && (rc = sfs_restore_end(c->r)) != 0) {
+		sfs_ino_t ino;
+		const char *step = sfs_restore_failed(c->r, &ino);
+		rc = say_error("%s: %s (inode %llu of the copy): %s", top, step ? step : "copy",
+		               (unsigned long long)ino, strerror(-rc));
 	}
 	return rc;
 }
@@ -835,9 +766,16 @@ static int create_command(const char *path, const char *dir, unsigned wait_s)
 	if (rc)
 		return say_error("cannot create a filesystem: %s", strerror(-rc));
 	c.buf = malloc(COPY_CHUNK);
-	rc = c.buf ? 0 : say_error("out of memory");
-	if (rc == 0 && dir)
-		rc = copy_tree(&c, dir);
+	c.val = malloc(SFS_XATTR_SIZE_MAX);
+	rc = c.buf && c.val ? 0 : say_error("out of memory");
+	if (rc == 0 && dir) {
+		rc = sfs_restore_begin(c.fs, &c.r);
+		if (rc)
+			rc = say_error("cannot start the copy: %s", strerror(-rc));
+		else
+			rc = copy_tree(&c, dir);
+		sfs_restore_free(c.r, false);
+	}
 	if (rc == 0) {
 		struct sfs_image_info info;
 		char err[1024], what[PATH_MAX + 16];
@@ -852,11 +790,9 @@ static int create_command(const char *path, const char *dir, unsigned wait_s)
 			       (unsigned long long)info.inodes, mib(info.data_bytes),
 			       mib(info.image_bytes));
 	}
-	for (size_t i = 0; i < c.nlater; i++)
-		free(c.later[i].path);
-	free(c.later);
 	free(c.links);
 	free(c.buf);
+	free(c.val);
 	sfs_fs_destroy(c.fs);
 	return rc;
 }

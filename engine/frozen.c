@@ -100,17 +100,17 @@ static int kept_put(struct kept *k, uint64_t i, void *val)
 {
 	if (2 * (k->n + 1) > k->cap) {
 		struct kept bigger = {.cap = k->cap ? k->cap * 2 : 64};
-		bigger.keys = malloc(bigger.cap * sizeof(uint64_t));
-		bigger.vals = calloc(bigger.cap, sizeof(void *));
+		bigger.keys = os_malloc(bigger.cap * sizeof(uint64_t));
+		bigger.vals = os_calloc(bigger.cap, sizeof(void *));
 		if (!bigger.keys || !bigger.vals) {
-			free(bigger.keys), free(bigger.vals);
+			os_free(bigger.keys), os_free(bigger.vals);
 			return -ENOMEM;
 		}
 		for (size_t j = 0; j < k->cap; j++)
 			if (k->vals[j])
 				*kept_slot(&bigger, k->keys[j]) = k->vals[j];
 		bigger.n = k->n;
-		free(k->keys), free(k->vals);
+		os_free(k->keys), os_free(k->vals);
 		*k = bigger;
 	}
 	*kept_slot(k, i) = val;
@@ -279,8 +279,8 @@ void sv_unfreeze(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen *f)
 		for (size_t j = 0; j < f->kept.cap; j++)
 			if (f->kept.vals[j] && f->kept.vals[j] != HOLE)
 				sp_free_sectors(pool, 1, &f->kept.vals[j]);
-		free(f->kept.keys);
-		free(f->kept.vals);
+		os_free(f->kept.keys);
+		os_free(f->kept.vals);
 		os_free(f->runs);
 	}
 	os_free(f);

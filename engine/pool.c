@@ -65,7 +65,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1045,17 +1044,13 @@ int sp_set_prefault(struct sp_pool *p, bool on)
 	pthread_mutex_lock(&w->toggle);
 	if (on && !w->running) {
 		/* The thread takes no signals: they are the process's to handle. */
-		sigset_t all, old;
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
 		pthread_mutex_lock(&w->lock);
 		w->stop = false;
 		atomic_store(&w->wanted, false);
-		rc = -pthread_create(&w->thread, NULL, warmer_main, p);
+		rc = os_thread_start(&w->thread, warmer_main, p);
 		w->running = rc == 0;
 		atomic_store(&w->on, w->running);
 		pthread_mutex_unlock(&w->lock);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	} else if (!on && w->running) {
 		pthread_mutex_lock(&w->lock);
 		w->stop = true;

@@ -322,7 +322,8 @@ uint64_t sfs_fs_changes(struct sfs_fs *fs);
 
 /* Walk everything and verify the invariants (link counts, sizes against
  * sectors, counters against the pool, no orphan and no leaked inode).
- * Returns 0, or -EUCLEAN with a description in msg. */
+ * Returns 0, or -EUCLEAN with a description in msg (-ENOMEM, and says so,
+ * when it cannot get the memory to look). */
 int sfs_check(struct sfs_fs *fs, char *msg, size_t msglen);
 
 /* ---- the path API ---- */
@@ -396,7 +397,12 @@ struct sfs_image_info {
  * written beside it (.NAME.tmp.XXXXXX), synced, renamed over `path` and
  * the directory synced, so a crash leaves the old image or the new one.
  * Writers may go on meanwhile.  A new image is mode 0600; an existing
- * one keeps its mode (and, for root, its owner).  `info` may be NULL. */
+ * one keeps its mode (and, for root, its owner).  `info` may be NULL.
+ * On failure (-errno, and one line in err naming the image and the
+ * cause) the old image is as it was and no temporary file is left; but
+ * when only the last step, the directory's sync, fails, the new image is
+ * already in place (the message says so) and its rename may not survive
+ * a crash: the save still fails, and saving again is the remedy. */
 int sfs_image_save(struct sfs_fs *fs, const char *path, struct sfs_image_info *info, char *err,
                    size_t errlen);
 
@@ -427,6 +433,65 @@ struct sfs_image_progress {
 void sfs_image_progress(struct sfs_fs *fs, struct sfs_image_progress *out);
 
 /* ==== end of disk images ============================================== */
+
+/* ==== restoring a tree (core/restore.c) ===============================
+ * Builds a whole tree into an empty filesystem so that every attribute
+ * ends as given, although setting one changes others (a chown clears
+ * setuid bits, a link moves ctime, a default ACL is inherited): the image
+ * loader and `sectorfs image create` both use it.  Objects come parents
+ * first; each is sfs_restore_inode(), then its data (regular files), then
+ * its xattrs, then sfs_restore_done(); further names of an object are
+ * sfs_restore_link()s.  Times of directories and of objects with several
+ * names, and directories' default ACLs, are held back and set by
+ * sfs_restore_end().  Everything runs as a trusted root.  Each call
+ * returns 0 or -errno; sfs_restore_failed() then says what failed. */
+
+struct sfs_restore;
+
+/* Start restoring into fs, which must be empty (only its root: else
+ * -ENOTEMPTY).  The root's attributes are remembered, for an undo. */
+int sfs_restore_begin(struct sfs_fs *fs, struct sfs_restore **out);
+
+/* The next object: `name` in the directory `parent` (SFS_ROOT_INO or a
+ * directory restored before), or, with parent 0 and name NULL, the root
+ * itself (a directory; only its attributes are set).  st gives st_mode
+ * (type and permissions), st_uid, st_gid, st_rdev (devices), st_size
+ * (regular files, holes included), st_nlink (how many names it will have
+ * in all) and st_atim, st_mtim, st_ctim; `target` a symlink's target.
+ * *ino gets its inode number.  The object before must be done. */
+int sfs_restore_inode(struct sfs_restore *r, sfs_ino_t parent, const char *name,
+                      const struct stat *st, const char *target, sfs_ino_t *ino);
+
+/* Data of the current object (a regular file), before its xattrs. */
+int sfs_restore_write(struct sfs_restore *r, const void *buf, size_t len, off_t off);
+
+/* An extended attribute of the current object (ACLs included). */
+int sfs_restore_xattr(struct sfs_restore *r, const char *name, const void *value, size_t len);
+
+/* The current object is complete: its size, mode and (unless held back)
+ * times are set. */
+int sfs_restore_done(struct sfs_restore *r);
+
+/* One more name, in `parent`, of the object `ino` (not a directory). */
+int sfs_restore_link(struct sfs_restore *r, sfs_ino_t ino, sfs_ino_t parent, const char *name);
+
+/* Everything is in: the current object is done, then the held-back
+ * default ACLs and times are set. */
+int sfs_restore_end(struct sfs_restore *r);
+
+/* After a call failed: the step that failed ("getattr", "mkdir", "create",
+ * "symlink", "mknod", "chown", "write", "truncate", "setxattr", "release",
+ * "setattr", "link", "default ACL", "times"; "restore" for calls out of
+ * order; NULL when the restore's own memory ran out) and, in *ino (may be
+ * NULL), the inode it was for (0 if it was being created). */
+const char *sfs_restore_failed(const struct sfs_restore *r, sfs_ino_t *ino);
+
+/* Free the restore.  With `undo`, first remove everything under the root
+ * and put the root's attributes back: the filesystem is as empty as it
+ * was at sfs_restore_begin(). */
+void sfs_restore_free(struct sfs_restore *r, bool undo);
+
+/* ==== end of restoring ================================================ */
 
 #ifdef __cplusplus
 }

@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* os.h - the operating-system layer: everything sectorfs asks of the kernel.
  *
- * The engine and the core never call mmap, madvise, futex or clock_gettime
- * themselves; they call these functions.  Keeping the primitives in one
- * small file keeps the rest portable and makes every allocation point of the
- * project pass through one place, where fault injection (fault.h) can make
- * it fail on demand.
+ * The engine and the core never call mmap, madvise, futex, clock_gettime,
+ * open, pread, fsync, rename or any other system call themselves; they
+ * call these functions (os_linux.c: memory, time, threads; os_file.c:
+ * files on disk, for images).  Keeping the primitives in one small layer
+ * keeps the rest portable and makes every allocation point and every file
+ * I/O call of the project pass through one place, where fault injection
+ * (fault.h) can make it fail on demand: allocations at one fault point,
+ * file I/O at another, counted apart.  A test proves it (tests/os_only.sh:
+ * the objects of core/ and engine/ call no system call wrapper and no
+ * malloc).  POSIX threads' mutexes and condition variables are used
+ * directly: they are the portable layer already.
  *
  * Everything here is thread-safe.  Functions that can fail return NULL or a
  * negative errno; none of them aborts.
@@ -13,10 +19,14 @@
 #ifndef SECTORFS_OS_H
 #define SECTORFS_OS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 
 /* Size of a virtual-memory page: the granularity at which memory can be
@@ -81,6 +91,10 @@ void os_futex_wake_all(_Atomic uint32_t *addr);
 /* Name the calling thread, as ps -L and top show it (15 characters). */
 void os_name_thread(const char *name);
 
+/* Start a thread that takes no signals (they are the process's to
+ * handle): 0 or -errno, as pthread_create. */
+int os_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+
 /* Let another thread run (used by spin loops before they sleep). */
 void os_yield(void);
 static inline void os_cpu_relax(void)
@@ -101,6 +115,46 @@ uint64_t os_monotonic_ns(void);
 void *os_malloc(size_t size);
 void *os_calloc(size_t n, size_t size);
 void *os_realloc(void *p, size_t size);
+char *os_strdup(const char *s);
 void os_free(void *p);
+
+/* ---- files on disk (os_file.c) ----
+ * Each call passes the I/O fault point; each returns what it got or a
+ * negative errno, and retries EINTR itself.  Descriptors are close-on-exec. */
+
+/* open(2) of `path` with `flags` (O_CLOEXEC added): a descriptor or -errno. */
+int os_open(const char *path, int flags);
+/* mkostemp(3): create and open a new file from `tmpl` ("...XXXXXX", which
+ * gets the name chosen), mode 0600: a descriptor or -errno. */
+int os_open_temp(char *tmpl);
+/* Close; the descriptor is gone even when this returns -errno (an error
+ * of writeback the kernel kept for it). */
+int os_close(int fd);
+int os_stat(const char *path, struct stat *st);
+int os_fstat(int fd, struct stat *st);
+/* Up to len bytes at off: how many were read (fewer than asked, even none
+ * before the end of the file, is not an error: call again), or -errno. */
+ssize_t os_pread(int fd, void *buf, size_t len, uint64_t off);
+/* The bytes of iov[0..n) at off: how many were written (possibly fewer),
+ * or -errno. */
+ssize_t os_pwritev(int fd, const struct iovec *iov, int n, uint64_t off);
+/* Start writing back [off, off+len) without waiting (a hint: errors come
+ * back from os_fsync). */
+int os_writeback(int fd, uint64_t off, uint64_t len);
+/* The file will be read from start to end (a hint). */
+int os_read_ahead(int fd);
+/* The file's data and size on disk. */
+int os_fsync(int fd);
+/* The directory's entries on disk (a rename in it made durable). */
+int os_fsync_dir(const char *path);
+int os_fchown(int fd, uid_t uid, gid_t gid);
+int os_fchmod(int fd, mode_t mode);
+int os_rename(const char *from, const char *to);
+int os_unlink(const char *path);
+/* len random bytes from the kernel: 0, or -errno (-EAGAIN: not enough
+ * entropy yet and !wait, or fewer bytes than asked). */
+int os_random(void *buf, size_t len, bool wait);
+/* True when this process may do what root may (chown a file to anyone). */
+bool os_privileged(void);
 
 #endif

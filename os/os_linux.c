@@ -6,7 +6,7 @@
  * memory uses mlock2(MLOCK_ONFAULT): pages are pinned as they are touched,
  * not when mapped, so an empty pool still costs nothing.  Locked pages cannot
  * be dropped with madvise, so purging them unlocks, drops and relocks the
- * range, all without populating it.
+ * range, all without populating it.  Files on disk are os_file.c's.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -218,6 +219,16 @@ void os_futex_wake_all(_Atomic uint32_t *addr)
 	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
+int os_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = -pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
 void os_yield(void)
 {
 	sched_yield();
@@ -262,6 +273,15 @@ void *os_realloc(void *p, size_t size)
 		return NULL;
 	}
 	return realloc(p, size);
+}
+
+char *os_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p = os_malloc(n);
+	if (p)
+		memcpy(p, s, n);
+	return p;
 }
 
 void os_free(void *p)

@@ -14,9 +14,10 @@ set -eu
 BUILD="gcc libc6-dev make cmake pkg-config libfuse3-dev fuse3 liburing-dev"
 # Testing: valgrind, the fuzzer (clang with libFuzzer), the tools the mount
 # tests run, groff for the man pages, and debhelper and debootstrap for the
-# Debian package and the clean root it is installed into.
+# Debian package and the clean root it is installed into; stress-ng for
+# the loaded measurement of CI's time.
 TEST="build-essential valgrind attr acl fio gnuplot-nox clang libclang-rt-14-dev git tar
-      python3 procps util-linux passwd groff-base dpkg-dev debhelper fakeroot debootstrap"
+      python3 procps util-linux passwd groff-base dpkg-dev debhelper fakeroot debootstrap stress-ng"
 case "${1:-all}" in
 build) PKGS=$BUILD ;;
 all) PKGS="$BUILD $TEST" ;;

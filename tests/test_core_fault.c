@@ -9,8 +9,11 @@
  * and leave the snapshot identical and sfs_check() happy; a success must
  * give the same tree as the operation run without faults.  The loop ends
  * when the operation gets through without reaching the armed point.
- * (mkdir -p is a sequence of mkdirs, each all-or-nothing; it may stop part
- * way, and is only held to consistency.)
+ * (mkdir -p and rm -r are sequences of operations, each all-or-nothing;
+ * they may stop part way, and are only held to consistency.)  Path walks
+ * through symlinks, listings, a permission check that must read more
+ * groups than fit on the stack, and sfs_check itself are run the same
+ * way.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -153,6 +156,22 @@ static void setup(struct sfs_fs *fs)
 	CHECK_EQ(sfs_path_write_file(fs, &root, "/d/large", big, 20000, 0644), 0);
 	CHECK_EQ(sfs_path_symlink(fs, &root, "small", "/d/ln"), 0);
 	CHECK_EQ(sfs_setxattr(fs, &root, ino_of(fs, "/d/small"), "user.a", "v", 1, 0), 0);
+	/* readable by its group only: the 40th of op_group_read's caller */
+	CHECK_EQ(sfs_path_write_file(fs, &root, "/grp", "g", 1, 0040), 0);
+	struct stat own = {.st_uid = 0, .st_gid = 2039};
+	CHECK_EQ(sfs_setattr(fs, &root, ino_of(fs, "/grp"), &own, SFS_SET_GID, NULL, NULL), 0);
+	/* readable through its access ACL's entry for that group */
+	CHECK_EQ(sfs_path_write_file(fs, &root, "/acl", "a", 1, 0600), 0);
+	static const unsigned ents[][3] = {{1, 6, 0}, {4, 0, 0}, {8, 4, 2039}, {0x10, 4, 0},
+	                                   {0x20, 0, 0}}; /* user::rw- group::--- group:2039:r-- */
+	uint8_t acl[4 + 5 * 8] = {2};
+	for (int i = 0; i < 5; i++) {
+		uint8_t *p = acl + 4 + 8 * i;
+		p[0] = (uint8_t)ents[i][0], p[2] = (uint8_t)ents[i][1];
+		p[4] = (uint8_t)ents[i][2], p[5] = (uint8_t)(ents[i][2] >> 8);
+	}
+	CHECK_EQ(sfs_setxattr(fs, &root, ino_of(fs, "/acl"), "system.posix_acl_access", acl,
+	                      sizeof acl, 0), 0);
 }
 
 /* The file a scenario works on, opened before the fault window (or NULL). */
@@ -250,12 +269,62 @@ static int op_mkdir_p(struct sfs_fs *fs)
 {
 	return sfs_path_mkdir(fs, &root, "/d/e/x/y/z", 0700, true);
 }
+static int op_path_symlink(struct sfs_fs *fs) /* follows /d/ln */
+{
+	struct stat st;
+	return sfs_path_stat(fs, &root, "/d/ln", &st, true);
+}
+static int count_entry(void *ctx, const char *name, const struct stat *st)
+{
+	(void)name, (void)st;
+	++*(int *)ctx;
+	return 0;
+}
+static int op_path_list(struct sfs_fs *fs)
+{
+	int n = 0;
+	int rc = sfs_path_list(fs, &root, "/full", count_entry, &n);
+	return rc ? rc : n == 8 ? 0 : -EIO;
+}
+static int op_remove_all(struct sfs_fs *fs)
+{
+	return sfs_path_remove_all(fs, &root, "/d");
+}
+
+/* A caller in 40 supplementary groups, more than the core reads at once:
+ * deciding whether it may read a file of its 40th group needs memory. */
+static int forty_groups(void *arg, gid_t *list, int max)
+{
+	(void)arg;
+	for (int i = 0; i < 40 && i < max; i++)
+		list[i] = (gid_t)(2000 + i);
+	return 40;
+}
+static const struct sfs_cred member = {.uid = 1000, .gid = 1000, .umask = 022,
+                                       .get_groups = forty_groups};
+static int group_read(struct sfs_fs *fs, const char *path)
+{
+	struct sfs_file *o;
+	int rc = sfs_open(fs, &member, ino_of(fs, path), O_RDONLY, &o);
+	if (rc == 0)
+		fh = o;
+	return rc;
+}
+static int op_group_read(struct sfs_fs *fs)
+{
+	return group_read(fs, "/grp");
+}
+static int op_acl_group_read(struct sfs_fs *fs)
+{
+	return group_read(fs, "/acl");
+}
 
 struct scenario {
 	const char *name;
 	op_fn op;
 	const char *file; /* opened O_RDWR as fh before the fault window */
 	bool compound;    /* a sequence of operations: may stop part way */
+	bool no_alloc;    /* allocates nothing: reaches no fault point */
 };
 
 static void prepare(struct sfs_fs *fs, const struct scenario *sc)
@@ -329,10 +398,35 @@ static void run(const struct scenario *sc)
 		done(fs);
 		if (rc == 0 && !hit) {
 			printf("%-16s %3ld fault points, %3d clean failures\n", sc->name, n - 1, failures);
+			/* A scenario meant to reach a fault point must: else it proves nothing. */
+			CHECK(n > 1 || sc->no_alloc);
 			break;
 		}
 	}
 	free(want.text);
+}
+
+/* sfs_check itself, short of memory: ENOMEM, and says so. */
+static void check_faults(void)
+{
+	struct sfs_fs *fs = fresh();
+	long n;
+	for (n = 1;; n++) {
+		char msg[256];
+		sfs_fault_arm(n, false);
+		int rc = sfs_check(fs, msg, sizeof msg);
+		bool hit = sfs_fault_disarm();
+		if (rc) {
+			CHECK(hit);
+			CHECK_EQ(rc, -ENOMEM);
+			CHECK(!strcmp(msg, "out of memory: nothing was checked"));
+		}
+		if (!hit)
+			break;
+	}
+	done(fs);
+	printf("%-16s %3ld fault points\n", "sfs_check", n - 1);
+	CHECK(n > 1);
 }
 
 int main(int argc, char **argv)
@@ -352,7 +446,7 @@ int main(int argc, char **argv)
 	        {"link", op_link},
 	        {"rename", op_rename_new},
 	        {"rename-whiteout", op_rename_whiteout},
-	        {"unlink", op_unlink},
+	        {"unlink", op_unlink, NULL, false, true},
 	        {"write-spill", op_write_spill, "/d/small"},
 	        {"write-far", op_write_far, "/d/large"},
 	        {"fallocate", op_fallocate, "/d/small"},
@@ -361,8 +455,14 @@ int main(int argc, char **argv)
 	        {"open-trunc", op_open},
 	        {"copy-range", op_copy, "/d/small"},
 	        {"mkdir-p", op_mkdir_p, NULL, true},
+	        {"path-symlink", op_path_symlink},
+	        {"path-list", op_path_list},
+	        {"remove-all", op_remove_all, NULL, true},
+	        {"group-read", op_group_read},
+	        {"acl-group-read", op_acl_group_read},
 	};
 	for (size_t i = 0; i < sizeof scs / sizeof *scs; i++)
 		run(&scs[i]);
+	check_faults();
 	return 0;
 }

@@ -8,7 +8,8 @@
  * equal the copy, and the runs must cover all its non-zero bytes.  After
  * unfreezing, the pool holds exactly what the vector holds.  Then the same
  * with a writer thread against a reader thread (ThreadSanitizer), and a
- * view that cannot get memory for a copy: it says so, the write succeeds.
+ * view that cannot get memory to keep a sector (every allocation point):
+ * it says so, the write succeeds.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -170,23 +171,45 @@ static void threaded(uint64_t seed, int rounds)
 	sv_clear(pool, &sh.v);
 }
 
-/* A copy that cannot be made breaks the view, never the write. */
+/* A copy that cannot be made breaks the view, never the write: the n-th
+ * allocation fails, for every n, while a write needs a sector copied
+ * (the copy, then the map of kept sectors) and while a punch gives its
+ * sector to the view (the map only).  A view that is not broken still
+ * reads the old bytes; either way nothing leaks. */
 static void broken_view(void)
 {
-	struct sv_vector v = SV_INIT;
-	static unsigned char src[8 * 4096];
+	static unsigned char src[8 * 4096], got[8 * 4096];
 	memset(src, 1, sizeof src);
-	CHECK(sv_write(pool, &v, src, 8 * S, 0) == (ssize_t)(8 * S));
-	struct sv_frozen *f;
-	CHECK_EQ(sv_freeze(pool, &v, &f), 0);
-	sfs_fault_arm(1, true);
-	ssize_t n = sv_write(pool, &v, "x", 1, (int64_t)S + 5); /* needs a copy */
-	sfs_fault_disarm();
-	CHECK_EQ(n, 1);
-	CHECK(sv_frozen_broken(f));
-	sv_unfreeze(pool, &v, f);
-	balanced(&v);
-	sv_clear(pool, &v);
+	for (int punch = 0; punch < 2; punch++) {
+		int broken = 0;
+		long n;
+		for (n = 1;; n++) {
+			struct sv_vector v = SV_INIT;
+			CHECK(sv_write(pool, &v, src, 8 * S, 0) == (ssize_t)(8 * S));
+			struct sv_frozen *f;
+			CHECK_EQ(sv_freeze(pool, &v, &f), 0);
+			sfs_fault_arm(n, false);
+			if (punch)
+				CHECK_EQ(sv_punch(pool, &v, (int64_t)S, (int64_t)S), 0);
+			else
+				CHECK(sv_write(pool, &v, "x", 1, (int64_t)S + 5) == 1);
+			bool hit = sfs_fault_disarm();
+			CHECK_EQ(sv_frozen_broken(f), hit);
+			if (!hit) {
+				CHECK(sv_frozen_read(pool, &v, f, got, 8 * S, 0) == (ssize_t)(8 * S));
+				CHECK(!memcmp(got, src, 8 * S));
+			}
+			broken += hit;
+			sv_unfreeze(pool, &v, f);
+			balanced(&v);
+			sv_clear(pool, &v);
+			if (!hit)
+				break;
+		}
+		CHECK_EQ(broken, punch ? 2 : 3); /* the map: two arrays; a copy: a sector too */
+		printf("S=%zu: %s under a view: %ld allocation points, each breaks the view only\n",
+		       S, punch ? "punch" : "overwrite", n - 1);
+	}
 }
 
 int main(int argc, char **argv)
