@@ -167,15 +167,15 @@ int sv_freeze(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen **out)
 		f->nruns = size ? 1 : 0;
 	} else {
 		/* The runs of data, found once: the reader skips the holes. */
-		size_t cap = 0;
+		size_t room = 0;
 		for (int64_t off = 0; (uint64_t)off < size;) {
 			int64_t data = vec_seek_locked(pool, v, off, true);
 			if (data < 0)
 				break;
 			int64_t hole = vec_seek_locked(pool, v, data, false);
-			if (f->nruns == cap) {
-				cap = cap ? cap * 2 : 4;
-				uint64_t *r = os_realloc(f->runs, cap * 2 * sizeof(uint64_t));
+			if (f->nruns == room) {
+				room = room ? room * 2 : 4;
+				uint64_t *r = os_realloc(f->runs, room * 2 * sizeof(uint64_t));
 				if (!r) {
 					os_free(f->runs);
 					os_free(f);

@@ -153,7 +153,7 @@ static void run(size_t sector, uint64_t seed)
 			check_partition(&ws[t], k, buf);
 		ssize_t n = sv_read(pool, &vecs[k], buf, 4 * S, (int64_t)(T * R));
 		CHECK(n >= 0 && all_zero(buf, (size_t)n));
-		CHECK_CLEAN(sv_check, pool, &vecs[k], &sectors, &small);
+		CHECK_CLEAN(sv_check, pool, &vecs[k], NULL, &sectors, &small);
 	}
 	struct sp_stats st;
 	sp_get_stats(pool, &st);

@@ -12,7 +12,7 @@
 static inline void check_vector(struct sp_pool *pool, struct sv_vector *v, int small_too)
 {
 	uint64_t sectors = 0, small = 0;
-	CHECK_CLEAN(sv_check, pool, v, &sectors, &small);
+	CHECK_CLEAN(sv_check, pool, v, NULL, &sectors, &small);
 	struct sp_stats st;
 	sp_get_stats(pool, &st);
 	CHECK_EQ(st.bytes_reserved, sectors * sp_sector_size(pool) + small);
