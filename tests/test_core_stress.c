@@ -198,14 +198,8 @@ static void empty_dir(sfs_ino_t dir)
 
 int main(int argc, char **argv)
 {
-	uint64_t seed = test_fresh_seed();
 	iters = test_quick(argc, argv) ? 500 : 20000;
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--seed") && i + 1 < argc)
-			seed = strtoull(argv[++i], NULL, 0);
-	printf("seed %llu (replay with --seed %llu)\n", (unsigned long long)seed,
-	       (unsigned long long)seed);
-	fflush(stdout);
+	uint64_t seed = test_seed(argc, argv);
 	struct sfs_config cfg = {.size_limit = 256u << 20};
 	CHECK_EQ(sfs_fs_create(&cfg, &fs), 0);
 	for (int i = 0; i < DIRS; i++) {

@@ -178,14 +178,8 @@ static void run(size_t sector, uint64_t seed)
 
 int main(int argc, char **argv)
 {
-	uint64_t fresh = test_fresh_seed();
 	iters = test_quick(argc, argv) ? 300 : 8000;
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--seed") && i + 1 < argc)
-			fresh = strtoull(argv[++i], NULL, 0);
-	printf("fresh seed: %llu (replay with --seed %llu)\n", (unsigned long long)fresh,
-	       (unsigned long long)fresh);
-	fflush(stdout);
+	uint64_t fresh = test_seed(argc, argv);
 	run(512, 1);
 	run(4096, 2);
 	run(512, fresh);
