@@ -56,7 +56,7 @@ void freeze_exit(struct sfs_fs *fs)
 	atomic_fetch_sub(&fs->freeze.readers[slot_of()].n, 1);
 }
 
-static void freeze_all(struct sfs_fs *fs)
+void freeze_all(struct sfs_fs *fs)
 {
 	lk_lock(&fs->freeze.lock);
 	atomic_store(&fs->freeze.frozen, 1);
@@ -70,7 +70,7 @@ static void freeze_all(struct sfs_fs *fs)
 	}
 }
 
-static void thaw_all(struct sfs_fs *fs)
+void thaw_all(struct sfs_fs *fs)
 {
 	atomic_store(&fs->freeze.frozen, 0);
 	os_futex_wake_all(&fs->freeze.frozen);

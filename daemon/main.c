@@ -212,6 +212,7 @@ size_t daemon_report(struct daemon *d, char *buf, size_t size)
 	        "inodes:        %s: %llu files, %llu directories, %llu symlinks, %llu other\n"
 	        "file data:     %.1f MiB (sum of file sizes)\n"
 	        "sectors:       %llu in use x %llu B = %.1f MiB\n"
+	        "shared:        %llu sectors shared by copies, %.1f MiB saved\n"
 	        "small objects: %.1f MiB (inodes, entries, inline data, tree nodes)\n"
 	        "used:          %.1f MiB counted against the limit\n"
 	        "limit:         %s\n"
@@ -220,7 +221,8 @@ size_t daemon_report(struct daemon *d, char *buf, size_t size)
 	        mountpoint_real, (int)getpid(), writes, inodes, (unsigned long long)s.files,
 	        (unsigned long long)s.dirs, (unsigned long long)s.symlinks,
 	        (unsigned long long)s.others, mib(s.data_bytes), (unsigned long long)s.sectors,
-	        (unsigned long long)s.sector_size, mib(s.sectors * s.sector_size), mib(s.small_bytes),
+	        (unsigned long long)s.sector_size, mib(s.sectors * s.sector_size),
+	        (unsigned long long)s.shared_sectors, mib(s.saved_bytes), mib(s.small_bytes),
 	        mib(s.reserved), limit, mib(s.mapped), mib(s.overhead), mib(rss));
 	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }

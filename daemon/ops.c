@@ -440,8 +440,11 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 {
 	(void)ino_in, (void)ino_out;
 	struct sfs_cred cr = cred_of(req);
+	/* The reply counts 32 bits: ask the caller to come back for more
+	 * (sectors are shared, so a 4 GiB piece takes milliseconds). */
+	const size_t most = (size_t)UINT32_MAX & ~(size_t)4095;
 	ssize_t n = sfs_copy_file_range(fs_of(req), &cr, fh_of(fi_in), off_in, fh_of(fi_out),
-	                                off_out, len, (unsigned)flags);
+	                                off_out, len < most ? len : most, (unsigned)flags);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

@@ -238,6 +238,29 @@ int sfs_releasedir(struct sfs_fs *fs, struct sfs_file *dh);
 
 int sfs_statfs(struct sfs_fs *fs, struct statvfs *st);
 
+/* A copy of src -- a directory and everything below it, or one file,
+ * symlink or special file -- named newname in newparent, as `cp -a` makes
+ * it, taken at one instant (changes wait meanwhile; reads go on) and
+ * costing metadata only: every file shares its sectors with the original
+ * until either is changed.  Kept: contents, modes, atime and mtime, xattrs
+ * and ACLs, symlinks, special files, hard links inside the tree; owners
+ * and groups as cp -a can keep them for cr (all of them for uid 0; else
+ * the copies are cr's, keep their group if cr may chown to it, and lose
+ * set-id and sticky bits unless owner and group both came through, and
+ * only user.* xattrs and ACLs are copied).  newname must not exist
+ * (EEXIST).  Refused with the errno cp -a would meet, before anything
+ * changes: EACCES without read (and search) permission on every file and
+ * directory, or write and search on newparent; EPERM for a device node
+ * without privilege; EINVAL for a directory copied into itself; ENOSPC when
+ * the copy's names do not fit nr_inodes (each name counts, as tmpfs counts
+ * them).  Out of space or memory on the way (ENOSPC, ENOMEM), nothing is
+ * left behind.  On failure err (if not NULL) gets one line, naming the
+ * file at fault by its path below src (".": src itself).  The caller
+ * vouches that cr could reach src and newparent (the path API resolves
+ * them with cr's permissions). */
+int sfs_clone(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t src, sfs_ino_t newparent,
+              const char *newname, char *err, size_t errlen);
+
 /* Extended attributes, with setxattr(2)'s XATTR_CREATE / XATTR_REPLACE.
  * Namespaces user., trusted., security., and the POSIX ACLs
  * system.posix_acl_access and system.posix_acl_default (in the kernel's
@@ -259,7 +282,9 @@ struct sfs_stats {
 	uint64_t files, dirs, symlinks, others;
 	uint64_t data_bytes;      /* sum of regular file sizes */
 	uint64_t sector_size;
-	uint64_t sectors;         /* sectors in use */
+	uint64_t sectors;         /* sectors in use (a shared one once) */
+	uint64_t shared_sectors;  /* of those, sectors several files share (copies) */
+	uint64_t saved_bytes;     /* what sharing saves: the bytes the copies did not take */
 	uint64_t small_bytes;     /* inline data, inodes, entries, nodes */
 	uint64_t reserved;        /* bytes counted against the limit */
 	uint64_t limit;           /* 0: unlimited */
@@ -300,6 +325,10 @@ int sfs_path_link(struct sfs_fs *fs, const struct sfs_cred *cr, const char *from
                   bool follow);
 int sfs_path_mknod(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path, mode_t mode,
                    dev_t rdev);
+/* cp -a FROM TO, as sfs_clone(): TO must not exist; FROM's last component
+ * is not followed (a symlink is copied as such). */
+int sfs_path_clone(struct sfs_fs *fs, const struct sfs_cred *cr, const char *from, const char *to,
+                   char *err, size_t errlen);
 /* rm -r: remove a file, or a directory and everything below it. */
 int sfs_path_remove_all(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path);
 /* ls: call fn for each entry of a directory (not "." and ".."). */

@@ -79,7 +79,7 @@ static void *worker(void *arg)
 		name_of(b, sizeof b, p2, rng_below(&r, NAMES));
 		struct sfs_entry e;
 		struct sfs_file *fh;
-		switch (rng_below(&r, 11)) {
+		switch (rng_below(&r, 13)) {
 		case 0: { /* create and write */
 			int rc = sfs_create(fs, &cred, d1, a, 0644, O_RDWR, &e, &fh);
 			EXPECT(rc, EEXIST, EISDIR, ENOENT);
@@ -158,6 +158,35 @@ static void *worker(void *arg)
 				EXPECT(sfs_forget(fs, e.ino, 1), 0);
 			}
 			break;
+		case 10: /* clone a file or a tree, while it changes */
+			if (sfs_lookup(fs, &cred, d1, a, &e) == 0) {
+				EXPECT(sfs_clone(fs, &cred, e.ino, d2, b, NULL, 0), EEXIST, EINVAL,
+				       ENOENT);
+				EXPECT(sfs_forget(fs, e.ino, 1), 0);
+			}
+			break;
+		case 11: { /* copy a range, sharing sectors with a file others write */
+			struct sfs_entry e2;
+			struct sfs_file *out;
+			if (sfs_lookup(fs, &cred, d1, a, &e) != 0)
+				break;
+			if (sfs_lookup(fs, &cred, d2, b, &e2) == 0) {
+				if (sfs_open(fs, &cred, e.ino, O_RDONLY, &fh) == 0) {
+					if (sfs_open(fs, &cred, e2.ino, O_RDWR, &out) == 0) {
+						off_t o = (off_t)rng_below(&r, 3) * 4096;
+						EXPECT(sfs_copy_file_range(fs, &cred, fh, o, out,
+						                           (off_t)rng_below(&r, 3) * 4096,
+						                           rng_below(&r, 12000), 0),
+						       EISDIR, EINVAL);
+						EXPECT(sfs_release(fs, out), 0);
+					}
+					EXPECT(sfs_release(fs, fh), 0);
+				}
+				EXPECT(sfs_forget(fs, e2.ino, 1), 0);
+			}
+			EXPECT(sfs_forget(fs, e.ino, 1), 0);
+			break;
+		}
 		default: {
 			struct stat st;
 			if (sfs_lookup(fs, &cred, d2, b, &e) == 0) {
