@@ -35,7 +35,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "clone_cmd.h"
 #include "image_cmd.h"
+#include "mountinfo.h"
 #include "ops.h"
 #include "os.h"
 #include "say.h"
@@ -78,38 +80,15 @@ static const char *fuse_error(const char *otherwise)
 
 /* ---- the mount point ---- */
 
-/* The mount's entry in /proc/self/mountinfo for `path`: major:minor into
- * dev (if not NULL).  True if there is one. */
+/* Is `path` a mount point?  Its major:minor into dev (if not NULL). */
 static bool mounted_at(const char *path, char *dev, size_t devlen)
 {
-	FILE *f = fopen("/proc/self/mountinfo", "r");
-	if (!f)
+	struct mount_entry e;
+	if (!mount_find(path, true, &e))
 		return false;
-	char line[4096];
-	bool found = false;
-	while (fgets(line, sizeof line, f)) {
-		char mdev[64], mpoint[PATH_MAX];
-		if (sscanf(line, "%*d %*d %63s %*s %4095s", mdev, mpoint) != 2)
-			continue;
-		/* mountinfo escapes spaces and such as \ooo */
-		char un[PATH_MAX], *o = un;
-		for (const char *s = mpoint; *s && o < un + sizeof un - 1; s++) {
-			if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] && s[3]) {
-				*o++ = (char)(((s[1] - '0') << 6) | ((s[2] - '0') << 3) | (s[3] - '0'));
-				s += 3;
-			} else {
-				*o++ = *s;
-			}
-		}
-		*o = '\0';
-		if (!strcmp(un, path)) {
-			found = true;
-			if (dev)
-				snprintf(dev, devlen, "%s", mdev);
-		}
-	}
-	fclose(f);
-	return found;
+	if (dev)
+		snprintf(dev, devlen, "%s", e.dev);
+	return true;
 }
 
 static int check_mountpoint(const char *mp)
@@ -247,7 +226,8 @@ static int mount_and_serve(struct opts *o)
 {
 	if (check_mountpoint(o->mountpoint))
 		return 1;
-	struct daemon d = {.cache = o->cache, .direct_write = o->direct_write, .writeback = o->writeback};
+	struct daemon d = {.cache = o->cache, .direct_write = o->direct_write, .writeback = o->writeback,
+	                   .read_only = o->read_only, .single_thread = o->max_threads == 1};
 	struct sfs_config cfg = {
 	        .attrs_changed = daemon_attrs_changed,
 	        .attrs_changed_arg = &d,
@@ -350,6 +330,7 @@ static int mount_and_serve(struct opts *o)
 	rc = o->max_threads == 1 ? fuse_session_loop(se) : fuse_session_loop_mt(se, lc);
 	fuse_loop_cfg_destroy(lc);
 	sd_loop_ended();
+	clone_finish();
 	rc = rc < 0 ? 1 : 0;
 	/* The loop ends on a signal (the mount is still there: save, then
 	 * unmount) or after an unmount (the tree is still in our memory). */
@@ -391,6 +372,9 @@ int main(int argc, char **argv)
 		break;
 	case OPT_SAVE:
 		rc = image_save_command(o.mountpoint);
+		break;
+	case OPT_CLONE:
+		rc = clone_command(o.clone_src, o.clone_dst);
 		break;
 	case OPT_IMAGE:
 		rc = image_command(o.image_what, o.image_path, o.image_dir);

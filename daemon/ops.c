@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clone_cmd.h"
 #include "image_cmd.h"
 #include "os.h"
 #include "transport.h"
@@ -451,6 +452,19 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_write(req, (size_t)n);
 }
 
+/* `sectorfs clone` comes as an ioctl (clone_cmd.c); others are answered
+ * as libfuse answers them without this operation. */
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+                     struct fuse_file_info *fi, unsigned flags, const void *in_buf,
+                     size_t in_bufsz, size_t out_bufsz)
+{
+	(void)ino, (void)arg, (void)fi, (void)flags;
+	if (cmd == CLONE_IOC)
+		clone_request(req, in_buf, in_bufsz, out_bufsz);
+	else
+		fuse_reply_err(req, ENOSYS);
+}
+
 /* ---- directories ---- */
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -655,6 +669,7 @@ const struct fuse_lowlevel_ops sectorfs_ops = {
         .fallocate = op_fallocate,
         .lseek = op_lseek,
         .copy_file_range = op_copy_file_range,
+        .ioctl = op_ioctl,
         .opendir = op_opendir,
         .readdir = op_readdir,
         .readdirplus = op_readdirplus,

@@ -59,6 +59,8 @@ struct opts {
 	unsigned save_interval;  /* seconds; 0: only at unmount and on request */
 	/* sectorfs image create|check|info PATH [DIR] */
 	const char *image_what, *image_path, *image_dir;
+	/* sectorfs clone SRC DST */
+	const char *clone_src, *clone_dst;
 	/* What goes to libfuse: "-o" and one comma-separated string. */
 	char *fuse_opts;
 };
@@ -67,6 +69,7 @@ enum opt_action {
 	OPT_MOUNT,
 	OPT_STATS,   /* sectorfs stats MOUNTPOINT */
 	OPT_SAVE,    /* sectorfs save MOUNTPOINT */
+	OPT_CLONE,   /* sectorfs clone SRC DST */
 	OPT_IMAGE,   /* sectorfs image create|check|info PATH [DIR] */
 	OPT_HELP,
 	OPT_VERSION,
