@@ -310,13 +310,16 @@ int sv_clone(struct sp_pool *pool, struct sv_vector *dst, struct sv_vector *src)
 		}
 	} else if (src->root) {
 		struct stash st;
-		rc = stash_take(pool, 0, count_nodes(src->root, src->height), false, &st);
+		uint64_t nodes = count_nodes(src->root, src->height);
+		rc = nodes ? stash_take(pool, 0, nodes, false, &st) : 0;
 		if (rc == 0) {
 			dst->root = copy_tree(pool, src->root, src->height, &st);
 			dst->height = src->height;
 			atomic_store_explicit(&dst->sectors, sv_sectors(src), memory_order_relaxed);
-			assert(st.used_nodes == st.nnodes);
-			stash_done(pool, &st);
+			if (nodes) {
+				assert(st.used_nodes == st.nnodes);
+				stash_done(pool, &st);
+			}
 		}
 	}
 	if (rc == 0)

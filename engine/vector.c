@@ -271,9 +271,10 @@ int stash_take(struct sp_pool *pool, uint64_t nsec, uint64_t nnodes, bool zeroed
 	if (rc != 0)
 		return rc;
 	/* More than the machine has can never be allocated; say so before
-	 * asking malloc for a stash to match. */
+	 * asking malloc for a stash to match.  (Asking the kernel costs a
+	 * system call: not for the sizes of everyday writes.) */
 	rc = -ENOMEM;
-	if (os_physical_memory() && bytes > os_physical_memory())
+	if (bytes >= (UINT64_C(1) << 30) && os_physical_memory() && bytes > os_physical_memory())
 		goto fail_stash;
 	uint64_t total = nsec + nnodes;
 	if (total <= 2 * FAN) {
