@@ -61,6 +61,7 @@ void inode_accessed(struct sfs_fs *fs, struct sfs_inode *ip)
 			return;
 	}
 	inode_set_time(&ip->atime_s, &ip->atime_ns, now);
+	freeze_count_change(fs);
 }
 
 unsigned char dt_of(uint32_t mode)

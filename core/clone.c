@@ -471,6 +471,7 @@ int sfs_clone(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t src, sfs_i
 			         strerror(-rc));
 	} else {
 		freeze_all(fs);
+		freeze_count_change(fs); /* as freeze_enter() counts every change */
 		rc = clone_frozen(&c, from, dir, newname, len);
 		thaw_all(fs);
 	}

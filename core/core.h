@@ -126,7 +126,16 @@ struct freeze {
 	struct lk_mutex lock;         /* one snapshot at a time */
 	struct {
 		_Atomic int64_t n;    /* changes in flight from this thread slot */
+		_Atomic uint64_t changes; /* changes ever begun from this slot */
 	} __attribute__((aligned(64))) readers[FREEZE_SLOTS];
+};
+
+/* What a save or load of this filesystem has done (sfs_image_progress):
+ * three figures that belong together, so a reader never mixes two updates. */
+struct image_progress {
+	struct lk_mutex lock;
+	unsigned phase;               /* [lock] enum sfs_image_phase */
+	uint64_t done, total;         /* [lock] bytes */
 };
 
 struct sfs_fs {
@@ -147,6 +156,7 @@ struct sfs_fs {
 	_Atomic uint64_t nfiles, ndirs, nsymlinks, nothers;
 	_Atomic uint64_t open_files;  /* handles not yet released */
 	struct freeze freeze;
+	struct image_progress progress;
 };
 
 /* ---- fs.c: inode table and lifetime ---- */
@@ -287,6 +297,15 @@ void freeze_exit(struct sfs_fs *fs);
  * between the two; reads go on.  One holder at a time. */
 void freeze_all(struct sfs_fs *fs);
 void thaw_all(struct sfs_fs *fs);
+/* A change that does not enter the freeze (an access time a read moves)
+ * still counts for sfs_fs_changes(). */
+void freeze_count_change(struct sfs_fs *fs);
+/* The sum of every slot's changes: sfs_fs_changes(). */
+uint64_t freeze_changes(struct sfs_fs *fs);
+
+/* ---- fs.c: what an image save or load reports as it goes ---- */
+
+void fs_progress(struct sfs_fs *fs, unsigned phase, uint64_t done, uint64_t total);
 
 /* ---- file.c ---- */
 

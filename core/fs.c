@@ -376,6 +376,29 @@ int sfs_statfs(struct sfs_fs *fs, struct statvfs *st)
 	return 0;
 }
 
+uint64_t sfs_fs_changes(struct sfs_fs *fs)
+{
+	return freeze_changes(fs);
+}
+
+void fs_progress(struct sfs_fs *fs, unsigned phase, uint64_t done, uint64_t total)
+{
+	lk_lock(&fs->progress.lock);
+	fs->progress.phase = phase;
+	fs->progress.done = done < total ? done : total;
+	fs->progress.total = total;
+	lk_unlock(&fs->progress.lock);
+}
+
+void sfs_image_progress(struct sfs_fs *fs, struct sfs_image_progress *out)
+{
+	lk_lock(&fs->progress.lock);
+	out->phase = (enum sfs_image_phase)fs->progress.phase;
+	out->done = fs->progress.done;
+	out->total = fs->progress.total;
+	lk_unlock(&fs->progress.lock);
+}
+
 void sfs_get_stats(struct sfs_fs *fs, struct sfs_stats *st)
 {
 	struct sp_stats ps;

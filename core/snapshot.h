@@ -27,6 +27,8 @@ struct snap_inode {
 };
 
 int snap_begin(struct sfs_fs *fs, struct snap **out);
+/* sfs_fs_changes() at the snapshot's instant. */
+uint64_t snap_changes(const struct snap *s);
 /* How long snap_begin() held every change back, in nanoseconds. */
 uint64_t snap_held_ns(const struct snap *s);
 void snap_end(struct snap *s);

@@ -1,15 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /* image_cmd.c - the daemon's disk images (see image_cmd.h).
  *
- * With -o image=PATH the daemon loads PATH before it mounts anything (a
- * bad image is one line and exit 1, nothing mounted, the file untouched),
- * and saves back to it when the session ends (unmount, SIGTERM, SIGINT),
- * every save_interval= seconds from a thread of its own, and whenever
- * `sectorfs save MOUNTPOINT` asks.  The library does the work
- * (sfs_image_save/load, core/image.c); this file decides when, keeps one
- * save at a time (a mutex: a periodic save and a requested one would
- * otherwise write two temporary files for nothing), and remembers the last
- * result so that `sectorfs save` can print it.
+ * With -o image=PATH the daemon first owns the image (image_lock.c: one
+ * process at a time, so a second mount waits for the first one's last
+ * save), then loads PATH before it mounts anything (a bad image is one
+ * line and exit 1, nothing mounted, the file untouched), and saves back to
+ * it when the session ends (unmount, SIGTERM, SIGINT), every
+ * save_interval= seconds from a thread of its own, and whenever `sectorfs
+ * save MOUNTPOINT` asks.  The library does the work (sfs_image_save/load,
+ * core/image_*.c); this file decides when, keeps one save at a time (a
+ * mutex: a periodic save and a requested one would otherwise write two
+ * temporary files for nothing), and remembers the last result so that
+ * `sectorfs save` can print it.
+ *
+ * A save writes nothing when the tree has not changed since the image was
+ * last written or loaded: the core counts every change (sfs_fs_changes()),
+ * a save reports the count its image holds, and the image file must still
+ * be the one we left (same inode, size and mtime: nobody replaced it).  A
+ * save that fails leaves that record alone, so the next one (the next
+ * interval, `sectorfs save`, the unmount) tries again, and the mount goes
+ * on working meanwhile.  The final save is the one that must not fail:
+ * after it the tree is gone.  When it fails, the daemon keeps the tree and
+ * the image's lock and tries again every FINAL_RETRY_S seconds, saying so
+ * in the log and to anyone waiting for the image, until it succeeds or is
+ * killed (kill -9 gives the tree up).
  *
  * `sectorfs save` reaches the daemon through a setxattr of a name no file
  * can have on the mount's root (the reply carries the save's errno), and
@@ -39,15 +53,68 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "image_lock.h"
+#include "progress.h"
 #include "say.h"
 #include "shutdown.h"
 #include "transport.h"
+
+#define FINAL_RETRY_S 10 /* a failed final save is tried again this often */
 
 static double now_s(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* ---- what the image holds ---- */
+
+static struct {
+	struct sfs_fs *fs;
+	const char *path;          /* NULL: no image= */
+	const char *mountpoint;
+	uid_t owner;               /* who mounted: may ask for saves */
+	bool autosave;
+	unsigned interval;
+	pthread_mutex_t lock;      /* one save at a time; guards the fields below */
+	char result[1024];         /* the last save's line, for `sectorfs save` */
+	bool holds;                /* the image holds the tree as it was at `changes` */
+	uint64_t changes;          /* sfs_fs_changes() of the tree the image holds */
+	struct stat image_st;      /* the image file as we last wrote or read it */
+	char held_since[64];       /* "the save at 12:03:44", "the load at ..." */
+	bool final_failed;
+	bool thread;               /* the periodic saver runs */
+	pthread_t tid;
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+	bool stopping;
+} dm = {.lock = PTHREAD_MUTEX_INITIALIZER, .stop_lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The image file holds the tree as it is at `changes`, since `what`.
+ * dm.lock held (or no thread yet). */
+static void remember(const char *path, uint64_t changes, const char *what)
+{
+	dm.holds = stat(path, &dm.image_st) == 0;
+	dm.changes = changes;
+	time_t t = time(NULL);
+	struct tm tm;
+	char when[16] = "?";
+	if (localtime_r(&t, &tm))
+		strftime(when, sizeof when, "%H:%M:%S", &tm);
+	snprintf(dm.held_since, sizeof dm.held_since, "the %s at %s", what, when);
+}
+
+/* Nothing to write: no change since, and the file is still ours.
+ * dm.lock held. */
+static bool unchanged(void)
+{
+	struct stat st;
+	return dm.holds && sfs_fs_changes(dm.fs) == dm.changes && stat(dm.path, &st) == 0 &&
+	       st.st_dev == dm.image_st.st_dev && st.st_ino == dm.image_st.st_ino &&
+	       st.st_size == dm.image_st.st_size &&
+	       st.st_mtim.tv_sec == dm.image_st.st_mtim.tv_sec &&
+	       st.st_mtim.tv_nsec == dm.image_st.st_mtim.tv_nsec;
 }
 
 /* ---- mounting ---- */
@@ -93,8 +160,8 @@ char *image_resolve(const char *path, char *err, size_t errlen)
 }
 
 /* A killed daemon leaves its temporary file (.NAME.tmp.XXXXXX) beside the
- * image; the image itself is intact.  Only this mount writes this image,
- * so any such file is a leftover. */
+ * image; the image itself is intact.  We own the image (its lock), so no
+ * other process is writing one: any such file is a leftover. */
 static void remove_leftovers(const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -113,8 +180,13 @@ static void remove_leftovers(const char *path)
 	closedir(d);
 }
 
-int image_mount_load(struct sfs_fs *fs, const char *path, char *err, size_t errlen)
+int image_mount_load(struct sfs_fs *fs, const char *path, const char *mountpoint,
+                     unsigned wait_s, char *err, size_t errlen)
 {
+	int rc = ilock_take(path, wait_s, mountpoint, err, errlen);
+	if (rc)
+		return rc;
+	dm.fs = fs;
 	struct stat st;
 	if (stat(path, &st) != 0) {
 		if (errno == ENOENT)
@@ -122,50 +194,57 @@ int image_mount_load(struct sfs_fs *fs, const char *path, char *err, size_t errl
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -errno;
 	}
-	int rc = sfs_image_load(fs, path, err, errlen);
-	if (rc == 0)
-		remove_leftovers(path);
-	return rc;
+	ilock_state("loading");
+	char what[PATH_MAX + 16];
+	snprintf(what, sizeof what, "loading %s", path);
+	struct progress *pr = progress_start(what, progress_of_fs, fs);
+	rc = sfs_image_load(fs, path, err, errlen);
+	progress_stop(pr);
+	if (rc)
+		return rc;
+	remove_leftovers(path);
+	remember(path, sfs_fs_changes(fs), "load");
+	return 0;
 }
 
 /* ---- the saving daemon ---- */
 
-static struct {
-	struct sfs_fs *fs;
-	const char *path;          /* NULL: no image= */
-	const char *mountpoint;
-	uid_t owner;               /* who mounted: may ask for saves */
-	bool autosave;
-	unsigned interval;
-	pthread_mutex_t lock;      /* one save at a time; guards result */
-	char result[1024];
-	bool thread;               /* the periodic saver runs */
-	pthread_t tid;
-	pthread_mutex_t stop_lock;
-	pthread_cond_t stop_cond;
-	bool stopping;
-} dm = {.lock = PTHREAD_MUTEX_INITIALIZER, .stop_lock = PTHREAD_MUTEX_INITIALIZER};
-
-/* Save now; `why` says who asked, for the log. */
+/* Save now, unless nothing changed; `why` says who asked, for the log and
+ * for those who wait for the image. */
 static int save_now(const char *why)
 {
 	pthread_mutex_lock(&dm.lock);
+	int rc = 0;
+	if (unchanged()) {
+		snprintf(dm.result, sizeof dm.result,
+		         "%s is unchanged since %s: nothing to write to %s", dm.mountpoint,
+		         dm.held_since, dm.path);
+		pthread_mutex_unlock(&dm.lock);
+		return 0;
+	}
+	char state[64];
+	snprintf(state, sizeof state, "saving (%s save)", why);
+	ilock_state(state);
 	struct sfs_image_info info;
 	char err[768];
 	double t0 = now_s();
-	int rc = sfs_image_save(dm.fs, dm.path, &info, err, sizeof err);
+	rc = sfs_image_save(dm.fs, dm.path, &info, err, sizeof err);
 	double dt = now_s() - t0;
 	if (rc == 0) {
+		remember(dm.path, info.changes, "save");
 		snprintf(dm.result, sizeof dm.result,
 		         "saved %s to %s: %llu inodes, %.1f MiB of data, %.1f MiB image, %.2f s "
 		         "(writers held %.2f ms)",
 		         dm.mountpoint, dm.path, (unsigned long long)info.inodes,
 		         mib(info.data_bytes), mib(info.image_bytes), dt, (double)info.held_ns / 1e6);
+		ilock_state("mounted");
 	} else {
 		snprintf(dm.result, sizeof dm.result, "save of %s failed: %s", dm.mountpoint, err);
 		/* In the background stderr is /dev/null: the log keeps it. */
 		syslog(LOG_ERR, "%s (%s save)", dm.result, why);
 		fprintf(stderr, "sectorfs: %s\n", dm.result);
+		snprintf(state, sizeof state, "the %s save failed: %s", why, strerror(-rc));
+		ilock_state(state);
 	}
 	pthread_mutex_unlock(&dm.lock);
 	return rc;
@@ -210,7 +289,11 @@ void image_serve(struct sfs_fs *fs, const char *path, const char *mountpoint, un
 	dm.owner = getuid();
 	dm.interval = interval;
 	dm.autosave = autosave;
-	if (!path || !interval || !autosave)
+	if (!path)
+		return;
+	/* fuse_daemonize() forked: the lock's line names the new pid. */
+	ilock_state("mounted");
+	if (!interval || !autosave)
 		return;
 	/* The wait is on CLOCK_MONOTONIC: a change of the wall clock must not
 	 * make the next save come early or never. */
@@ -239,7 +322,38 @@ int image_finish(void)
 	}
 	if (!dm.path || !dm.autosave)
 		return 0;
-	return save_now("final");
+	dm.final_failed = save_now("final") != 0;
+	return dm.final_failed ? -EIO : 0;
+}
+
+void image_end(void)
+{
+	if (!dm.path)
+		return;
+	for (unsigned tries = 1; dm.final_failed; tries++) {
+		/* Unmounted, and the tree exists only here: keep it, and the
+		 * image's lock, until a save succeeds. */
+		char state[160];
+		snprintf(state, sizeof state,
+		         "the final save failed (attempt %u); trying again every %d s until it "
+		         "succeeds (kill -9 gives the tree up)",
+		         tries, FINAL_RETRY_S);
+		ilock_state(state);
+		syslog(LOG_ERR, "%s: %s", dm.mountpoint, state);
+		sleep(FINAL_RETRY_S);
+		dm.final_failed = save_now("final") != 0;
+	}
+	pthread_mutex_lock(&dm.lock);
+	if (!dm.autosave)
+		ilock_end(true, "a read-only mount: nothing saved at the end");
+	else
+		ilock_end(true, dm.result);
+	pthread_mutex_unlock(&dm.lock);
+}
+
+const char *image_path(void)
+{
+	return dm.path;
 }
 
 int image_save_request(uid_t uid)
@@ -275,33 +389,63 @@ size_t image_last_result(char *buf, size_t size)
 
 /* ---- sectorfs save MOUNTPOINT ---- */
 
-int image_save_command(const char *mp)
+struct save_call {
+	const char *mp;
+	int err;               /* the setxattr's errno */
+};
+
+static void *ask_for_save(void *arg)
 {
-	char msg[1100];
+	struct save_call *c = arg;
+	c->err = setxattr(c->mp, SAVE_XATTR, "", 0, 0) == 0 ? 0 : errno;
+	return NULL;
+}
+
+int image_request_save(const char *mp, char *msg, size_t size)
+{
 	/* First what the kernel holds unwritten, so that the image has every
 	 * write that returned before this command. */
 	int src = sd_sync(mp);
 	if (src && src != -ENOENT && src != -ENOTDIR)
 		fprintf(stderr, "sectorfs: %s: writing back before the save: %s\n", mp, strerror(-src));
-	if (setxattr(mp, SAVE_XATTR, "", 0, 0) != 0) {
-		int e = errno;
-		if (e == EOPNOTSUPP || e == ENOTSUP)
-			return say_error("%s is not a sectorfs mount", mp);
-		if (e == EPERM || e == EACCES)
-			return say_error("%s: only root or the user who mounted it may save it",
-			                 mp);
-		ssize_t n = getxattr(mp, SAVE_XATTR, msg, sizeof msg - 1);
-		if (n > 0) {
-			msg[n] = '\0';
-			return say_error("%s", msg);
-		}
-		return say_error("%s: %s", mp, strerror(e));
+	struct save_call call = {.mp = mp};
+	char what[PATH_MAX + 16];
+	snprintf(what, sizeof what, "saving %s", mp);
+	struct progress *pr = progress_start(what, progress_of_mount, (void *)mp);
+	pthread_t t;
+	if (pr && pthread_create(&t, NULL, ask_for_save, &call) == 0) {
+		pthread_join(t, NULL);
+	} else {
+		ask_for_save(&call);
 	}
-	ssize_t n = getxattr(mp, SAVE_XATTR, msg, sizeof msg - 1);
-	if (n < 0)
-		return say_error("%s: saved, but the result cannot be read: %s", mp,
-		                 strerror(errno));
-	msg[n] = '\0';
+	progress_stop(pr);
+	int e = call.err;
+	if (e == EOPNOTSUPP || e == ENOTSUP) {
+		snprintf(msg, size, "%s is not a sectorfs mount", mp);
+		return -e;
+	}
+	if (e == EPERM || e == EACCES) {
+		snprintf(msg, size, "%s: only root or the user who mounted it may save it", mp);
+		return -e;
+	}
+	ssize_t n = getxattr(mp, SAVE_XATTR, msg, size - 1);
+	if (n > 0) {
+		msg[n] = '\0';
+		return -e;
+	}
+	if (e)
+		snprintf(msg, size, "%s: %s", mp, strerror(e));
+	else
+		snprintf(msg, size, "%s: saved, but the result cannot be read: %s", mp,
+		         strerror(errno));
+	return -e;
+}
+
+int image_save_command(const char *mp)
+{
+	char msg[1100];
+	if (image_request_save(mp, msg, sizeof msg) != 0)
+		return say_error("%s", msg);
 	puts(msg);
 	return 0;
 }
@@ -652,11 +796,20 @@ static int copy_tree(struct copier *c, const char *top)
 	return rc;
 }
 
-static int create_command(const char *path, const char *dir)
+/* Writes the image only once it owns it (image_lock.c), as a mount does. */
+static int create_command(const char *path, const char *dir, unsigned wait_s)
 {
+	char lockerr[PATH_MAX + 512];
+	char *image = image_resolve(path, lockerr, sizeof lockerr);
+	if (!image)
+		return say_error("%s", lockerr);
+	int rc = ilock_take(image, wait_s, NULL, lockerr, sizeof lockerr);
+	free(image);
+	if (rc)
+		return say_error("%s", lockerr);
 	struct sfs_config cfg = {.root_uid = getuid(), .root_gid = getgid()};
 	struct copier c = {0};
-	int rc = sfs_fs_create(&cfg, &c.fs);
+	rc = sfs_fs_create(&cfg, &c.fs);
 	if (rc)
 		return say_error("cannot create a filesystem: %s", strerror(-rc));
 	c.buf = malloc(COPY_CHUNK);
@@ -665,8 +818,12 @@ static int create_command(const char *path, const char *dir)
 		rc = copy_tree(&c, dir);
 	if (rc == 0) {
 		struct sfs_image_info info;
-		char err[1024];
-		if (sfs_image_save(c.fs, path, &info, err, sizeof err) != 0)
+		char err[1024], what[PATH_MAX + 16];
+		snprintf(what, sizeof what, "saving %s", path);
+		struct progress *pr = progress_start(what, progress_of_fs, c.fs);
+		rc = sfs_image_save(c.fs, path, &info, err, sizeof err);
+		progress_stop(pr);
+		if (rc != 0)
 			rc = say_error("%s", err);
 		else
 			printf("created %s: %llu inodes, %.1f MiB of data, %.1f MiB image\n", path,
@@ -713,10 +870,10 @@ static void print_info(const char *path, const struct sfs_image_info *i)
 	       mib(i->file_bytes), (unsigned long long)i->records, (unsigned long long)i->skipped);
 }
 
-int image_command(const char *what, const char *path, const char *dir)
+int image_command(const char *what, const char *path, const char *dir, unsigned wait_s)
 {
 	if (!strcmp(what, "create"))
-		return create_command(path, dir);
+		return create_command(path, dir, wait_s);
 	struct sfs_image_info info;
 	char err[1024];
 	if (sfs_image_check(path, &info, err, sizeof err) != 0)

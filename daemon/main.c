@@ -4,6 +4,7 @@
  *   sectorfs [-f] [-d] [-o OPTIONS] [SOURCE] MOUNTPOINT
  *   sectorfs stats MOUNTPOINT
  *   sectorfs save MOUNTPOINT
+ *   sectorfs umount MOUNTPOINT
  *   sectorfs image create PATH [DIR] | check PATH | info PATH
  *
  * Mounting checks what a user can get wrong before anything happens, so
@@ -17,11 +18,13 @@
  * of a name no file can have (sectorfs.stats on the root), so it needs no
  * socket and works for anyone who can see the mount.
  *
- * With -o image=PATH the image is loaded before anything is mounted (so a
+ * With -o image=PATH the daemon owns the image for its whole life (a
+ * second mount of it waits); it is loaded before anything is mounted (so a
  * bad one is refused like a bad option) and saved when the session ends,
  * before the mount goes away when we end it (a signal): whoever sees the
- * mount point free again finds the image complete.  The rest is in
- * image_cmd.c.
+ * mount point free again finds the image complete.  After an unmount the
+ * save comes once the mount is gone, which `sectorfs umount` waits for
+ * (umount_cmd.c).  The rest is in image_cmd.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +46,7 @@
 #include "say.h"
 #include "shutdown.h"
 #include "transport.h"
+#include "umount_cmd.h"
 
 #ifndef SECTORFS_VERSION
 #define SECTORFS_VERSION "0"
@@ -266,7 +270,7 @@ static int mount_and_serve(struct opts *o)
 		 * here, before fuse_daemonize() forks, and starts again after. */
 		if (o->prefault)
 			(void)sfs_fs_set_prefault(d.fs, true);
-		rc = image_mount_load(d.fs, image, err, sizeof err);
+		rc = image_mount_load(d.fs, image, mountpoint_real, o->image_wait, err, sizeof err);
 		(void)sfs_fs_set_prefault(d.fs, false);
 		if (rc) {
 			sfs_fs_destroy(d.fs);
@@ -344,6 +348,9 @@ out_session:
 	fuse_session_destroy(se);
 	sd_finish();
 out_fs:
+	/* Unmounted: a final save that failed is tried again here until it
+	 * succeeds; the image's lock goes only when the process ends. */
+	image_end();
 	fuse_opt_free_args(&args);
 	sfs_fs_destroy(d.fs);
 	free(image);
@@ -373,11 +380,14 @@ int main(int argc, char **argv)
 	case OPT_SAVE:
 		rc = image_save_command(o.mountpoint);
 		break;
+	case OPT_UMOUNT:
+		rc = umount_command(o.mountpoint);
+		break;
 	case OPT_CLONE:
 		rc = clone_command(o.clone_src, o.clone_dst);
 		break;
 	case OPT_IMAGE:
-		rc = image_command(o.image_what, o.image_path, o.image_dir);
+		rc = image_command(o.image_what, o.image_path, o.image_dir, o.image_wait);
 		break;
 	case OPT_MOUNT:
 		rc = mount_and_serve(&o);

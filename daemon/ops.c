@@ -19,13 +19,16 @@
 #include "ops.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "clone_cmd.h"
 #include "image_cmd.h"
 #include "os.h"
+#include "progress.h"
 #include "transport.h"
 
 #define TIMEOUT 86400.0 /* seconds: nothing but us changes the tree */
@@ -596,6 +599,26 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		char report[2048];
 		size_t n = daemon_report(dm(req), report, sizeof report);
 		reply_sized(req, size && size < n ? -ERANGE : (ssize_t)n, report, size);
+		return;
+	}
+	if (ino == FUSE_ROOT_ID && !strcmp(name, DAEMON_XATTR)) {
+		/* `sectorfs umount`: whom to wait for, and which image. */
+		char who[PATH_MAX + 64];
+		const char *image = image_path();
+		int n = snprintf(who, sizeof who, "pid %d%s%s\n", (int)getpid(),
+		                 image ? " image " : "", image ? image : "");
+		n = n < (int)sizeof who ? n : (int)sizeof who - 1;
+		reply_sized(req, size && size < (size_t)n ? -ERANGE : n, who, size);
+		return;
+	}
+	if (ino == FUSE_ROOT_ID && !strcmp(name, PROGRESS_XATTR)) {
+		/* `sectorfs save` and `sectorfs umount` show a save's progress. */
+		struct sfs_image_progress p;
+		sfs_image_progress(fs_of(req), &p);
+		char line[96];
+		int n = snprintf(line, sizeof line, "%u %llu %llu", (unsigned)p.phase,
+		                 (unsigned long long)p.done, (unsigned long long)p.total);
+		reply_sized(req, size && size < (size_t)n ? -ERANGE : n, line, size);
 		return;
 	}
 	if (ino == FUSE_ROOT_ID && !strcmp(name, SAVE_XATTR)) {

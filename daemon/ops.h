@@ -11,6 +11,8 @@
 
 /* The name `sectorfs stats` reads on the root to get the daemon's report. */
 #define STATS_XATTR "sectorfs.stats"
+/* The name that gives "pid PID\n" or "pid PID image PATH\n" (sectorfs umount). */
+#define DAEMON_XATTR "sectorfs.daemon"
 
 struct daemon {
 	struct sfs_fs *fs;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "image_lock.h"
 #include "os.h"
 #include "sectorfs.h"
 #include "sectorfs/engine.h"
@@ -167,6 +168,11 @@ static int one_option(struct opts *o, const char *opt, char *err, size_t len)
 			return fail(err, len, "bad save_interval: '%s' (seconds, 1 or more)",
 			            val ? val : "");
 		o->save_interval = (unsigned)v;
+	} else if (IS("image_wait")) {
+		if (parse_uint(val, 10, 366UL * 86400, &v))
+			return fail(err, len, "bad image_wait: '%s' (seconds, 0 or more)",
+			            val ? val : "");
+		o->image_wait = (unsigned)v;
 	} else if (IS("spin")) {
 		if (parse_uint(val, 10, 10000, &v))
 			return fail(err, len, "bad spin: '%s' (microseconds, 0 to 10000)",
@@ -250,6 +256,7 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 	o->clone_fd = true;
 	o->spin_us = SPIN_DEFAULT_US;
 	o->prefault = true;
+	o->image_wait = ILOCK_WAIT_DEFAULT;
 	/* tmpfs's defaults: half the memory, and one inode per two pages of it. */
 	o->size = os_physical_memory() / 2;
 	o->nr_inodes = os_physical_memory() / os_page_size() / 2;
@@ -298,6 +305,13 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 		if (npos != 2)
 			return fail(err, errlen, "usage: sectorfs save MOUNTPOINT");
 		*action = OPT_SAVE;
+		o->mountpoint = pos[1];
+		return 0;
+	}
+	if (npos >= 1 && !strcmp(pos[0], "umount")) {
+		if (npos != 2)
+			return fail(err, errlen, "usage: sectorfs umount MOUNTPOINT");
+		*action = OPT_UMOUNT;
 		o->mountpoint = pos[1];
 		return 0;
 	}
@@ -359,6 +373,7 @@ void opt_usage(const char *prog)
 	printf("usage: %s [-f] [-d] [-o OPTIONS] [SOURCE] MOUNTPOINT\n"
 	       "       %s stats MOUNTPOINT\n"
 	       "       %s save MOUNTPOINT\n"
+	       "       %s umount MOUNTPOINT\n"
 	       "       %s clone SRC DST\n"
 	       "       %s image create PATH [DIR] | check PATH | info PATH\n"
 	       "\n"
@@ -388,11 +403,15 @@ void opt_usage(const char *prog)
 	       "                       large writes (it is on by default)\n"
 	       "     image=PATH        load PATH at mount (if it exists), save to it at unmount\n"
 	       "     save_interval=S   with image=, also save every S seconds\n"
+	       "     image_wait=S      wait up to S seconds for another process that owns\n"
+	       "                       the image (default %u; 0: do not wait)\n"
 	       "     allow_other, default_permissions (on), fsname=, subtype=, ro,\n"
 	       "     noatime, strictatime, and the other FUSE mount options\n"
 	       "\n"
-	       "Unmount with fusermount3 -u MOUNTPOINT (or umount as root).\n"
 	       "\n"
+	       "  umount          save (with image=), unmount, and wait until the daemon\n"
+	       "                  has ended with everything on disk (fusermount3 -u and\n"
+	       "                  umount return before the daemon's last save)\n"
 	       "  save            save a mount with image= now, and wait for it\n"
 	       "  clone           copy the tree SRC to DST as cp -a would, inside one mount,\n"
 	       "                  sharing the files' memory until either copy changes\n"
@@ -400,5 +419,5 @@ void opt_usage(const char *prog)
 	       "  image check     verify an image end to end\n"
 	       "  image info      what an image holds\n"
 	       "See sectorfs(8).\n",
-	       prog, prog, prog, prog, prog, SPIN_DEFAULT_US);
+	       prog, prog, prog, prog, prog, prog, SPIN_DEFAULT_US, ILOCK_WAIT_DEFAULT);
 }

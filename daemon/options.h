@@ -3,7 +3,8 @@
  *
  * sectorfs takes tmpfs's mount options with their names and meanings
  * (size, nr_inodes, mode, uid, gid, noswap), a few of its own (sector_size,
- * cache, direct_write, writeback, max_threads, clone_fd, image, save_interval), and
+ * cache, direct_write, writeback, max_threads, clone_fd, image, save_interval,
+ * image_wait), and
  * passes everything else to libfuse.  Parsing never prints more than one line and never leaves half
  * a configuration: opt_parse() either fills everything or fails with a
  * message for the caller to print.
@@ -57,6 +58,7 @@ struct opts {
 	bool read_only;
 	char *image;             /* image=: load at mount, save at unmount */
 	unsigned save_interval;  /* seconds; 0: only at unmount and on request */
+	unsigned image_wait;     /* seconds to wait for another owner of the image */
 	/* sectorfs image create|check|info PATH [DIR] */
 	const char *image_what, *image_path, *image_dir;
 	/* sectorfs clone SRC DST */
@@ -69,6 +71,7 @@ enum opt_action {
 	OPT_MOUNT,
 	OPT_STATS,   /* sectorfs stats MOUNTPOINT */
 	OPT_SAVE,    /* sectorfs save MOUNTPOINT */
+	OPT_UMOUNT,  /* sectorfs umount MOUNTPOINT */
 	OPT_CLONE,   /* sectorfs clone SRC DST */
 	OPT_IMAGE,   /* sectorfs image create|check|info PATH [DIR] */
 	OPT_HELP,

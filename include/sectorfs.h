@@ -293,6 +293,14 @@ struct sfs_stats {
 };
 void sfs_get_stats(struct sfs_fs *fs, struct sfs_stats *st);
 
+/* A number that grows with every change to the tree, to a file's contents
+ * or to an attribute, access times included, from any thread.  Two equal
+ * readings mean nothing changed in between (a call that fails may still
+ * count as a change).  An image save reports the number at the instant it
+ * holds (sfs_image_info.changes), so a caller can tell a filesystem that
+ * is still exactly as saved from one that is not. */
+uint64_t sfs_fs_changes(struct sfs_fs *fs);
+
 /* Walk everything and verify the invariants (link counts, sizes against
  * sectors, counters against the pool, no orphan and no leaked inode).
  * Returns 0, or -EUCLEAN with a description in msg. */
@@ -340,7 +348,7 @@ int sfs_path_write_file(struct sfs_fs *fs, const struct sfs_cred *cr, const char
 ssize_t sfs_path_read_file(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path,
                            void *buf, size_t size);
 
-/* ==== disk images: save and restore (core/image.c) ====================
+/* ==== disk images: save and restore (core/image_*.c) ====================
  *
  * A filesystem can be written to a file and loaded back, with everything
  * in it: contents (holes stay holes), modes, owners, timestamps with
@@ -366,6 +374,7 @@ struct sfs_image_info {
 	uint64_t data_bytes;      /* file data stored (holes are not) */
 	uint64_t file_bytes;      /* sum of regular file sizes (holes included) */
 	uint64_t held_ns;         /* saves: how long writers were held back */
+	uint64_t changes;         /* saves: sfs_fs_changes() at the instant saved */
 };
 
 /* Save a point-in-time view of `fs` to `path`, atomically: the image is
@@ -385,6 +394,22 @@ int sfs_image_load(struct sfs_fs *fs, const char *path, char *err, size_t errlen
 /* The same verification, without loading; `info` (may be NULL) gets what
  * the image holds. */
 int sfs_image_check(const char *path, struct sfs_image_info *info, char *err, size_t errlen);
+
+/* How far a save or load of `fs`, running in another thread, has come: for
+ * progress reports.  done and total are bytes: of the image file while
+ * verifying and loading, of file data while saving (holes count as
+ * done when passed).  With several at once, the last one to report. */
+enum sfs_image_phase {
+	SFS_IMAGE_IDLE,      /* none under way */
+	SFS_IMAGE_VERIFYING, /* a load's first pass: reading and checking */
+	SFS_IMAGE_LOADING,   /* a load's second pass: building */
+	SFS_IMAGE_SAVING,
+};
+struct sfs_image_progress {
+	enum sfs_image_phase phase;
+	uint64_t done, total;
+};
+void sfs_image_progress(struct sfs_fs *fs, struct sfs_image_progress *out);
 
 /* ==== end of disk images ============================================== */
 

@@ -8,12 +8,22 @@
  * then rebuild the dump from the snapshot alone: it must be identical.  A
  * second round does the changes from threads while the snapshot is being
  * read (ThreadSanitizer), and checks the same thing.
+ *
+ * The change count (sfs_fs_changes()) is held to its promise: after each
+ * of hundreds of random changes, if the dump differs, the count differs
+ * (no change escapes it); reads move it only when they move an access
+ * time; a snapshot and an image save report the count of the tree they
+ * hold.  And a save and a load report their progress to a thread that
+ * watches: phases in order, done never going back or past total, idle
+ * again at the end.
  */
 #include <errno.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
 
 #include "check.h"
 #include "sectorfs.h"
@@ -381,6 +391,177 @@ static void run(uint64_t seed, bool threads)
 	sfs_fs_destroy(fs);
 }
 
+static bool same_text(const struct text *a, const struct text *b)
+{
+	return a->len == b->len && !memcmp(a->p, b->p, a->len);
+}
+
+static void test_changes(int steps)
+{
+	struct sfs_fs *fs;
+	struct sfs_config cfg = {.size_limit = 1u << 30, .atime = SFS_ATIME_NEVER};
+	CHECK_EQ(sfs_fs_create(&cfg, &fs), 0);
+	struct rng r = {99};
+	build(fs, &r);
+	int moved = 0;
+	for (int i = 0; i < steps; i++) {
+		struct text d0 = {0}, d1 = {0};
+		dump_live(fs, SFS_ROOT_INO, "", &d0);
+		uint64_t c0 = sfs_fs_changes(fs);
+		change(fs, &r);
+		uint64_t c1 = sfs_fs_changes(fs);
+		dump_live(fs, SFS_ROOT_INO, "", &d1);
+		CHECK_EQ(sfs_fs_changes(fs), c1); /* reading (noatime) is no change */
+		if (!same_text(&d0, &d1)) {
+			CHECK(c1 != c0);
+			moved++;
+		}
+		free(d0.p), free(d1.p);
+	}
+	CHECK(moved > steps / 4); /* the walk really changed things */
+
+	/* A snapshot and a save hold the count of the tree they hold. */
+	uint64_t c = sfs_fs_changes(fs);
+	struct snap *s;
+	CHECK_EQ(snap_begin(fs, &s), 0);
+	CHECK_EQ(snap_changes(s), c);
+	snap_end(s);
+	char dir[] = "/tmp/test_snapshot.XXXXXX", img[64];
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(img, sizeof img, "%s/x.img", dir);
+	struct sfs_image_info info;
+	CHECK_EQ(sfs_image_save(fs, img, &info, NULL, 0), 0);
+	CHECK_EQ(info.changes, c);
+	CHECK_EQ(sfs_fs_changes(fs), c); /* saving is no change */
+	CHECK_EQ(sfs_path_write_file(fs, &root, "/new", "x", 1, 0644), 0);
+	CHECK(sfs_fs_changes(fs) != c);
+	unlink(img);
+	rmdir(dir);
+	sfs_fs_destroy(fs);
+
+	/* Access times: a read that moves one counts, one that does not,
+	 * does not. */
+	cfg.atime = SFS_ATIME_STRICT;
+	CHECK_EQ(sfs_fs_create(&cfg, &fs), 0);
+	CHECK_EQ(sfs_path_write_file(fs, &root, "/f", "data", 4, 0644), 0);
+	char buf[8];
+	c = sfs_fs_changes(fs);
+	CHECK_EQ(sfs_path_read_file(fs, &root, "/f", buf, sizeof buf), 4);
+	CHECK(sfs_fs_changes(fs) != c);
+	sfs_fs_destroy(fs);
+	cfg.atime = SFS_ATIME_RELATIME;
+	CHECK_EQ(sfs_fs_create(&cfg, &fs), 0);
+	CHECK_EQ(sfs_path_write_file(fs, &root, "/f", "data", 4, 0644), 0);
+	CHECK_EQ(sfs_path_read_file(fs, &root, "/f", buf, sizeof buf), 4); /* atime moves once */
+	c = sfs_fs_changes(fs);
+	CHECK_EQ(sfs_path_read_file(fs, &root, "/f", buf, sizeof buf), 4); /* then not */
+	CHECK_EQ(sfs_fs_changes(fs), c);
+	sfs_fs_destroy(fs);
+	printf("changes: %d random steps, every change counted; reads counted only with an "
+	       "access time\n", steps);
+}
+
+/* ---- progress of a save and a load, watched from another thread ---- */
+
+struct image_job {
+	struct sfs_fs *fs;
+	const char *path;
+	bool load;
+	int rc;
+	_Atomic int done;
+};
+
+static void *image_job(void *arg)
+{
+	struct image_job *j = arg;
+	j->rc = j->load ? sfs_image_load(j->fs, j->path, NULL, 0)
+	                : sfs_image_save(j->fs, j->path, NULL, NULL, 0);
+	atomic_store(&j->done, 1);
+	return NULL;
+}
+
+/* Run the job, sampling its progress all along: phases only move forward,
+ * done never goes back or past total; returns how many samples were not
+ * idle. */
+static int watch(struct image_job *j, uint64_t want_total)
+{
+	pthread_t t;
+	CHECK_EQ(pthread_create(&t, NULL, image_job, j), 0);
+	int busy = 0;
+	struct sfs_image_progress last = {SFS_IMAGE_IDLE, 0, 0};
+	while (!atomic_load(&j->done)) {
+		struct sfs_image_progress p;
+		sfs_image_progress(j->fs, &p);
+		sched_yield();
+		if (p.phase == SFS_IMAGE_IDLE)
+			continue;
+		busy++;
+		CHECK(p.phase == (j->load ? SFS_IMAGE_VERIFYING : SFS_IMAGE_SAVING) ||
+		      (j->load && p.phase == SFS_IMAGE_LOADING));
+		CHECK(p.done <= p.total);
+		if (want_total)
+			CHECK_EQ(p.total, want_total);
+		CHECK(p.phase >= last.phase);
+		if (p.phase == last.phase)
+			CHECK(p.done >= last.done);
+		last = p;
+	}
+	pthread_join(t, NULL);
+	CHECK_EQ(j->rc, 0);
+	struct sfs_image_progress p;
+	sfs_image_progress(j->fs, &p);
+	CHECK_EQ(p.phase, SFS_IMAGE_IDLE);
+	return busy;
+}
+
+static void test_progress(void)
+{
+	struct sfs_fs *fs, *fs2;
+	struct sfs_config cfg = {.size_limit = 1u << 30};
+	CHECK_EQ(sfs_fs_create(&cfg, &fs), 0);
+	static char chunk[1 << 20];
+	struct rng r = {5};
+	for (size_t i = 0; i < sizeof chunk; i++)
+		chunk[i] = (char)rng_next(&r);
+	const uint64_t files = 3, mib = 8;
+	for (uint64_t f = 0; f < files; f++) {
+		char p[32];
+		snprintf(p, sizeof p, "/f%llu", (unsigned long long)f);
+		struct sfs_entry e;
+		struct sfs_file *fh;
+		CHECK_EQ(sfs_path_write_file(fs, &root, p, "", 0, 0644), 0);
+		CHECK_EQ(sfs_path_lookup(fs, &root, p, true, &e), 0);
+		CHECK_EQ(sfs_open(fs, &root, e.ino, O_WRONLY, &fh), 0);
+		for (uint64_t m = 0; m < mib; m++)
+			CHECK(sfs_write(fs, &root, fh, chunk, sizeof chunk, (off_t)(m << 20)) ==
+			      (ssize_t)sizeof chunk);
+		sfs_release(fs, fh);
+		sfs_forget(fs, e.ino, 1);
+	}
+	char dir[] = "/tmp/test_snapshot.XXXXXX", img[64];
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(img, sizeof img, "%s/p.img", dir);
+	/* A save or a load can be quicker than the watcher is scheduled:
+	 * a few tries to see one at work. */
+	int saw_save = 0, saw_load = 0;
+	for (int round = 0; round < 8 && (!saw_save || !saw_load); round++) {
+		struct image_job save = {.fs = fs, .path = img};
+		saw_save += watch(&save, files * mib << 20);
+		CHECK_EQ(sfs_fs_create(&cfg, &fs2), 0);
+		struct stat st;
+		CHECK_EQ(stat(img, &st), 0);
+		struct image_job load = {.fs = fs2, .path = img, .load = true};
+		saw_load += watch(&load, (uint64_t)st.st_size);
+		sfs_fs_destroy(fs2);
+	}
+	CHECK(saw_save > 0);
+	CHECK(saw_load > 0);
+	unlink(img);
+	rmdir(dir);
+	sfs_fs_destroy(fs);
+	printf("progress: %d samples of saves and %d of loads, each in order\n", saw_save, saw_load);
+}
+
 int main(int argc, char **argv)
 {
 	int rounds = test_quick(argc, argv) ? 3 : 20;
@@ -392,6 +573,13 @@ int main(int argc, char **argv)
 	}
 	run(fresh, false);
 	run(fresh, true);
+#ifdef __SANITIZE_THREAD__
+	const bool tsan = true; /* 5-15 times as slow: fewer steps, same checks */
+#else
+	const bool tsan = false;
+#endif
+	test_changes(test_quick(argc, argv) || tsan ? 60 : 300);
+	test_progress();
 	printf("%d rounds: every snapshot equals the tree when it was taken\n", 2 * rounds + 2);
 	return 0;
 }
