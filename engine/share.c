@@ -16,7 +16,10 @@
  * sector of zeros (copy_file_range makes data of them, as on tmpfs, so
  * SEEK_DATA and st_blocks agree with a copy; one zero sector serves a
  * whole call, 4 KiB however large the hole).  The partial sectors at the
- * edges are copied byte by byte, like a write.  The plan counts the
+ * edges are copied byte by byte, like a write -- but for a last partial
+ * sector that ends both the source and, after the copy, the destination:
+ * past their sizes both read zeros, so that sector is shared too (a copy
+ * or a clone of a whole file shares every sector).  The plan counts the
  * destination's missing nodes over the range, the edge sectors to fill or
  * to make private, and the zero sector; all of it is reserved and taken
  * before the first slot changes, so the call is all or nothing.  Middle
@@ -164,14 +167,15 @@ static uint64_t share_middle(struct sp_pool *pool, struct sv_vector *dst, uint64
 	return b - a;
 }
 
-/* The aligned copy (see the top of the file); locks held, dst not inline
- * unless its sector 0 is in the middle. */
+/* The aligned copy (see the top of the file) of sectors [a, b) whole, a
+ * last one included if `tail`; locks held, dst not inline unless its
+ * sector 0 is in the middle. */
 static int share_aligned(struct sp_pool *pool, struct sv_vector *dst, uint64_t doff,
-                         struct sv_vector *src, uint64_t soff, uint64_t len)
+                         struct sv_vector *src, uint64_t soff, uint64_t len, uint64_t a,
+                         uint64_t b, bool tail)
 {
 	const unsigned sh = sshift(pool);
 	const uint64_t S = UINT64_C(1) << sh, dend = doff + len;
-	const uint64_t a = (doff + S - 1) >> sh, b = dend >> sh; /* whole sectors */
 	const uint64_t sa = (soff + S - 1) >> sh;                /* their source */
 	const uint64_t first = doff >> sh, last = (dend - 1) >> sh;
 
@@ -187,7 +191,7 @@ static int share_aligned(struct sp_pool *pool, struct sv_vector *dst, uint64_t d
 	int nedges = 0;
 	if (doff & (S - 1))
 		edge[nedges++] = first;
-	if (dend & (S - 1))
+	if ((dend & (S - 1)) && !tail)
 		edge[nedges++] = last;
 	uint64_t need = count_zeros(src, sa, b - a) ? 1 : 0;
 	for (int k = 0; k < nedges; k++) {
@@ -228,7 +232,8 @@ static int share_aligned(struct sp_pool *pool, struct sv_vector *dst, uint64_t d
 	drop_end(dst, &d);
 	atomic_store_explicit(&dst->sectors, sv_sectors(dst) + added, memory_order_relaxed);
 	copy_bytes(pool, dst, doff, src, soff, (a << sh) - doff);
-	copy_bytes(pool, dst, b << sh, src, soff + ((b << sh) - doff), dend - (b << sh));
+	if (!tail)
+		copy_bytes(pool, dst, b << sh, src, soff + ((b << sh) - doff), dend - (b << sh));
 	if (dend > sv_size(dst))
 		atomic_store_explicit(&dst->size, dend, memory_order_relaxed);
 	assert(st.used_nodes == st.nnodes);
@@ -252,10 +257,13 @@ ssize_t sv_share(struct sp_pool *pool, struct sv_vector *dst, int64_t dst_off,
 	} else if (dst == src && len && doff < soff + len && soff < doff + len) {
 		rc = -EINVAL; /* overlapping ranges of one vector */
 	} else if (len) {
-		uint64_t a = (doff + S - 1) / S, b = (doff + len) / S;
-		bool aligned = (doff & (S - 1)) == (soff & (S - 1)) && !is_inline(src) && a < b &&
-		               (!is_inline(dst) || a == 0);
-		rc = aligned ? share_aligned(pool, dst, doff, src, soff, len)
+		uint64_t dend = doff + len, a = (doff + S - 1) / S, b = dend / S;
+		bool same = (doff & (S - 1)) == (soff & (S - 1));
+		/* A partial last sector that ends both files is shared too. */
+		bool tail = same && (dend & (S - 1)) && soff + len == size && sv_size(dst) <= dend;
+		b += tail;
+		bool aligned = same && !is_inline(src) && a < b && (!is_inline(dst) || a == 0);
+		rc = aligned ? share_aligned(pool, dst, doff, src, soff, len, a, b, tail)
 		             : copy_plain(pool, dst, doff, src, soff, len);
 	}
 	unlock_pair(dst, src);

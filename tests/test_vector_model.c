@@ -208,6 +208,9 @@ static void model_share(struct model *d, uint64_t doff, const struct model *s, u
 	uint64_t S = d->S, dend = doff + len, a = (doff + S - 1) / S, b = dend / S;
 	if (len == 0)
 		return;
+	/* A partial last sector that ends both files is shared too. */
+	bool tail = doff % S == soff % S && dend % S && soff + len == s->size && d->size <= dend;
+	b += tail;
 	if (doff % S == soff % S && !s->inl && a < b && (!d->inl || a == 0)) {
 		d->inl = false; /* inline bytes all lay in sector 0, replaced */
 		uint32_t zero = 0;
@@ -220,7 +223,7 @@ static void model_share(struct model *d, uint64_t doff, const struct model *s, u
 		}
 		if (doff % S)
 			model_touch(d, doff, doff + 1, true, true);
-		if (dend % S)
+		if (dend % S && !tail)
 			model_touch(d, dend - 1, dend, true, true);
 	} else {
 		model_fill(d, doff, dend, true, true);
