@@ -23,6 +23,11 @@
  * inheriting from it (they get exactly their own ACLs from the image).  If
  * anything fails, every entry of the root is removed and the root's own
  * attributes are put back, so the filesystem is as empty as it was.
+ *
+ * A share record (1.1) is a copy_file_range from the earlier file it
+ * names, complete by then, opened without moving its access time: the
+ * sectors are shared again, as they were when the image was saved (or
+ * copied, where the filesystem's sector size does not line them up).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -235,6 +240,27 @@ static int build_data(struct builder *b, const struct decoded *d)
 		done += (size_t)n;
 	}
 	b->written_end = d->off + d->len;
+	return 0;
+}
+
+static int build_share(struct builder *b, const struct decoded *d)
+{
+	if (!b->fh)
+		return img_fail(b->e, -EIO, "changed while being read");
+	struct sfs_file *from;
+	int rc = sfs_open(b->fs, b->cr, b->map[d->from - 1], O_RDONLY | O_NOATIME, &from);
+	if (rc)
+		return build_fail(b, rc, "open the file it shares data with");
+	for (uint64_t done = 0; rc == 0 && done < d->share_len;) {
+		ssize_t n = sfs_copy_file_range(b->fs, b->cr, from, (off_t)(d->from_off + done), b->fh,
+		                                (off_t)(d->off + done), d->share_len - done, 0);
+		rc = n < 0 ? (int)n : n == 0 ? -EIO : 0;
+		done += n > 0 ? (uint64_t)n : 0;
+	}
+	int rc2 = sfs_release(b->fs, from);
+	if (rc || rc2)
+		return build_fail(b, rc ? rc : rc2, "share data");
+	b->written_end = d->off + d->share_len;
 	return 0;
 }
 
@@ -462,6 +488,7 @@ int sfs_image_load(struct sfs_fs *fs, const char *path, char *err, size_t errlen
 		case R_LINK: rc = build_link(&b, &d); break;
 		case R_XATTR: rc = build_xattr(&b, &d); break;
 		case R_DATA: rc = build_data(&b, &d); break;
+		case R_SHARE: rc = build_share(&b, &d); break;
 		default: rc = build_end(&b); break;
 		}
 		if (rc)

@@ -372,6 +372,7 @@ struct sfs_image_info {
 	uint64_t names;           /* directory entries, each hard link counted */
 	uint64_t xattrs;          /* extended attributes, ACLs included */
 	uint64_t data_bytes;      /* file data stored (holes are not) */
+	uint64_t shared_bytes;    /* file data stored once for several files (share records) */
 	uint64_t file_bytes;      /* sum of regular file sizes (holes included) */
 	uint64_t held_ns;         /* saves: how long writers were held back */
 	uint64_t changes;         /* saves: sfs_fs_changes() at the instant saved */

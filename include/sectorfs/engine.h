@@ -351,6 +351,15 @@ ssize_t sv_frozen_read(struct sp_pool *pool, struct sv_vector *v, struct sv_froz
                        size_t len, int64_t off);
 bool sv_frozen_broken(const struct sv_frozen *f);
 void sv_unfreeze(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen *f);
+/* The sectors of the view's data that were shared at the freeze, in
+ * increasing index, each with an identity: in views frozen at one instant
+ * (with no change between the freezes, as a snapshot takes them), equal
+ * identities mean the same bytes. */
+struct sv_frozen_share {
+	uint64_t index; /* the sector's index in the vector */
+	uint64_t id;
+};
+size_t sv_frozen_shares(const struct sv_frozen *f, const struct sv_frozen_share **list);
 
 /* Verify the invariants above (vector_check.c); returns 0 or -EUCLEAN with
  * a message in msg (if not NULL).  Adds the vector's small-object bytes
