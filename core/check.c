@@ -6,9 +6,11 @@
  * subdirectories, and one entry naming it; anything else: its entries);
  * every linked inode is reachable from the root and every unlinked one is
  * still held (a lookup or an open handle), else it leaked; each vector's
- * own invariants; the per-type and inode counters; and that the pool's
- * reservation is exactly the sum of what every object holds, so that not
- * one byte is unaccounted for.
+ * own invariants; that every sector files share has as many owners as
+ * slots name it (a census over all files); the per-type and inode
+ * counters; and that the pool's reservation is exactly the sum of what
+ * every object holds, a shared sector once, so that not one byte is
+ * unaccounted for.
  *
  * Meant for tests: it expects no other thread to be using the filesystem,
  * and it costs time and memory proportional to the whole tree.

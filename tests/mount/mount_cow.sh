@@ -18,6 +18,8 @@
 #    is the user's, as cp -a makes it; one with an unreadable file, or into
 #    a directory the user cannot write, or past nr_inodes, fails with one
 #    line and exit 1 and leaves nothing behind.
+# 4. An image of copies (-o image=): saved with the data once, mounted
+#    again with the same sectors shared.
 #
 # usage: mount_cow.sh [SECTORFS_BINARY_OR_BUILD_DIR]     (root; 77 = skipped)
 set -euo pipefail
@@ -199,6 +201,28 @@ out=$("$SECTORFS" clone "$SM/t" "$SM/t2" 2>&1) && die "a clone past nr_inodes su
 case "$out" in *"not enough inodes"*) ;; *) die "clone past nr_inodes: $out" ;; esac
 [ ! -e "$SM/t2" ] || die "a refused clone left t2 behind"
 say "ok"
+unmount_sfs "$SM"
 
+# ---- 4. images ----
+
+printf 'an image of copies keeps them shared ... '
+IMG=$T/cow.img
+mount_sfs "$SM" size=256m,image=$IMG
+head -c $((32 << 20)) /dev/urandom >"$SM/a"
+cp "$SM/a" "$SM/b"
+"$SECTORFS" clone "$SM" "$SM/../c" 2>/dev/null && die "a clone out of the mount succeeded"
+mkdir "$SM/d"
+cp "$SM/a" "$SM/d/a"
+"$SECTORFS" clone "$SM/d" "$SM/e"
+sec0=$(stat_of "$SM" sectors)
+shared0=$(stat_of "$SM" shared)
+"$SECTORFS" umount "$SM" >/dev/null 2>&1 || die "sectorfs umount failed"
+sz=$(stat -c %s "$IMG")
+[ "$sz" -lt $((40 << 20)) ] || die "the image of 160 MiB of copies of 32 MiB is $sz bytes"
+mount_sfs "$SM" size=256m,image=$IMG
+[ "$(stat_of "$SM" sectors)" = "$sec0" ] || die "sectors after the load: $(stat_of "$SM" sectors), saved with $sec0"
+[ "$(stat_of "$SM" shared)" = "$shared0" ] || die "shared after the load: $(stat_of "$SM" shared), saved with $shared0"
+cmp "$SM/a" "$SM/e/a" || die "the loaded copies differ"
+say "ok (an image of $((sz >> 20)) MiB for 160 MiB of files)"
 unmount_sfs "$SM"
 mt_pass
