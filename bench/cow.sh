@@ -185,36 +185,25 @@ mkdir -p "$(dirname "$OUT")"
 	echo
 	echo "| copy | filesystem | command | time (ms) | vs tmpfs | memory added (MiB) |"
 	echo "|---|---|---|---:|---:|---:|"
-	tc=$(median cp-tmpfs 2)
-	tf=$(median cfr-tmpfs 2)
+	# row WHAT KEY COMMAND REFERENCE: one row per filesystem.
+	row() {
+		local fs name cmd t
+		for fs in tmpfs sfs xfs; do
+			case $fs in
+			tmpfs) name=tmpfs ;;
+			sfs) name=sectorfs ;;
+			xfs) name="XFS on zram (reflink)" ;;
+			esac
+			cmd=$3
+			[ "$cmd" = tree ] && { [ $fs = sfs ] && cmd="sectorfs clone" || cmd="cp -a"; }
+			t=$(median "$2-$fs" 2)
+			echo "| $1 | $name | $cmd | $t | $(ratio "$t" "$4") | $(mib "$(median "$2-$fs" 3)") |"
+		done
+	}
 	tt=$(median tree-tmpfs 2)
-	for fs in tmpfs sfs xfs; do
-		case $fs in
-		tmpfs) name=tmpfs ;;
-		sfs) name=sectorfs ;;
-		xfs) name="XFS on zram (reflink)" ;;
-		esac
-		t=$(median "cp-$fs" 2)
-		echo "| ${SIZE_MIB} MiB file | $name | cp | $t | $(ratio "$t" "$tc") | $(mib "$(median "cp-$fs" 3)") |"
-	done
-	for fs in tmpfs sfs xfs; do
-		case $fs in
-		tmpfs) name=tmpfs ;;
-		sfs) name=sectorfs ;;
-		xfs) name="XFS on zram (reflink)" ;;
-		esac
-		t=$(median "cfr-$fs" 2)
-		echo "| ${SIZE_MIB} MiB file | $name | copy_file_range, timed in-process | $t | $(ratio "$t" "$tf") | |"
-	done
-	for fs in tmpfs sfs xfs; do
-		case $fs in
-		tmpfs) name=tmpfs cmd="cp -a" ;;
-		sfs) name=sectorfs cmd="sectorfs clone" ;;
-		xfs) name="XFS on zram (reflink)" cmd="cp -a" ;;
-		esac
-		t=$(median "tree-$fs" 2)
-		echo "| /usr/include | $name | $cmd | $t | $(ratio "$t" "$tt") | $(mib "$(median "tree-$fs" 3)") |"
-	done
+	row "${SIZE_MIB} MiB file" cp cp "$(median cp-tmpfs 2)"
+	row "${SIZE_MIB} MiB file" cfr "copy_file_range, timed in-process" "$(median cfr-tmpfs 2)"
+	row /usr/include tree tree "$tt"
 	t=$(median cpa-sfs 2)
 	echo "| /usr/include | sectorfs | cp -a | $t | $(ratio "$t" "$tt") | $(mib "$(median cpa-sfs 3)") |"
 	echo
