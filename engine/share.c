@@ -17,9 +17,9 @@
  * SEEK_DATA and st_blocks agree with a copy; one zero sector serves a
  * whole call, 4 KiB however large the hole).  The partial sectors at the
  * edges are copied byte by byte, like a write -- but for a last partial
- * sector that ends both the source and, after the copy, the destination:
- * past their sizes both read zeros, so that sector is shared too (a copy
- * or a clone of a whole file shares every sector).  The plan counts the
+ * sector that ends both the source and, after the copy, the destination
+ * (two vectors): past their sizes both read zeros, so that sector is
+ * shared too (a copy or a clone of a whole file shares every sector).  The plan counts the
  * destination's missing nodes over the range, the edge sectors to fill or
  * to make private, and the zero sector; all of it is reserved and taken
  * before the first slot changes, so the call is all or nothing.  Middle
@@ -259,8 +259,11 @@ ssize_t sv_share(struct sp_pool *pool, struct sv_vector *dst, int64_t dst_off,
 	} else if (len) {
 		uint64_t dend = doff + len, a = (doff + S - 1) / S, b = dend / S;
 		bool same = (doff & (S - 1)) == (soff & (S - 1));
-		/* A partial last sector that ends both files is shared too. */
-		bool tail = same && (dend & (S - 1)) && soff + len == size && sv_size(dst) <= dend;
+		/* A partial last sector that ends both files is shared too --
+		 * not within one vector, where the rest of that sector may be
+		 * the destination's first, partial sector, written after. */
+		bool tail = same && dst != src && (dend & (S - 1)) && soff + len == size &&
+		            sv_size(dst) <= dend;
 		b += tail;
 		bool aligned = same && !is_inline(src) && a < b && (!is_inline(dst) || a == 0);
 		rc = aligned ? share_aligned(pool, dst, doff, src, soff, len, a, b, tail)

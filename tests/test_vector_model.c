@@ -208,8 +208,9 @@ static void model_share(struct model *d, uint64_t doff, const struct model *s, u
 	uint64_t S = d->S, dend = doff + len, a = (doff + S - 1) / S, b = dend / S;
 	if (len == 0)
 		return;
-	/* A partial last sector that ends both files is shared too. */
-	bool tail = doff % S == soff % S && dend % S && soff + len == s->size && d->size <= dend;
+	/* A partial last sector that ends both files (two vectors) is shared too. */
+	bool tail = d != s && doff % S == soff % S && dend % S && soff + len == s->size &&
+	            d->size <= dend;
 	b += tail;
 	if (doff % S == soff % S && !s->inl && a < b && (!d->inl || a == 0)) {
 		d->inl = false; /* inline bytes all lay in sector 0, replaced */

@@ -300,7 +300,8 @@ int sv_allocate(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t 
  * destination range covers whole takes src's sector itself, shared (a hole
  * or unwritten space in src becomes a shared sector of zeros: data, as a
  * copy makes it), and only partial sectors at the edges are copied (not a
- * last one that ends src and, after the copy, dst: it is shared too);
+ * last one that ends src and, after the copy, dst, two vectors: it is
+ * shared too);
  * otherwise every byte is copied.  src and dst may be one vector if the
  * ranges do not overlap.
  * sv_clone() makes an empty dst a copy of src -- size, data, holes,
