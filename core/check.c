@@ -6,9 +6,11 @@
  * subdirectories, and one entry naming it; anything else: its entries);
  * every linked inode is reachable from the root and every unlinked one is
  * still held (a lookup or an open handle), else it leaked; each vector's
- * own invariants; the per-type and inode counters; and that the pool's
- * reservation is exactly the sum of what every object holds, so that not
- * one byte is unaccounted for.
+ * own invariants; that every sector files share has as many owners as
+ * slots name it (a census over all files); the per-type and inode
+ * counters; and that the pool's reservation is exactly the sum of what
+ * every object holds, a shared sector once, so that not one byte is
+ * unaccounted for.
  *
  * Meant for tests: it expects no other thread to be using the filesystem,
  * and it costs time and memory proportional to the whole tree.
@@ -33,6 +35,7 @@ struct checker {
 	char *msg;
 	size_t msglen;
 	int rc;
+	struct sv_census *census; /* the sectors files share */
 	uint64_t sectors, small, bytes;
 };
 
@@ -104,7 +107,7 @@ static void check_inode(struct checker *c, struct sfs_inode *ip)
 	case S_IFREG:
 	case S_IFLNK: {
 		uint64_t sectors = 0, small = 0;
-		if (sv_check(c->fs->pool, &ip->u.data, &sectors, &small, vmsg, sizeof vmsg))
+		if (sv_check(c->fs->pool, &ip->u.data, c->census, &sectors, &small, vmsg, sizeof vmsg))
 			fail(c, "inode %llu: %s", (unsigned long long)ip->ino, vmsg);
 		c->sectors += sectors;
 		c->small += small;
@@ -213,7 +216,10 @@ int sfs_check(struct sfs_fs *fs, char *msg, size_t msglen)
 	struct checker c = {.fs = fs, .msg = msg, .msglen = msglen};
 	if (msg && msglen)
 		msg[0] = '\0';
-	int rc = collect(&c);
+	int rc = sv_census_new(&c.census);
+	if (rc)
+		return rc;
+	rc = collect(&c);
 	if (rc == 0 && !find(&c, fs->root->ino))
 		fail(&c, "the root is not in the table");
 	if (rc || c.rc)
@@ -229,6 +235,18 @@ int sfs_check(struct sfs_fs *fs, char *msg, size_t msglen)
 	rc = reach(&c);
 	if (rc)
 		goto out;
+	/* Each shared sector once, and with as many owners as slots. */
+	uint64_t shared = 0;
+	char smsg[160] = "";
+	struct sv_census *census = c.census;
+	c.census = NULL;
+	rc = sv_census_end(fs->pool, census, &shared, smsg, sizeof smsg);
+	if (rc == -EUCLEAN)
+		fail(&c, "%s", smsg);
+	if (rc)
+		goto out;
+	c.sectors += shared;
+	c.bytes += shared * sp_sector_size(fs->pool);
 	uint64_t extra_links = 0;
 	for (size_t i = 0; i < c.n && c.rc == 0; i++) {
 		struct node_info *ni = &c.nodes[i];
@@ -278,6 +296,8 @@ int sfs_check(struct sfs_fs *fs, char *msg, size_t msglen)
 		fail(&c, "the pool has %llu bytes reserved, objects hold %llu",
 		     (unsigned long long)ps.bytes_reserved, (unsigned long long)expect);
 out:
+	if (c.census)
+		sv_census_end(fs->pool, c.census, NULL, NULL, 0);
 	os_free(c.nodes);
 	if (rc && msg && msglen)
 		snprintf(msg, msglen, "out of memory: nothing was checked");

@@ -192,6 +192,12 @@ void inode_abort(struct sfs_fs *fs, struct sfs_inode *ip);
  * change (freeze_enter), where max_inodes stays still. */
 int link_charge(struct sfs_fs *fs);
 void link_refund(struct sfs_fs *fs);
+/* The same for count names at once (a clone); inode_new_charged() makes
+ * an inode whose charge the caller took so (it is the inode's once made). */
+int link_charge_many(struct sfs_fs *fs, uint64_t count);
+void link_refund_many(struct sfs_fs *fs, uint64_t count);
+int inode_new_charged(struct sfs_fs *fs, uint32_t mode, uint32_t uid, uint32_t gid,
+                      struct sfs_inode **out);
 
 /* Bytes of pool memory charged for small objects: reserve, then allocate;
  * free, then release.  Both sides use the size class, so the accounts
@@ -312,6 +318,10 @@ uint64_t dir_bytes(const struct sfs_dir *d); /* pool bytes held, for checks */
 
 void freeze_enter(struct sfs_fs *fs);
 void freeze_exit(struct sfs_fs *fs);
+/* Hold every change back (a snapshot, a clone): no change is in flight
+ * between the two; reads go on.  One holder at a time. */
+void freeze_all(struct sfs_fs *fs);
+void thaw_all(struct sfs_fs *fs);
 /* A change that does not enter the freeze (an access time a read moves)
  * still counts for sfs_fs_changes(). */
 void freeze_count_change(struct sfs_fs *fs);

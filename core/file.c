@@ -8,23 +8,27 @@
  * writes are serialized by the vector.  Times are atomics and the suid/sgid
  * bits are only touched (under the inode lock) when they are set.
  *
- * A write, a fallocate or a truncate that runs out of space fails with
- * ENOSPC and changes nothing, times included: the kernel updates times
- * before it writes, but a failed call here leaves no trace at all.
+ * A write, a fallocate, a copy or a truncate that runs out of space fails
+ * with ENOSPC and changes nothing, times included: the kernel updates
+ * times before it writes, but a failed call here leaves no trace at all.
  *
  * chattr's flags are judged where the kernel judges them for tmpfs: at
  * open (no writing to an immutable file, only appending to an append-only
  * one), at fallocate and copy_file_range; a write through a descriptor
  * opened before the flag was set goes through, as on tmpfs.  A directory
  * handle remembers where its listing ends (see sfs_readdir).
+ *
+ * copy_file_range shares the sectors it can (engine/share.c): the copy
+ * costs tree nodes, and memory is spent later, sector by sector, only
+ * where either file changes.  It is all or nothing, like a write, and
+ * reports what tmpfs reports: the same errors in the same order, and a
+ * destination that reads and seeks as a copy (holes become data).
  */
 #include <dirent.h>
 #include <linux/falloc.h>
 
 #include "core.h"
 #include "os.h"
-
-#define COPY_CHUNK ((size_t)1 << 20)
 
 sfs_ino_t sfs_file_ino(const struct sfs_file *fh)
 {
@@ -364,13 +368,12 @@ static int do_fallocate(struct sfs_fs *fs, const struct sfs_cred *cr, struct sfs
 	struct sv_vector *v = &fh->ip->u.data;
 	bool keep = mode & FALLOC_FL_KEEP_SIZE;
 	int rc;
-	if (kind == FALLOC_FL_PUNCH_HOLE) {
+	if (kind == FALLOC_FL_PUNCH_HOLE)
 		rc = sv_punch(fs->pool, v, off, len);
-	} else {
+	else if (kind == FALLOC_FL_ZERO_RANGE)
+		rc = sv_zero(fs->pool, v, off, len, keep);
+	else
 		rc = sv_allocate(fs->pool, v, off, len, keep);
-		if (rc == 0 && kind == FALLOC_FL_ZERO_RANGE)
-			rc = sv_zero(fs->pool, v, off, len);
-	}
 	if (rc == 0)
 		data_modified(fs, cr, fh->ip);
 	return rc;
@@ -439,36 +442,14 @@ static ssize_t do_copy_file_range(struct sfs_fs *fs, const struct sfs_cred *cr, 
 		return -EINVAL;
 	if (len == 0)
 		return 0;
-	/* Through a bounce buffer, a chunk at a time: holding the source's lock
-	 * while waiting for the target's could deadlock with a copy the other
-	 * way. */
-	size_t chunk = len < COPY_CHUNK ? len : COPY_CHUNK;
-	char *buf = os_malloc(chunk);
-	if (!buf)
-		return -ENOMEM;
-	size_t done = 0;
-	ssize_t rc = 0;
-	while (done < len) {
-		size_t want = len - done < chunk ? len - done : chunk;
-		ssize_t r = sv_read(fs->pool, &in->ip->u.data, buf, want, off_in + (off_t)done);
-		if (r <= 0) {
-			rc = r;
-			break;
-		}
-		ssize_t w = sv_write(fs->pool, &out->ip->u.data, buf, (size_t)r, off_out + (off_t)done);
-		if (w < 0) {
-			rc = w;
-			break;
-		}
-		done += (size_t)w;
-	}
-	os_free(buf);
-	if (done) {
+	/* Whole sectors are shared, not copied (engine/share.c); all or
+	 * nothing, with both files locked in an order that cannot deadlock. */
+	ssize_t n = sv_share(fs->pool, &out->ip->u.data, off_out, &in->ip->u.data, off_in, len);
+	if (n > 0) {
 		read_done(fs, in);
 		data_modified(fs, cr, out->ip);
-		return (ssize_t)done;
 	}
-	return rc;
+	return n;
 }
 
 /* ---- directories ---- */

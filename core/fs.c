@@ -151,36 +151,49 @@ void inode_put(struct sfs_fs *fs, struct sfs_inode *ip)
 	}
 }
 
-int link_charge(struct sfs_fs *fs)
+int link_charge_many(struct sfs_fs *fs, uint64_t count)
 {
 	uint64_t max = atomic_load(&fs->max_inodes);
 	uint64_t n = atomic_load(&fs->charged);
 	do {
-		if (max && n >= max)
+		if (max && (n >= max || count > max - n))
 			return -ENOSPC;
-	} while (!atomic_compare_exchange_weak(&fs->charged, &n, n + 1));
+	} while (!atomic_compare_exchange_weak(&fs->charged, &n, n + count));
 	return 0;
+}
+
+int link_charge(struct sfs_fs *fs)
+{
+	return link_charge_many(fs, 1);
+}
+
+void link_refund_many(struct sfs_fs *fs, uint64_t count)
+{
+	atomic_fetch_sub(&fs->charged, count);
 }
 
 void link_refund(struct sfs_fs *fs)
 {
-	atomic_fetch_sub(&fs->charged, 1);
-}
-
-static int count_inode(struct sfs_fs *fs)
-{
-	int rc = link_charge(fs);
-	if (rc == 0)
-		atomic_fetch_add(&fs->inodes, 1);
-	return rc;
+	link_refund_many(fs, 1);
 }
 
 int inode_new(struct sfs_fs *fs, uint32_t mode, uint32_t uid, uint32_t gid,
               struct sfs_inode **out)
 {
-	int rc = count_inode(fs);
+	int rc = link_charge(fs);
 	if (rc)
 		return rc;
+	rc = inode_new_charged(fs, mode, uid, gid, out);
+	if (rc)
+		link_refund(fs);
+	return rc;
+}
+
+int inode_new_charged(struct sfs_fs *fs, uint32_t mode, uint32_t uid, uint32_t gid,
+                      struct sfs_inode **out)
+{
+	int rc;
+	atomic_fetch_add(&fs->inodes, 1);
 	struct sfs_inode *ip = meta_alloc(fs, sizeof(*ip));
 	if (!ip) {
 		rc = -errno;
@@ -230,7 +243,6 @@ fail_dir:
 	meta_free(fs, ip, sizeof(*ip));
 fail_alloc:
 	atomic_fetch_sub(&fs->inodes, 1);
-	link_refund(fs);
 	return rc;
 }
 
@@ -415,6 +427,8 @@ void sfs_get_stats(struct sfs_fs *fs, struct sfs_stats *st)
 	st->others = atomic_load(&fs->nothers);
 	st->sector_size = ps.sector_size;
 	st->sectors = ps.sectors_in_use;
+	st->shared_sectors = ps.shared_sectors;
+	st->saved_bytes = ps.shared_extra * ps.sector_size;
 	st->small_bytes = ps.small_bytes;
 	st->reserved = ps.bytes_reserved;
 	st->limit = ps.limit == SP_UNLIMITED ? 0 : ps.limit;

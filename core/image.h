@@ -30,19 +30,22 @@
 
 #define IMG_MAGIC "\x89SFSIMG\n"
 #define IMG_MAJOR 1
-#define IMG_MINOR 0
+#define IMG_MINOR 1
 #define HDR_SIZE 96u          /* the header of version 1.0 */
 #define HDR_SIZE_MAX 4096u    /* a later 1.x may grow it, up to this */
 #define REQUIRED_FLAGS 0xffffu /* header flags a reader must understand */
+#define FLAG_SHARES 1u        /* required, 1.1: the image has share records */
+#define KNOWN_FLAGS FLAG_SHARES
 #define REC_HDR 16u
 #define REC_SKIP 1u           /* record flag: a reader that does not know the type skips it */
 
-enum { R_INODE = 1, R_LINK = 2, R_XATTR = 3, R_DATA = 4, R_END = 5 };
+enum { R_INODE = 1, R_LINK = 2, R_XATTR = 3, R_DATA = 4, R_END = 5, R_SHARE = 6 };
 
 #define INODE_FIXED 86u
 #define LINK_FIXED 18u
 #define XATTR_FIXED 14u
 #define DATA_FIXED 16u
+#define SHARE_SIZE 40u
 #define END_SIZE (13u * 8u)
 #define RUN_MAX ((size_t)1 << 20)         /* bytes of data in one record */
 #define KNOWN_MAX (DATA_FIXED + RUN_MAX)  /* the longest record a 1.x reader knows */
@@ -159,18 +162,20 @@ struct reader {
 	uint64_t base;     /* file offset of buf[0] */
 	size_t have;       /* bytes of the file in buf */
 	uint64_t pos;      /* file offset of the next record */
+	uint32_t flags;    /* the header's */
 	uint64_t recno;    /* records read */
 	uint64_t skipped;
 	struct sfs_fs *fs; /* reports progress (phase) to it; NULL: to none */
 	unsigned phase;    /* enum sfs_image_phase */
 };
 
-/* What the parser keeps per inode: 16 bytes. */
+/* What the parser keeps per inode: 24 bytes. */
 struct vnode {
 	uint32_t parent;  /* directories: the parent's number (0 for the root) */
 	uint32_t nlink;   /* as the inode record says */
 	uint32_t seen;    /* names (directories: subdirectories) found so far */
 	uint32_t mode;
+	uint64_t size;    /* regular files: as the inode record says (share sources) */
 };
 
 struct inode_rec {
@@ -190,7 +195,8 @@ struct decoded {
 	char name[XATTR_FIXED + SFS_NAME_MAX + 1]; /* R_LINK, R_XATTR */
 	const uint8_t *value;     /* R_XATTR value, R_DATA bytes */
 	size_t len;
-	uint64_t off;             /* R_DATA */
+	uint64_t off;             /* R_DATA, R_SHARE */
+	uint64_t from, from_off, share_len; /* R_SHARE: the source inode, where, how much */
 };
 
 struct parser {

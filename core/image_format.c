@@ -113,6 +113,7 @@ const char *img_type_name(unsigned type)
 	case R_XATTR: return "xattr";
 	case R_DATA: return "data";
 	case R_END: return "end";
+	case R_SHARE: return "share";
 	default: return NULL;
 	}
 }

@@ -20,6 +20,12 @@
  * root is removed and the root's own attributes are put back, so the
  * filesystem is as empty as it was.  Only the load's progress
  * (sfs_image_progress) goes to the core directly.
+ *
+ * A share record (1.1) is a copy_file_range from the earlier file it
+ * names, complete by then, opened without moving its access time
+ * (sfs_restore_share): the sectors are shared again, as they were when
+ * the image was saved (or copied, where the filesystem's sector size does
+ * not line them up).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -121,6 +127,15 @@ static int build_data(struct builder *b, const struct decoded *d)
 	return rc ? restore_failed(b, rc) : 0;
 }
 
+static int build_share(struct builder *b, const struct decoded *d)
+{
+	if (!b->open || (b->cur.mode & S_IFMT) != S_IFREG)
+		return img_fail(b->e, -EIO, "changed while being read");
+	int rc = sfs_restore_share(b->r, b->map[d->from - 1], (off_t)d->from_off, (off_t)d->off,
+	                           d->share_len);
+	return rc ? restore_failed(b, rc) : 0;
+}
+
 static int build_link(struct builder *b, const struct decoded *d)
 {
 	int rc = sfs_restore_link(b->r, b->map[d->ino - 1], b->map[d->parent - 1], d->name);
@@ -215,6 +230,7 @@ int sfs_image_load(struct sfs_fs *fs, const char *path, char *err, size_t errlen
 		case R_LINK: rc = build_link(&b, &d); break;
 		case R_XATTR: rc = build_xattr(&b, &d); break;
 		case R_DATA: rc = build_data(&b, &d); break;
+		case R_SHARE: rc = build_share(&b, &d); break;
 		default: rc = build_end(&b); break;
 		}
 		if (rc)

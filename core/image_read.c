@@ -12,6 +12,10 @@
  * image's contents (about 40 bytes per inode while verifying), whatever a
  * crafted header claims.
  *
+ * Share records (1.1) say that a run of the current file holds the same
+ * bytes as a run of an earlier regular file; the parser keeps each file's
+ * size (8 of the bytes per inode) to hold the source run inside it.
+ *
  * The saver numbers inodes in the order it writes them and gives each its
  * first name (parent number + name) in its own record, so a directory
  * always comes before anything in it: there is no cycle to search for,
@@ -232,9 +236,10 @@ static int rd_header(struct reader *r, struct header *h)
 	h->xattrs = get64(hb + 64);
 	h->data_bytes = get64(hb + 72);
 	h->file_size = get64(hb + 80);
-	if (h->flags & REQUIRED_FLAGS)
+	if (h->flags & REQUIRED_FLAGS & ~KNOWN_FLAGS)
 		return img_fail(r->e, -EINVAL, "needs features 0x%04x that this sectorfs does not have",
-		            h->flags & REQUIRED_FLAGS);
+		            h->flags & REQUIRED_FLAGS & ~KNOWN_FLAGS);
+	r->flags = h->flags;
 	if (h->sector_size < 512 || h->sector_size > 65536 ||
 	    (h->sector_size & (h->sector_size - 1)))
 		return img_fail(r->e, -EINVAL, "bad sector size %u in the header", h->sector_size);
@@ -456,7 +461,8 @@ static int parse_inode(struct parser *ps, const struct rec *rec, struct decoded 
 	if (img_grow((void **)&ps->v, &ps->cap, ps->n + 1, sizeof *ps->v))
 		return img_fail_nomem(ps->e);
 	ps->v[ps->n] = (struct vnode){.parent = (uint32_t)in->parent, .nlink = in->nlink,
-	                              .seen = type == S_IFDIR ? 0 : 1, .mode = in->mode};
+	                              .seen = type == S_IFDIR ? 0 : 1, .mode = in->mode,
+	                              .size = type == S_IFREG ? in->size : 0};
 	if (type == S_IFDIR && !root)
 		ps->v[in->parent - 1].seen++;
 	ps->n++;
@@ -609,6 +615,30 @@ static int parse_xattr(struct parser *ps, const struct rec *rec, struct decoded 
 	return 0;
 }
 
+/* Where a run of data or shared data (`kind`) of inode ino lies: the
+ * current inode, a regular file, before its xattrs, after the run before
+ * it, inside the file. */
+static int check_run(struct parser *ps, const struct rec *rec, const char *kind, uint64_t ino,
+                     uint64_t off, uint64_t len)
+{
+	char what[64];
+	if (ino == 0 || ino != ps->n)
+		return FAILR(ps, rec, "not after its inode's record");
+	if ((ps->v[ino - 1].mode & S_IFMT) != S_IFREG)
+		return FAILR(ps, rec, "%s for an inode that is not a regular file", kind);
+	if (ps->had_xattr)
+		return FAILR(ps, rec, "%s after the inode's xattrs", kind);
+	if (off < ps->data_end)
+		return FAILR(ps, rec,
+		             "%s at %llu overlaps or precedes the run before it (ending at %llu)",
+		             kind, (ull)off, (ull)ps->data_end);
+	if (off > ps->in.size || len > ps->in.size - off)
+		return FAILR(ps, rec, "%s at %llu+%llu beyond the file size %llu", kind, (ull)off,
+		             (ull)len, (ull)ps->in.size);
+	ps->data_end = off + len;
+	return 0;
+}
+
 static int parse_data(struct parser *ps, const struct rec *rec, struct decoded *d)
 {
 	char what[64];
@@ -616,27 +646,56 @@ static int parse_data(struct parser *ps, const struct rec *rec, struct decoded *
 	if (rec->len <= DATA_FIXED)
 		return FAILR(ps, rec, "bad length %u", rec->len);
 	uint64_t ino = get64(p), off = get64(p + 8), len = rec->len - DATA_FIXED;
-	if (ino == 0 || ino != ps->n)
-		return FAILR(ps, rec, "not after its inode's record");
-	if ((ps->v[ino - 1].mode & S_IFMT) != S_IFREG)
-		return FAILR(ps, rec, "data for an inode that is not a regular file");
-	if (ps->had_xattr)
-		return FAILR(ps, rec, "data after the inode's xattrs");
-	if (off < ps->data_end)
-		return FAILR(ps, rec,
-		             "data at %llu overlaps or precedes the run before it (ending at "
-		             "%llu)",
-		             (ull)off, (ull)ps->data_end);
-	if (off > ps->in.size || len > ps->in.size - off)
-		return FAILR(ps, rec, "data at %llu+%llu beyond the file size %llu", (ull)off,
-		             (ull)len, (ull)ps->in.size);
-	ps->data_end = off + len;
+	int rc = check_run(ps, rec, "data", ino, off, len);
+	if (rc)
+		return rc;
 	ps->info.data_bytes += len;
 	ps->need += len;
 	d->ino = ino;
 	d->off = off;
 	d->value = p + DATA_FIXED;
 	d->len = (size_t)len;
+	return 0;
+}
+
+/* The file's bytes at [off, off + len) are those of an earlier regular
+ * file, or of this one before off, at [from_off, from_off + len): the same
+ * rules as data for where they lie in the file, and the source run must
+ * lie within the source's size. */
+static int parse_share(struct parser *ps, const struct rec *rec, struct decoded *d)
+{
+	char what[64];
+	const uint8_t *p = rec->p;
+	if (rec->len != SHARE_SIZE)
+		return FAILR(ps, rec, "bad length %u", rec->len);
+	uint64_t ino = get64(p), off = get64(p + 8), len = get64(p + 16);
+	uint64_t from = get64(p + 24), from_off = get64(p + 32);
+	if (!(ps->r->flags & FLAG_SHARES))
+		return FAILR(ps, rec, "shared data in an image whose header does not declare any");
+	if (len == 0 && ino == ps->n)
+		return FAILR(ps, rec, "shares no bytes");
+	int rc = check_run(ps, rec, "shared data", ino, off, len);
+	if (rc)
+		return rc;
+	if (from == 0 || from > ino)
+		return FAILR(ps, rec, "shares the data of inode %llu, which is not an earlier inode",
+		             (ull)from);
+	if (from == ino && (from_off > off || len > off - from_off))
+		return FAILR(ps, rec, "shares bytes %llu+%llu of its own, not all before %llu",
+		             (ull)from_off, (ull)len, (ull)off);
+	const struct vnode *src = &ps->v[from - 1];
+	if ((src->mode & S_IFMT) != S_IFREG)
+		return FAILR(ps, rec, "shares the data of inode %llu, which is not a regular file",
+		             (ull)from);
+	if (from_off > src->size || len > src->size - from_off)
+		return FAILR(ps, rec, "shares bytes %llu+%llu of inode %llu, beyond its size %llu",
+		             (ull)from_off, (ull)len, (ull)from, (ull)src->size);
+	ps->info.shared_bytes += len;
+	d->ino = ino;
+	d->off = off;
+	d->from = from;
+	d->from_off = from_off;
+	d->share_len = len;
 	return 0;
 }
 
@@ -680,6 +739,7 @@ int img_parse_next(struct parser *ps, struct decoded *d)
 	case R_LINK: rc = parse_link(ps, &rec, d); break;
 	case R_XATTR: rc = parse_xattr(ps, &rec, d); break;
 	case R_DATA: rc = parse_data(ps, &rec, d); break;
+	case R_SHARE: rc = parse_share(ps, &rec, d); break;
 	default: rc = parse_end(ps, &rec); break;
 	}
 	return rc ? rc : 1;

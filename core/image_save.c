@@ -26,6 +26,16 @@
  * so, and the renamed file is never removed -- it is the newest good
  * image there is, and removing it would lose the old one too.
  *
+ * Shared data is stored once (format 1.1).  The snapshot tells, per file,
+ * which sectors other files shared at its instant, each with an identity.
+ * The first file to hold such a sector writes its bytes as data and notes
+ * the identity (file and offset); every later holder writes a share record
+ * naming them instead, consecutive sectors of one source merged into one
+ * record, and the header declares share records (a required flag, which a
+ * 1.0 reader refuses rather than load holes).  The loader shares the same
+ * sectors again (copy_file_range), so a tree of copies comes back as small
+ * as it was saved.
+ *
  * A save reports the filesystem's change count at the snapshot's instant
  * (sfs_fs_changes(), in sfs_image_info), so that a caller can skip a later
  * save when nothing has changed since.
@@ -168,6 +178,54 @@ static int w_record(struct writer *w, unsigned type, const uint8_t *fixed, size_
 	return w_write(w, iov, 2);
 }
 
+/* Shared sectors already written: identity -> where (open addressing). */
+struct seen {
+	uint64_t id;       /* 0: empty slot */
+	uint64_t off;      /* where the sector starts in that file */
+	uint32_t num;      /* the file, by image number */
+	uint32_t len;      /* its bytes there (less than a sector at the file's end) */
+};
+
+struct seen_map {
+	struct seen *s;
+	size_t cap, n;     /* cap a power of two */
+};
+
+static struct seen *seen_slot(const struct seen_map *m, uint64_t id)
+{
+	size_t h = (size_t)((id >> 9) * 0x9e3779b97f4a7c15ull) & (m->cap - 1);
+	while (m->s[h].id && m->s[h].id != id)
+		h = (h + 1) & (m->cap - 1);
+	return &m->s[h];
+}
+
+static const struct seen *seen_find(const struct seen_map *m, uint64_t id)
+{
+	if (!m->cap)
+		return NULL;
+	const struct seen *e = seen_slot(m, id);
+	return e->id ? e : NULL;
+}
+
+static int seen_add(struct seen_map *m, struct seen e)
+{
+	if (2 * (m->n + 1) > m->cap) {
+		struct seen_map bigger = {.cap = m->cap ? 2 * m->cap : 1024};
+		bigger.s = os_calloc(bigger.cap, sizeof *bigger.s);
+		if (!bigger.s)
+			return -ENOMEM;
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->s[i].id)
+				*seen_slot(&bigger, m->s[i].id) = m->s[i];
+		os_free(m->s);
+		m->s = bigger.s;
+		m->cap = bigger.cap;
+	}
+	*seen_slot(m, e.id) = e;
+	m->n++;
+	return 0;
+}
+
 /* Per snapshot inode, while saving. */
 struct sinode {
 	uint64_t ino;
@@ -191,6 +249,11 @@ struct saver {
 	/* the data of the inode being written */
 	uint32_t cur;
 	uint64_t cur_size, cur_end;
+	const struct sv_frozen_share *shares; /* its shared sectors */
+	size_t nshares, next_share;
+	uint64_t sector;
+	struct seen_map seen;
+	uint8_t share[SHARE_SIZE]; /* a share record not yet written (length 0: none) */
 	/* progress: regular files' sizes, in all and of those written */
 	uint64_t total, done;
 	struct sfs_image_info info;
@@ -239,23 +302,104 @@ static int add_xattr(void *ctx, const char *name, const void *value, size_t len)
 	               : 0;
 }
 
+/* Write the share record waiting to grow, if any. */
+static int flush_share(struct saver *sv)
+{
+	if (get64(sv->share + 16) == 0)
+		return 0;
+	int rc = w_record(&sv->w, R_SHARE, sv->share, SHARE_SIZE, NULL, 0);
+	put64(sv->share + 16, 0);
+	return rc;
+}
+
+/* [off, off + len) of the current file holds what file `num` holds at
+ * from_off: grow the waiting record, or start another. */
+static int put_share(struct saver *sv, uint64_t off, uint64_t len, uint32_t num, uint64_t from_off)
+{
+	uint8_t *r = sv->share;
+	uint64_t have = get64(r + 16);
+	if (have && get64(r + 8) + have == off && get64(r + 24) == num &&
+	    get64(r + 32) + have == from_off) {
+		put64(r + 16, have + len);
+	} else {
+		int rc = flush_share(sv);
+		if (rc)
+			return rc;
+		put64(r, sv->cur);
+		put64(r + 8, off);
+		put64(r + 16, len);
+		put64(r + 24, num);
+		put64(r + 32, from_off);
+	}
+	sv->info.shared_bytes += len;
+	return 0;
+}
+
+/* Bytes of the current file as data records. */
+static int put_bytes(struct saver *sv, uint64_t off, const uint8_t *buf, uint64_t len)
+{
+	int rc = len ? flush_share(sv) : 0;
+	for (uint64_t done = 0; rc == 0 && done < len;) {
+		size_t n = len - done < RUN_MAX ? (size_t)(len - done) : RUN_MAX;
+		uint8_t f[DATA_FIXED];
+		put64(f, sv->cur);
+		put64(f + 8, off + done);
+		rc = w_record(&sv->w, R_DATA, f, sizeof f, buf + done, n);
+		done += n;
+	}
+	sv->info.data_bytes += len;
+	return rc;
+}
+
+/* A run of data: a shared sector whose bytes an earlier file wrote
+ * becomes a share record, the rest data (a shared sector written here
+ * for the first time is noted for those that follow). */
 static int put_data(void *ctx, uint64_t off, const void *buf, size_t len)
 {
 	struct saver *sv = ctx;
 	if (off < sv->cur_end || off > sv->cur_size || len > sv->cur_size - off)
 		return -EIO; /* the snapshot broke its promise: refuse to write it */
-	for (size_t done = 0; done < len;) {
-		size_t n = len - done < RUN_MAX ? len - done : RUN_MAX;
-		uint8_t f[DATA_FIXED];
-		put64(f, sv->cur);
-		put64(f + 8, off + done);
-		int rc = w_record(&sv->w, R_DATA, f, sizeof f, (const uint8_t *)buf + done, n);
-		if (rc)
-			return rc;
-		done += n;
+	const uint64_t S = sv->sector, end = off + len;
+	uint64_t pos = off, data = off; /* data: where bytes not yet written start */
+	int rc = 0;
+	while (rc == 0 && pos < end) {
+		while (sv->next_share < sv->nshares && (sv->shares[sv->next_share].index + 1) * S <= pos)
+			sv->next_share++;
+		const struct sv_frozen_share *sh =
+		        sv->next_share < sv->nshares ? &sv->shares[sv->next_share] : NULL;
+		if (!sh || sh->index * S >= end) {
+			pos = end;
+			break;
+		}
+		if (sh->index * S > pos) {
+			pos = sh->index * S;
+			continue;
+		}
+		uint64_t start = sh->index * S, stop = start + S < end ? start + S : end;
+		const struct seen *at = seen_find(&sv->seen, sh->id);
+		/* (Noted earlier: before pos if it was this file.) */
+		if (at && pos - start < at->len) {
+			uint64_t n = stop - pos < at->len - (pos - start) ? stop - pos
+			                                                  : at->len - (pos - start);
+			rc = put_bytes(sv, data, (const uint8_t *)buf + (data - off), pos - data);
+			if (rc == 0)
+				rc = put_share(sv, pos, n, at->num, at->off + (pos - start));
+			pos += n;
+			data = pos;
+			continue;
+		}
+		if (!at && pos == start) {
+			uint64_t here = sv->cur_size - start < S ? sv->cur_size - start : S;
+			if (seen_add(&sv->seen, (struct seen){sh->id, start, sv->cur, (uint32_t)here}))
+				return -ENOMEM;
+		}
+		pos = stop;
 	}
-	sv->cur_end = off + len;
-	sv->info.data_bytes += len;
+	if (rc == 0)
+		rc = put_bytes(sv, data, (const uint8_t *)buf + (data - off), end - data);
+	if (rc)
+		return rc;
+	sv->cur_end = end;
 	fs_progress(sv->fs, SFS_IMAGE_SAVING, sv->done + sv->cur_end, sv->total);
 	return 0;
 }
@@ -343,7 +487,11 @@ static int save_inode(struct saver *sv, size_t i, uint32_t parent, const char *n
 		sv->cur = num;
 		sv->cur_size = si.size;
 		sv->cur_end = 0;
+		sv->nshares = snap_shares(sv->s, i, &sv->shares, &sv->sector);
+		sv->next_share = 0;
 		rc = snap_data(sv->s, i, put_data, sv);
+		if (rc == 0)
+			rc = flush_share(sv);
 		if (rc)
 			return snap_failed(sv, rc, "the data", si.ino);
 		sv->done += si.size;
@@ -567,6 +715,8 @@ int sfs_image_save(struct sfs_fs *fs, const char *path, struct sfs_image_info *i
 	h.xattrs = sv.info.xattrs;
 	h.data_bytes = sv.info.data_bytes;
 	h.file_size = sv.w.off;
+	if (sv.info.shared_bytes)
+		h.flags |= FLAG_SHARES;
 	uint8_t hb[HDR_SIZE];
 	header_encode(&h, hb);
 	struct iovec hv = {.iov_base = hb, .iov_len = sizeof hb};
@@ -606,6 +756,7 @@ int sfs_image_save(struct sfs_fs *fs, const char *path, struct sfs_image_info *i
 		*info = sv.info;
 		info->version_major = IMG_MAJOR;
 		info->version_minor = IMG_MINOR;
+		info->flags = h.flags;
 		info->sector_size = h.sector_size;
 		info->created = h.created;
 		info->image_bytes = h.file_size;
@@ -624,6 +775,7 @@ out:
 	os_free(sv.w.buf);
 	os_free(sv.ix);
 	os_free(sv.queue);
+	os_free(sv.seen.s);
 	img_arena_free(&sv.ents);
 	img_arena_free(&sv.xattrs);
 	return rc;

@@ -38,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "os.h"
@@ -492,23 +493,72 @@ static int new_name(struct walk *w)
 	return rc;
 }
 
-int sfs_path_link(struct sfs_fs *fs, const struct sfs_cred *cr, const char *from, const char *to,
-                  bool follow)
+/* An existing `from` (its last component followed if `follow`) and a new
+ * name `to`, resolved as link(2) resolves them, for fn(the inode `from`
+ * names, the directory of the new name, the name, ctx).  *which: the path
+ * that failed (1 from, 2 to), or 0 when fn ran. */
+typedef int (*pair_fn)(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, sfs_ino_t dir,
+                       const char *name, void *ctx);
+static int from_to(struct sfs_fs *fs, const struct sfs_cred *cr, const char *from, bool follow,
+                   const char *to, pair_fn fn, void *ctx, int *which)
 {
 	struct walk a, b;
 	struct target t;
 	int rc = resolve(&a, fs, cr, from, follow, &t);
 	int rc2 = walk_start(&b, fs, cr, to);
+	*which = 1;
 	if (rc == 0) {
+		*which = 2;
 		rc = rc2 ? rc2 : walk_parent(&b);
 		if (rc == 0)
 			rc = new_name(&b);
-		if (rc == 0)
-			rc = sfs_link(fs, cr, t.ino, b.dir, b.last, NULL);
+		if (rc == 0) {
+			*which = 0;
+			rc = fn(fs, cr, t.ino, b.dir, b.last, ctx);
+		}
 		put_target(fs, &t);
 	}
 	walk_end(&a);
 	walk_end(&b);
+	return rc;
+}
+
+static int do_link(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, sfs_ino_t dir,
+                   const char *name, void *ctx)
+{
+	(void)ctx;
+	return sfs_link(fs, cr, ino, dir, name, NULL);
+}
+
+int sfs_path_link(struct sfs_fs *fs, const struct sfs_cred *cr, const char *from, const char *to,
+                  bool follow)
+{
+	int which;
+	return from_to(fs, cr, from, follow, to, do_link, NULL, &which);
+}
+
+struct message {
+	char *buf;
+	size_t len;
+};
+
+static int do_clone(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t ino, sfs_ino_t dir,
+                    const char *name, void *ctx)
+{
+	struct message *m = ctx;
+	return sfs_clone(fs, cr, ino, dir, name, m->buf, m->len);
+}
+
+int sfs_path_clone(struct sfs_fs *fs, const struct sfs_cred *cr, const char *from, const char *to,
+                   char *err, size_t errlen)
+{
+	struct message m = {err, errlen};
+	int which;
+	if (err && errlen)
+		err[0] = '\0';
+	int rc = from_to(fs, cr, from, false, to, do_clone, &m, &which);
+	if (rc && which && err && errlen)
+		snprintf(err, errlen, "%s: %s", which == 1 ? from : to, strerror(-rc));
 	return rc;
 }
 

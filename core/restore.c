@@ -305,7 +305,31 @@ int sfs_restore_write(struct sfs_restore *r, const void *buf, size_t len, off_t 
 			return failed(r, n < 0 ? (int)n : -EIO, "write", r->ino);
 		done += (size_t)n;
 	}
-	r->written_end = (uint64_t)off + len;
+	if ((uint64_t)off + len > r->written_end)
+		r->written_end = (uint64_t)off + len;
+	return 0;
+}
+
+int sfs_restore_share(struct sfs_restore *r, sfs_ino_t from, off_t from_off, off_t off,
+                      uint64_t len)
+{
+	if (!r->open || !r->fh || r->data_done || off < 0 || from_off < 0)
+		return failed(r, -EINVAL, "share data", r->ino);
+	struct sfs_file *src;
+	int rc = sfs_open(r->fs, r->cr, from, O_RDONLY | O_NOATIME, &src);
+	if (rc)
+		return failed(r, rc, "open the file it shares data with", r->ino);
+	for (uint64_t done = 0; rc == 0 && done < len;) {
+		ssize_t n = sfs_copy_file_range(r->fs, r->cr, src, from_off + (off_t)done, r->fh,
+		                                off + (off_t)done, len - done, 0);
+		rc = n < 0 ? (int)n : n == 0 ? -EIO : 0;
+		done += n > 0 ? (uint64_t)n : 0;
+	}
+	int rc2 = sfs_release(r->fs, src);
+	if (rc || rc2)
+		return failed(r, rc ? rc : rc2, "share data", r->ino);
+	if ((uint64_t)off + len > r->written_end)
+		r->written_end = (uint64_t)off + len;
 	return 0;
 }
 

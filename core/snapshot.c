@@ -341,6 +341,18 @@ int snap_xattrs(struct snap *s, size_t i,
 	return rc;
 }
 
+size_t snap_shares(const struct snap *s, size_t i, const struct sv_frozen_share **list,
+                   uint64_t *sector_size)
+{
+	*sector_size = sp_sector_size(s->fs->pool);
+	const struct snap_rec *r = &s->recs[i];
+	if (!r->frozen) {
+		*list = NULL;
+		return 0;
+	}
+	return sv_frozen_shares(r->frozen, list);
+}
+
 int snap_data(struct snap *s, size_t i,
               int (*fn)(void *ctx, uint64_t off, const void *buf, size_t len), void *ctx)
 {

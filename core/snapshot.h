@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "sectorfs.h"
+#include "sectorfs/engine.h"
 
 struct snap;
 
@@ -48,5 +49,11 @@ int snap_xattrs(struct snap *s, size_t i,
  * in pieces of at most 1 MiB. */
 int snap_data(struct snap *s, size_t i,
               int (*fn)(void *ctx, uint64_t off, const void *buf, size_t len), void *ctx);
+/* The sectors of a file's data that other files (or other places of it)
+ * shared at the snapshot's instant, in increasing index, each with an
+ * identity: equal identities, in this snapshot, mean the same bytes.
+ * Returns how many; *sector_size gets the filesystem's. */
+size_t snap_shares(const struct snap *s, size_t i, const struct sv_frozen_share **list,
+                   uint64_t *sector_size);
 
 #endif

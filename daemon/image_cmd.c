@@ -817,6 +817,7 @@ static void print_info(const char *path, const struct sfs_image_info *i)
 	       "names:       %llu (each hard link counted)\n"
 	       "xattrs:      %llu (ACLs included)\n"
 	       "file data:   %.1f MiB stored, %.1f MiB of file sizes (holes are not stored)\n"
+	       "shared:      %.1f MiB of files' data stored once for several\n"
 	       "records:     %llu (%llu of unknown types skipped)\n",
 	       path, (unsigned long long)i->image_bytes, mib(i->image_bytes), i->version_major,
 	       i->version_minor, i->flags, when, (long)i->created.tv_nsec, i->sector_size,
@@ -825,7 +826,8 @@ static void print_info(const char *path, const struct sfs_image_info *i)
 	       (unsigned long long)i->fifos, (unsigned long long)i->sockets,
 	       (unsigned long long)i->chrdevs, (unsigned long long)i->blkdevs,
 	       (unsigned long long)i->names, (unsigned long long)i->xattrs, mib(i->data_bytes),
-	       mib(i->file_bytes), (unsigned long long)i->records, (unsigned long long)i->skipped);
+	       mib(i->file_bytes), mib(i->shared_bytes), (unsigned long long)i->records,
+	       (unsigned long long)i->skipped);
 }
 
 int image_command(const char *what, const char *path, const char *dir, unsigned wait_s)

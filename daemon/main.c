@@ -40,6 +40,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "clone_cmd.h"
 #include "image_cmd.h"
 #include "mountinfo.h"
 #include "ops.h"
@@ -196,6 +197,7 @@ size_t daemon_report(struct daemon *d, char *buf, size_t size)
 	        "inodes:        %s: %llu files, %llu directories, %llu symlinks, %llu other\n"
 	        "file data:     %.1f MiB (sum of file sizes)\n"
 	        "sectors:       %llu in use x %llu B = %.1f MiB\n"
+	        "shared:        %llu sectors shared by copies, %.1f MiB saved\n"
 	        "small objects: %.1f MiB (inodes, entries, inline data, tree nodes)\n"
 	        "used:          %.1f MiB counted against the limit\n"
 	        "limit:         %s\n"
@@ -204,7 +206,8 @@ size_t daemon_report(struct daemon *d, char *buf, size_t size)
 	        mountpoint_real, (int)getpid(), transport, writes, inodes, (unsigned long long)s.files,
 	        (unsigned long long)s.dirs, (unsigned long long)s.symlinks,
 	        (unsigned long long)s.others, mib(s.data_bytes), (unsigned long long)s.sectors,
-	        (unsigned long long)s.sector_size, mib(s.sectors * s.sector_size), mib(s.small_bytes),
+	        (unsigned long long)s.sector_size, mib(s.sectors * s.sector_size),
+	        (unsigned long long)s.shared_sectors, mib(s.saved_bytes), mib(s.small_bytes),
 	        mib(s.reserved), limit, mib(s.mapped), mib(s.overhead), mib(rss));
 	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
@@ -235,7 +238,8 @@ static int mount_and_serve(struct opts *o)
 		snprintf(uring_note, sizeof uring_note, "io_uring=off");
 	else if (rg_probe(uring_note, sizeof uring_note) != 0 && o->uring == OPT_URING_ON)
 		return say_error("io_uring=on: %s", uring_note);
-	struct daemon d = {.cache = o->cache, .direct_write = o->direct_write, .writeback = o->writeback};
+	struct daemon d = {.cache = o->cache, .direct_write = o->direct_write, .writeback = o->writeback,
+	                   .read_only = o->read_only, .single_thread = o->max_threads == 1};
 	struct sfs_config cfg = {
 	        .attrs_changed = daemon_attrs_changed,
 	        .attrs_changed_arg = &d,
@@ -349,6 +353,7 @@ static int mount_and_serve(struct opts *o)
 	rc = o->max_threads == 1 ? fuse_session_loop(se) : fuse_session_loop_mt(se, lc);
 	sd_loop_ended();
 	tr_stop();
+	clone_finish();
 	rc = rc < 0 ? 1 : 0;
 	/* The loop ends on a signal (the mount is still there: save, then
 	 * unmount) or after an unmount (the tree is still in our memory). */
@@ -399,6 +404,9 @@ int main(int argc, char **argv)
 		break;
 	case OPT_UMOUNT:
 		rc = umount_command(o.mountpoint);
+		break;
+	case OPT_CLONE:
+		rc = clone_command(o.clone_src, o.clone_dst);
 		break;
 	case OPT_IMAGE:
 		rc = image_command(o.image_what, o.image_path, o.image_dir, o.image_wait);

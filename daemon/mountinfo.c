@@ -12,6 +12,10 @@
  * Mounts can be stacked on one path.  Each line names its parent mount;
  * the one on top is the one that is no other's parent among the mounts
  * at that path (mount ids are reused, so their order says nothing).
+ *
+ * `sectorfs clone` needs the mount a path lies on: the one at the longest
+ * mount point that is a prefix of the path, ending at a component
+ * boundary, and the top one there.
  */
 #include "mountinfo.h"
 
@@ -35,23 +39,21 @@ static void unescape(const char *s, char *out, size_t size)
 	*o = '\0';
 }
 
-/* One line: false if it is not for `path` (or malformed). */
-static bool parse_line(char *line, const char *path, struct mi_mount *m)
+/* One line into *m: false if malformed. */
+static bool parse_line(char *line, struct mi_mount *m)
 {
-	char dev[32], point[PATH_MAX], opts[256];
+	char dev[32], root[PATH_MAX], point[PATH_MAX], opts[256];
 	int n = 0;
-	if (sscanf(line, "%u %u %31s %*s %4095s %255s %n", &m->id, &m->parent, dev, point, opts,
-	           &n) != 5 || !n)
-		return false;
-	char un[PATH_MAX];
-	unescape(point, un, sizeof un);
-	if (strcmp(un, path))
+	if (sscanf(line, "%u %u %31s %4095s %4095s %255s %n", &m->id, &m->parent, dev, root, point,
+	           opts, &n) != 6 || !n)
 		return false;
 	/* Optional fields, then " - TYPE SOURCE SUPER_OPTIONS". */
 	const char *dash = strstr(line + n - 1, " - ");
 	char type[64], super[512];
 	if (!dash || sscanf(dash + 3, "%63s %*s %511s", type, super) != 2)
 		return false;
+	unescape(root, m->root, sizeof m->root);
+	unescape(point, m->point, sizeof m->point);
 	snprintf(m->dev, sizeof m->dev, "%s", dev);
 	snprintf(m->type, sizeof m->type, "%s", type);
 	snprintf(m->mount_opts, sizeof m->mount_opts, "%s", opts);
@@ -59,16 +61,29 @@ static bool parse_line(char *line, const char *path, struct mi_mount *m)
 	return true;
 }
 
+/* The length of mount point p if it is a prefix of path ending at a
+ * component boundary, else 0 ("/" counts 1). */
+static size_t covers(const char *p, const char *path)
+{
+	size_t n = strlen(p);
+	if (!strcmp(p, "/"))
+		return 1;
+	if (strncmp(p, path, n) || (path[n] && path[n] != '/'))
+		return 0;
+	return n;
+}
+
 bool mi_top(const char *path, struct mi_mount *m)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "r");
 	if (!f)
 		return false;
-	struct mi_mount *at = NULL, one;
+	struct mi_mount *at = NULL;
+	struct mi_mount one;
 	size_t n = 0, cap = 0;
 	char line[8192];
 	while (fgets(line, sizeof line, f)) {
-		if (!parse_line(line, path, &one))
+		if (!parse_line(line, &one) || strcmp(one.point, path))
 			continue;
 		if (n == cap) {
 			size_t c = cap ? cap * 2 : 4;
@@ -93,6 +108,25 @@ bool mi_top(const char *path, struct mi_mount *m)
 	}
 	free(at);
 	return found;
+}
+
+bool mi_under(const char *path, struct mi_mount *m)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return false;
+	struct mi_mount one;
+	char line[8192], best[PATH_MAX] = "";
+	size_t best_len = 0;
+	while (fgets(line, sizeof line, f)) {
+		size_t n;
+		if (parse_line(line, &one) && (n = covers(one.point, path)) > best_len) {
+			best_len = n;
+			snprintf(best, sizeof best, "%s", one.point);
+		}
+	}
+	fclose(f);
+	return best_len > 0 && mi_top(best, m);
 }
 
 bool mi_has(const char *opts, const char *name)

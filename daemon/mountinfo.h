@@ -4,11 +4,14 @@
 #ifndef SECTORFS_MOUNTINFO_H
 #define SECTORFS_MOUNTINFO_H
 
+#include <limits.h>
 #include <stdbool.h>
 
 struct mi_mount {
 	unsigned id, parent;  /* mount ids */
 	char dev[32];         /* "major:minor" of the filesystem */
+	char root[PATH_MAX];  /* the filesystem's directory mounted there ("/": all of it) */
+	char point[PATH_MAX]; /* where it is mounted */
 	char type[64];        /* "tmpfs", "fuse.sectorfs", ... */
 	char mount_opts[256]; /* this mount's: "rw,nosuid,nodev,relatime" */
 	char super_opts[512]; /* the filesystem's: "rw,user_id=0,..." */
@@ -18,6 +21,11 @@ struct mi_mount {
  * are stacked there, the one that no other is mounted on.  True with *m
  * filled in if anything is mounted at path. */
 bool mi_top(const char *path, struct mi_mount *m);
+
+/* The mount `path` (absolute, symlinks resolved) lies on: the top one at
+ * the longest mount point that is a prefix of it.  False if none is found
+ * (/proc/self/mountinfo unreadable). */
+bool mi_under(const char *path, struct mi_mount *m);
 
 /* Whether the comma-separated option list has `name` as one of its
  * options (exactly: "ro" is not in "rootmode=..."). */

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clone_cmd.h"
 #include "image_cmd.h"
 #include "inval.h"
 #include "os.h"
@@ -493,8 +494,11 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 {
 	(void)ino_in, (void)ino_out;
 	struct sfs_cred cr = cred_of(req);
+	/* The reply counts 32 bits: ask the caller to come back for more
+	 * (sectors are shared, so a 4 GiB piece takes milliseconds). */
+	const size_t most = (size_t)UINT32_MAX & ~(size_t)4095;
 	ssize_t n = sfs_copy_file_range(fs_of(req), &cr, fh_of(fi_in), off_in, fh_of(fi_out),
-	                                off_out, len, (unsigned)flags);
+	                                off_out, len < most ? len : most, (unsigned)flags);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -506,7 +510,8 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
  * (FS_IOC_FSGETXATTR/FSSETXATTR, a struct fsxattr, which the kernel's
  * fileattr code reads before every change).  The kernel checks who may
  * change what, then sends them through a descriptor it opens read-only.
- * Any other ioctl: -ENOTTY, as for one a filesystem does not know. */
+ * `sectorfs clone` comes as an ioctl too (clone_cmd.c).  Any other
+ * ioctl: -ENOTTY, as for one a filesystem does not know. */
 static const struct {
 	unsigned fl, xfl;
 } xflags[] = {{SFS_FL_IMMUTABLE, FS_XFLAG_IMMUTABLE}, {SFS_FL_APPEND, FS_XFLAG_APPEND},
@@ -570,6 +575,9 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 			rc = fl < 0 ? -EOPNOTSUPP : sfs_setflags(fs_of(req), &cr, ino, (unsigned)fl);
 		}
 		break;
+	case CLONE_IOC:
+		clone_request(req, in_buf, in_bufsz, out_bufsz);
+		return;
 	default:
 		rc = -ENOTTY;
 		break;

@@ -20,6 +20,8 @@ struct daemon {
 	enum opt_cache cache;
 	enum opt_direct direct_write;
 	bool writeback;
+	bool read_only;          /* -o ro: nothing changes the tree (clone_cmd.c) */
+	bool single_thread;      /* max_threads=1 (clone_cmd.c) */
 };
 
 /* sfs_config.attrs_changed for a daemon: the kernel forgets the inode's

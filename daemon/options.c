@@ -372,6 +372,14 @@ int opt_parse(int argc, char **argv, struct opts *o, enum opt_action *action, ch
 		o->mountpoint = pos[1];
 		return 0;
 	}
+	if (npos >= 1 && !strcmp(pos[0], "clone")) {
+		if (npos != 3)
+			return fail(err, errlen, "usage: sectorfs clone SRC DST");
+		*action = OPT_CLONE;
+		o->clone_src = pos[1];
+		o->clone_dst = pos[2];
+		return 0;
+	}
 	if (npos >= 1 && !strcmp(pos[0], "image")) {
 		const char *what = npos >= 2 ? pos[1] : "";
 		bool create = !strcmp(what, "create");
@@ -425,6 +433,7 @@ void opt_usage(const char *prog)
 	       "       %s stats MOUNTPOINT\n"
 	       "       %s save MOUNTPOINT\n"
 	       "       %s umount MOUNTPOINT\n"
+	       "       %s clone SRC DST\n"
 	       "       %s image create PATH [DIR] | check PATH | info PATH\n"
 	       "       %s -h | --help | -V | --version\n"
 	       "\n"
@@ -479,9 +488,11 @@ void opt_usage(const char *prog)
 	       "                  user who mounted it)\n"
 	       "  stats           what a mount holds and what it costs\n"
 	       "  save            save a mount with image= now, and wait for it\n"
+	       "  clone           copy the tree SRC to DST as cp -a would, inside one mount,\n"
+	       "                  sharing the files' memory until either copy changes\n"
 	       "  image create    an image of DIR's tree (an empty one without DIR)\n"
 	       "  image check     verify an image end to end\n"
 	       "  image info      what an image holds\n"
 	       "See sectorfs(8).\n",
-	       prog, prog, prog, prog, prog, prog, prog, prog, SPIN_DEFAULT_US, ILOCK_WAIT_DEFAULT);
+	       prog, prog, prog, prog, prog, prog, prog, prog, prog, SPIN_DEFAULT_US, ILOCK_WAIT_DEFAULT);
 }

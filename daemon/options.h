@@ -72,6 +72,8 @@ struct opts {
 	unsigned image_wait;     /* seconds to wait for another owner of the image */
 	/* sectorfs image create|check|info PATH [DIR] */
 	const char *image_what, *image_path, *image_dir;
+	/* sectorfs clone SRC DST */
+	const char *clone_src, *clone_dst;
 	/* What goes to libfuse: "-o" and one comma-separated string. */
 	char *fuse_opts;
 };
@@ -81,6 +83,7 @@ enum opt_action {
 	OPT_STATS,   /* sectorfs stats MOUNTPOINT */
 	OPT_SAVE,    /* sectorfs save MOUNTPOINT */
 	OPT_UMOUNT,  /* sectorfs umount MOUNTPOINT */
+	OPT_CLONE,   /* sectorfs clone SRC DST */
 	OPT_IMAGE,   /* sectorfs image create|check|info PATH [DIR] */
 	OPT_RESIZE,  /* sectorfs resize MOUNTPOINT size=N,nr_inodes=N */
 	OPT_HELP,

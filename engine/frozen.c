@@ -12,6 +12,10 @@
  * never read again, so writers stop keeping them: a save costs writers at
  * most one sector copy per sector they change ahead of the reader.
  *
+ * The view also notes, at the freeze, which of its data sectors are shared
+ * with other vectors (their address is their identity), so that a saver
+ * can store shared data once.
+ *
  * Trade-offs: kept sectors are not counted against the filesystem's limit
  * (they live only for the length of a save); if memory for one cannot be
  * had, the view is marked broken and the save fails, rather than the write.
@@ -46,6 +50,8 @@ struct sv_frozen {
 	struct kept kept;         /* [vector write lock] */
 	uint64_t *runs;           /* data runs [start, end) at the freeze */
 	size_t nruns;
+	struct sv_frozen_share *shares; /* shared data sectors at the freeze */
+	size_t nshares;
 	uint64_t whole[2];        /* the one run of an inline vector */
 	char *inline_bytes;       /* the bytes of an inline vector */
 };
@@ -147,6 +153,32 @@ bool frozen_keep(struct sp_pool *pool, struct sv_frozen *f, uint64_t i, void *sl
 
 /* ---- the view ---- */
 
+/* The shared sectors of the runs (lock held): 0 or -ENOMEM. */
+static int note_shares(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen *f)
+{
+	const unsigned sh = sshift(pool);
+	size_t room = 0;
+	for (size_t r = 0; r < f->nruns; r++) {
+		for (uint64_t i = f->runs[2 * r] >> sh; i << sh < f->runs[2 * r + 1]; i++) {
+			uint64_t span;
+			void **ref = vec_slot(v, i, &span);
+			if (!ref || !*ref || unwritten(*ref) || !sp_shared(pool, sec_of(*ref)))
+				continue;
+			if (f->nshares == room) {
+				room = room ? 2 * room : 16;
+				void *more = os_realloc(f->shares, room * sizeof *f->shares);
+				if (!more) {
+					os_free(f->shares);
+					return -ENOMEM;
+				}
+				f->shares = more;
+			}
+			f->shares[f->nshares++] = (struct sv_frozen_share){i, (uintptr_t)sec_of(*ref)};
+		}
+	}
+	return 0;
+}
+
 int sv_freeze(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen **out)
 {
 	lk_wrlock(&v->lock);
@@ -167,15 +199,15 @@ int sv_freeze(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen **out)
 		f->nruns = size ? 1 : 0;
 	} else {
 		/* The runs of data, found once: the reader skips the holes. */
-		size_t cap = 0;
+		size_t room = 0;
 		for (int64_t off = 0; (uint64_t)off < size;) {
 			int64_t data = vec_seek_locked(pool, v, off, true);
 			if (data < 0)
 				break;
 			int64_t hole = vec_seek_locked(pool, v, data, false);
-			if (f->nruns == cap) {
-				cap = cap ? cap * 2 : 4;
-				uint64_t *r = os_realloc(f->runs, cap * 2 * sizeof(uint64_t));
+			if (f->nruns == room) {
+				room = room ? room * 2 : 4;
+				uint64_t *r = os_realloc(f->runs, room * 2 * sizeof(uint64_t));
 				if (!r) {
 					os_free(f->runs);
 					os_free(f);
@@ -188,6 +220,11 @@ int sv_freeze(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen **out)
 			f->nruns++;
 			off = hole;
 		}
+		if (note_shares(pool, v, f) != 0) {
+			os_free(f->runs);
+			os_free(f);
+			goto out;
+		}
 		lk_lock(&reg.lock);
 		f->next = reg.b[bucket(v)];
 		reg.b[bucket(v)] = f;
@@ -199,6 +236,12 @@ int sv_freeze(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen **out)
 out:
 	lk_wrunlock(&v->lock);
 	return rc;
+}
+
+size_t sv_frozen_shares(const struct sv_frozen *f, const struct sv_frozen_share **list)
+{
+	*list = f->shares;
+	return f->nshares;
 }
 
 uint64_t sv_frozen_size(const struct sv_frozen *f)
@@ -282,6 +325,7 @@ void sv_unfreeze(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen *f)
 		os_free(f->kept.keys);
 		os_free(f->kept.vals);
 		os_free(f->runs);
+		os_free(f->shares);
 	}
 	os_free(f);
 }

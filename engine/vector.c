@@ -23,6 +23,15 @@
  * vector takes an unwritten sector instead, and punching sector 0 whole
  * frees the inline object, so that SEEK_HOLE finds what tmpfs would.
  *
+ * Shared sectors (share.c makes them): the plan of a change also counts
+ * the shared sectors whose bytes it will touch, the stash holds a private
+ * copy for each, and the apply step swaps them in (break_share) before
+ * anything is written, so a full pool refuses the whole change.  Freeing
+ * goes through drop_slot(), which frees a sector only when this vector was
+ * its last owner and releases the reservation then.  Zeroing and writing
+ * never touch a shared sector's memory: bytes past the size are zero
+ * already, so a truncate or punch zeroes only up to the size.
+ *
  * One routine, vec_copy, moves bytes in both directions, as in the seed.
  * The trade-off of the tree against a flat array: a read walks `height`
  * pointers per 64 sectors instead of one, in exchange for sparse files that
@@ -39,21 +48,6 @@
 #include "sectorfs/engine.h"
 #include "vector_internal.h"
 
-#define FAN_SHIFT 6u
-#define FAN 64u
-#define MAX_HEIGHT 10u
-
-struct node {
-	void *slot[FAN];
-};
-_Static_assert(sizeof(struct node) == SP_NODE_SIZE, "a node fills a node slot");
-
-/* Sectors covered by a subtree of height h (h <= 10, so no overflow). */
-static inline uint64_t cap(unsigned h)
-{
-	return UINT64_C(1) << (FAN_SHIFT * h);
-}
-
 /* Smallest height whose tree covers sector index i. */
 static unsigned height_for(uint64_t i)
 {
@@ -63,28 +57,12 @@ static unsigned height_for(uint64_t i)
 	return h;
 }
 
-/* Child index, inside a node of level k, of the subtree holding sector i. */
-static inline unsigned child(uint64_t i, unsigned k)
-{
-	return (unsigned)(i >> (FAN_SHIFT * (k - 1))) & (FAN - 1);
-}
-
-/* Make root an inline buffer of cap bytes (0: not inline any more). */
-static inline void set_inline(struct sv_vector *v, void *root, size_t cap)
-{
-	v->root = root;
-	atomic_store_explicit(&v->inl_cap, (uint16_t)cap, memory_order_relaxed);
-}
-
 void sv_init(struct sv_vector *v)
 {
 	memset(v, 0, sizeof(*v));
 }
 
-/* Argument checks shared by every operation on a byte range.  A length that
- * would carry the range past SV_MAX_SIZE is EFBIG; negative numbers are
- * EINVAL. */
-static int check_range(int64_t off, uint64_t len)
+int check_range(int64_t off, uint64_t len)
 {
 	if (off < 0 || len > (uint64_t)SV_MAX_SIZE)
 		return -EINVAL;
@@ -131,8 +109,8 @@ void **vec_slot(struct sv_vector *v, uint64_t i, uint64_t *span)
 
 /* Move len bytes between buf and the vector at off: into the vector when
  * `to_vector`, else out of it.  Holes read as zero; when writing, every
- * sector of the range exists (vec_fill made them). */
-static void vec_copy(struct sp_pool *pool, struct sv_vector *v, char *buf, size_t len, uint64_t off,
+ * sector of the range exists and is the vector's own (vec_fill). */
+void vec_copy(struct sp_pool *pool, struct sv_vector *v, char *buf, size_t len, uint64_t off,
                      bool to_vector)
 {
 	const unsigned sh = sshift(pool);
@@ -179,17 +157,11 @@ static void vec_copy(struct sp_pool *pool, struct sv_vector *v, char *buf, size_
 
 /* ---- planning ---- */
 
-struct plan {
-	uint64_t holes;  /* sectors to allocate */
-	uint64_t nodes;  /* nodes to allocate */
-	unsigned height; /* height after the change */
-};
-
 /* Count what filling sectors [first, last] needs.  Two parts: sectors under
  * the current root are looked up; sectors past it (after the tree grows) are
  * all holes, under nodes that are all new except the "chain" of index-0
  * nodes that growth adds above the old root. */
-static void vec_plan(struct sv_vector *v, uint64_t first, uint64_t last, struct plan *pl)
+void vec_plan(struct sv_vector *v, uint64_t first, uint64_t last, struct plan *pl)
 {
 	const unsigned h = v->height;
 	const bool empty = v->root == NULL;
@@ -276,22 +248,34 @@ uint64_t sv_fitting(const struct sp_pool *pool, uint64_t room)
 	return lo * sp_sector_size(pool);
 }
 
+uint64_t vec_count_shared(struct sp_pool *pool, struct sv_vector *v, uint64_t first, uint64_t last,
+                          bool written_only)
+{
+	uint64_t n = 0;
+	for (uint64_t i = first; i <= last;) {
+		uint64_t span;
+		void **ref = slot_ref(v, i, &span);
+		if (span > last - i)
+			span = last - i + 1;
+		for (uint64_t j = 0; ref && j < span; j++)
+			n += ref[j] && !(written_only && unwritten(ref[j])) &&
+			     sp_shared(pool, sec_of(ref[j]));
+		if (i + span < i)
+			break;
+		i += span;
+	}
+	return n;
+}
+
 /* ---- taking memory ---- */
 
-struct stash {
-	void **sectors;
-	uint64_t nsectors, used_sectors;
-	void **node_list;
-	uint64_t nnodes, used_nodes;
-	void *heap;           /* os_malloc'd arrays, if `small` does not fit */
-	void *small[2 * FAN]; /* last: not cleared by stash_take */
-};
-
-static void stash_give_back(struct sp_pool *pool, struct stash *st)
+void stash_done(struct sp_pool *pool, struct stash *st)
 {
-	sp_free_sectors(pool, st->nsectors - st->used_sectors, st->sectors + st->used_sectors);
+	uint64_t spare = st->nsectors - st->used_sectors;
+	sp_free_sectors(pool, (size_t)spare, st->sectors + st->used_sectors);
 	for (uint64_t i = st->used_nodes; i < st->nnodes; i++)
 		sp_free_small(pool, st->node_list[i]);
+	sp_release(pool, spare * sp_sector_size(pool) + (st->nnodes - st->used_nodes) * SP_NODE_SIZE);
 	os_free(st->heap);
 }
 
@@ -302,25 +286,23 @@ static void stash_give_back(struct sp_pool *pool, struct stash *st)
  * memory at once, as tmpfs's does, and later writes into it fault no more. */
 #define POPULATE_MIN 16
 
-/* Reserve and allocate what the plan needs.  0, -ENOSPC or -ENOMEM; on
- * failure nothing is held. */
-static int stash_take(struct sp_pool *pool, const struct plan *pl, bool zeroed, struct stash *st)
+int stash_take(struct sp_pool *pool, uint64_t nsec, uint64_t nnodes, bool zeroed, struct stash *st)
 {
 	const uint64_t S = sp_sector_size(pool);
 	memset(st, 0, offsetof(struct stash, small));
-	if (pl->holes > (SIZE_MAX / sizeof(void *)) - pl->nodes ||
-	    pl->holes > UINT64_MAX / S - pl->nodes)
+	if (nsec > (SIZE_MAX / sizeof(void *)) - nnodes || nsec > UINT64_MAX / S - nnodes)
 		return -ENOSPC;
-	const uint64_t bytes = pl->holes * S + pl->nodes * SP_NODE_SIZE;
+	const uint64_t bytes = nsec * S + nnodes * SP_NODE_SIZE;
 	int rc = sp_reserve(pool, bytes);
 	if (rc != 0)
 		return rc;
 	/* More than the machine has can never be allocated; say so before
-	 * asking malloc for a stash to match. */
+	 * asking malloc for a stash to match.  (Asking the kernel costs a
+	 * system call: not for the sizes of everyday writes.) */
 	rc = -ENOMEM;
-	if (os_physical_memory() && bytes > os_physical_memory())
+	if (bytes >= (UINT64_C(1) << 30) && os_physical_memory() && bytes > os_physical_memory())
 		goto fail_stash;
-	uint64_t total = pl->holes + pl->nodes;
+	uint64_t total = nsec + nnodes;
 	if (total <= 2 * FAN) {
 		st->sectors = st->small;
 	} else {
@@ -329,16 +311,16 @@ static int stash_take(struct sp_pool *pool, const struct plan *pl, bool zeroed, 
 			goto fail_stash;
 		st->sectors = st->heap;
 	}
-	st->node_list = st->sectors + pl->holes;
-	rc = sp_alloc_sectors(pool, (size_t)pl->holes, st->sectors, zeroed);
+	st->node_list = st->sectors + nsec;
+	rc = sp_alloc_sectors(pool, (size_t)nsec, st->sectors, zeroed);
 	if (rc != 0)
 		goto fail_sectors;
-	st->nsectors = pl->holes;
-	if (pl->holes >= POPULATE_MIN) {
-		sp_populate(pool, st->sectors, (size_t)pl->holes);
+	st->nsectors = nsec;
+	if (nsec >= POPULATE_MIN) {
+		sp_populate(pool, st->sectors, (size_t)nsec);
 		sp_warm(pool);
 	}
-	for (; st->nnodes < pl->nodes; st->nnodes++) {
+	for (; st->nnodes < nnodes; st->nnodes++) {
 		st->node_list[st->nnodes] = sp_alloc_small(pool, SP_NODE_SIZE, true);
 		if (!st->node_list[st->nnodes]) {
 			rc = -ENOMEM;
@@ -358,16 +340,23 @@ fail_stash:
 	return rc;
 }
 
-static inline void *stash_node(struct stash *st)
-{
-	return st->node_list[st->used_nodes++];
-}
-
 /* ---- applying ---- */
 
-/* The slot array of the leaf holding sector i, creating missing nodes from
- * the stash.  At height 0 it is the root itself (one slot). */
-static void **leaf_make(struct sv_vector *v, uint64_t i, struct stash *st)
+void tree_grow(struct sv_vector *v, unsigned height, struct stash *st)
+{
+	if (height <= v->height)
+		return;
+	if (v->root) {
+		for (unsigned k = v->height + 1; k <= height; k++) {
+			struct node *n = stash_node(st);
+			n->slot[0] = v->root;
+			v->root = n;
+		}
+	}
+	v->height = (uint8_t)height;
+}
+
+void **leaf_make(struct sv_vector *v, uint64_t i, struct stash *st)
 {
 	if (v->height == 0)
 		return &v->root;
@@ -380,12 +369,43 @@ static void **leaf_make(struct sv_vector *v, uint64_t i, struct stash *st)
 	return ref - (i & (FAN - 1));
 }
 
-/* Give sectors [off, end) backing (byte range; partial sectors included).
- * New sectors read as zero outside [zero_from, zero_to) -- the bytes the
- * caller is about to write; pass an empty range to zero them entirely.
- * Locked exclusively by the caller.  All or nothing. */
+void break_share(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen *frozen, uint64_t i,
+                 void **ref, char *fresh, uint64_t keep_from, uint64_t keep_to)
+{
+	(void)v;
+	const unsigned sh = sshift(pool);
+	const uint64_t S = UINT64_C(1) << sh, s0 = i << sh, s1 = s0 + S;
+	char *old = sec_of(*ref);
+	if (frozen)
+		frozen_keep(pool, frozen, i, *ref, false);
+	uint64_t k0 = keep_from > s0 ? keep_from : s0, k1 = keep_to < s1 ? keep_to : s1;
+	if (k0 >= k1)
+		k0 = k1 = s1; /* nothing will be written over: copy it all */
+	if (unwritten(*ref)) {
+		memset(fresh, 0, (size_t)S);
+	} else {
+		memcpy(fresh, old, (size_t)(k0 - s0));
+		memcpy(fresh + (k1 - s0), old + (k1 - s0), (size_t)(s1 - k1));
+	}
+	*ref = unwritten(*ref) ? (void *)((uintptr_t)fresh | UNWRITTEN) : fresh;
+	/* The other owners may have let go meanwhile: then it is ours to free. */
+	if (sp_unshare(pool, old)) {
+		sp_free_sectors(pool, 1, (void **)&old);
+		sp_release(pool, S);
+	}
+}
+
+/* Give sectors [off, end) backing (byte range; partial sectors included),
+ * and make the ones about to change the vector's own.  Locked exclusively
+ * by the caller.  All or nothing.
+ *   FILL_WRITE: the caller then writes [keep_from, keep_to); new sectors
+ *     are zeroed outside it, shared ones copied outside it;
+ *   FILL_ALLOCATE: new sectors are unwritten (zeroed, a hole to seeks),
+ *     unwritten ones become data; no byte changes, nothing is copied;
+ *   FILL_ZERO: as FILL_ALLOCATE, then the caller zeroes [keep_from,
+ *     keep_to): shared sectors are copied outside it first. */
 static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uint64_t end,
-                    uint64_t keep_from, uint64_t keep_to)
+                    uint64_t keep_from, uint64_t keep_to, enum fill how)
 {
 	const unsigned sh = sshift(pool);
 	const size_t S = (size_t)1 << sh;
@@ -394,28 +414,21 @@ static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uin
 	uint64_t first = off >> sh, last = (end - 1) >> sh;
 	struct plan pl;
 	vec_plan(v, first, last, &pl);
-	const bool allocating = keep_from >= keep_to;
-	if (pl.holes == 0 && pl.nodes == 0 && !allocating)
+	const bool allocating = how != FILL_WRITE;
+	uint64_t breaks = how == FILL_ALLOCATE ? 0 : vec_count_shared(pool, v, first, last, false);
+	if (pl.holes == 0 && pl.nodes == 0 && breaks == 0 && !allocating)
 		return 0;
 	/* For a write, only the uncovered parts of new sectors are zeroed,
 	 * below; otherwise the pool zeroes them, free of charge when their
 	 * memory is clean. */
 	struct stash st;
-	int rc = stash_take(pool, &pl, allocating, &st);
+	int rc = stash_take(pool, pl.holes + breaks, pl.nodes, allocating, &st);
 	if (rc != 0)
 		return rc;
 
-	if (pl.height > v->height) {
-		if (v->root) {
-			for (unsigned k = v->height + 1; k <= pl.height; k++) {
-				struct node *n = stash_node(&st);
-				n->slot[0] = v->root;
-				v->root = n;
-			}
-		}
-		v->height = (uint8_t)pl.height;
-	}
+	tree_grow(v, pl.height, &st);
 	struct sv_frozen *frozen = frozen_find(v);
+	uint64_t filled = 0;
 	for (uint64_t i = first; i <= last;) {
 		void **leaf = leaf_make(v, i, &st);
 		uint64_t stop = v->height == 0 ? i : (i | (FAN - 1));
@@ -424,6 +437,11 @@ static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uin
 		for (; i <= stop; i++) {
 			void **ref = v->height == 0 ? leaf : &leaf[i & (FAN - 1)];
 			if (*ref) {
+				/* Still shared (its other owners may have let go
+				 * since the plan): a copy of our own. */
+				if (how != FILL_ALLOCATE && sp_shared(pool, sec_of(*ref)))
+					break_share(pool, v, frozen, i, ref, stash_sector(&st), keep_from,
+					            keep_to);
 				/* Allocating again over unwritten space makes it
 				 * data (zeros), as tmpfs initializes a folio it
 				 * preallocated before. */
@@ -433,8 +451,9 @@ static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uin
 			}
 			if (frozen)
 				frozen_keep(pool, frozen, i, NULL, false); /* it was a hole */
-			char *sec = st.sectors[st.used_sectors++];
-			if (keep_from < keep_to) {
+			char *sec = stash_sector(&st);
+			filled++;
+			if (!allocating) {
 				/* Zero what the caller's write will not cover. */
 				uint64_t s0 = i << sh, s1 = s0 + S;
 				uint64_t k0 = keep_from > s0 ? keep_from : s0;
@@ -448,20 +467,14 @@ static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uin
 			*ref = allocating ? (void *)((uintptr_t)sec | UNWRITTEN) : sec;
 		}
 	}
-	/* The plan was exact: the stash is empty now. */
-	assert(st.used_sectors == st.nsectors && st.used_nodes == st.nnodes);
-	atomic_store_explicit(&v->sectors, sv_sectors(v) + st.used_sectors, memory_order_relaxed);
-	stash_give_back(pool, &st);
+	/* The plan was exact, but for shares that ended meanwhile. */
+	assert(filled == pl.holes && st.used_nodes == st.nnodes);
+	atomic_store_explicit(&v->sectors, sv_sectors(v) + filled, memory_order_relaxed);
+	stash_done(pool, &st);
 	return 0;
 }
 
 /* ---- inline data ---- */
-
-static inline uint64_t inline_max(const struct sp_pool *pool)
-{
-	size_t half = sp_sector_size(pool) / 2;
-	return half < SP_SMALL_MAX ? half : SP_SMALL_MAX;
-}
 
 /* Can the bytes [0, n) of v live inline? */
 static inline bool inline_fits(const struct sp_pool *pool, const struct sv_vector *v, uint64_t n)
@@ -473,15 +486,15 @@ static inline bool inline_fits(const struct sp_pool *pool, const struct sv_vecto
  * becomes inline. */
 static int inline_reserve(struct sp_pool *pool, struct sv_vector *v, uint64_t n)
 {
-	size_t cap = sp_small_size(n ? n : 1);
-	if (is_inline(v) && cap <= sv_inline_bytes(v))
+	size_t bytes = sp_small_size(n ? n : 1);
+	if (is_inline(v) && bytes <= sv_inline_bytes(v))
 		return 0;
-	int rc = sp_reserve(pool, cap);
+	int rc = sp_reserve(pool, bytes);
 	if (rc != 0)
 		return rc;
-	char *buf = sp_alloc_small(pool, cap, true);
+	char *buf = sp_alloc_small(pool, bytes, true);
 	if (!buf) {
-		sp_release(pool, cap);
+		sp_release(pool, bytes);
 		return -ENOMEM;
 	}
 	if (is_inline(v)) {
@@ -489,7 +502,7 @@ static int inline_reserve(struct sp_pool *pool, struct sv_vector *v, uint64_t n)
 		sp_free_small(pool, v->root);
 		sp_release(pool, sv_inline_bytes(v));
 	}
-	set_inline(v, buf, cap);
+	set_inline(v, buf, bytes);
 	return 0;
 }
 
@@ -505,47 +518,64 @@ static void vec_drop(struct sp_pool *pool, struct sv_vector *v, uint64_t a, uint
 /* vec_fill for a vector in either form: an inline vector first becomes a
  * tree whose sector 0 holds its bytes.  All or nothing, like vec_fill; the
  * inline buffer is only freed once everything else has succeeded. */
-static int vec_fill_any(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uint64_t end,
-                        uint64_t keep_from, uint64_t keep_to)
+int vec_fill_any(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uint64_t end,
+                 uint64_t keep_from, uint64_t keep_to, enum fill how)
 {
 	if (!is_inline(v))
-		return vec_fill(pool, v, off, end, keep_from, keep_to);
+		return vec_fill(pool, v, off, end, keep_from, keep_to, how);
 	char *buf = v->root;
-	size_t cap = sv_inline_bytes(v);
+	size_t bytes = sv_inline_bytes(v);
 	uint64_t size = sv_size(v);
 	set_inline(v, NULL, 0);
-	int rc = vec_fill(pool, v, 0, size ? size : 1, 0, size);
+	int rc = vec_fill(pool, v, 0, size ? size : 1, 0, size, size ? FILL_WRITE : FILL_ALLOCATE);
 	if (rc == 0) {
-		rc = vec_fill(pool, v, off, end, keep_from, keep_to);
+		rc = vec_fill(pool, v, off, end, keep_from, keep_to, how);
 		if (rc != 0)
 			vec_drop(pool, v, 0, UINT64_MAX); /* back to an empty tree */
 	}
 	if (rc != 0) {
-		set_inline(v, buf, cap);
+		set_inline(v, buf, bytes);
 		return rc;
 	}
 	uint64_t span;
 	void **sector0 = slot_ref(v, 0, &span);
 	memcpy(sec_of(*sector0), buf, size);
 	sp_free_small(pool, buf);
-	sp_release(pool, cap);
+	sp_release(pool, bytes);
 	return 0;
 }
 
 /* ---- freeing ---- */
 
-struct dropper {
-	struct sp_pool *pool;
-	struct sv_frozen *frozen; /* takes the sectors it still needs */
-	uint64_t sectors, nodes;
-	unsigned n;
-	void *batch[FAN];
-};
-
 static void drop_flush(struct dropper *d)
 {
 	sp_free_sectors(d->pool, d->n, d->batch);
 	d->n = 0;
+}
+
+void drop_slot(struct dropper *d, uint64_t i, void **ref)
+{
+	char *sec = sec_of(*ref);
+	/* A frozen view needs a copy of a sector that others keep: they may
+	 * change it once we let go. */
+	if (d->frozen && sp_shared(d->pool, sec))
+		frozen_keep(d->pool, d->frozen, i, *ref, false);
+	if (sp_unshare(d->pool, sec)) {
+		if (!d->frozen || !frozen_keep(d->pool, d->frozen, i, *ref, true))
+			d->batch[d->n++] = sec;
+		d->freed++;
+	}
+	*ref = NULL;
+	d->sectors++;
+	if (d->n == FAN)
+		drop_flush(d);
+}
+
+void drop_end(struct sv_vector *v, struct dropper *d)
+{
+	drop_flush(d);
+	atomic_store_explicit(&v->sectors, sv_sectors(v) - d->sectors, memory_order_relaxed);
+	sp_release(d->pool, d->freed * sp_sector_size(d->pool) + d->nodes * SP_NODE_SIZE);
 }
 
 static bool node_empty(const struct node *n)
@@ -556,7 +586,7 @@ static bool node_empty(const struct node *n)
 	return true;
 }
 
-/* Free every sector with index in [a, b] in the subtree *ref of height k
+/* Empty every slot with index in [a, b] in the subtree *ref of height k
  * whose first sector is `base`; free nodes that end up empty. */
 static void drop_range(struct dropper *d, void **ref, unsigned k, uint64_t base, uint64_t a,
                        uint64_t b)
@@ -564,12 +594,7 @@ static void drop_range(struct dropper *d, void **ref, unsigned k, uint64_t base,
 	if (!*ref)
 		return;
 	if (k == 0) {
-		if (!d->frozen || !frozen_keep(d->pool, d->frozen, base, *ref, true))
-			d->batch[d->n++] = sec_of(*ref);
-		*ref = NULL;
-		d->sectors++;
-		if (d->n == FAN)
-			drop_flush(d);
+		drop_slot(d, base, ref);
 		return;
 	}
 	struct node *n = *ref;
@@ -606,19 +631,45 @@ static void collapse(struct sp_pool *pool, struct sv_vector *v, struct dropper *
 	}
 }
 
-/* Free sectors [a, b] (indices), prune, collapse and settle the accounts. */
+/* Empty slots [a, b] (indices), prune, collapse and settle the accounts. */
 static void vec_drop(struct sp_pool *pool, struct sv_vector *v, uint64_t a, uint64_t b)
 {
 	struct dropper d = {.pool = pool, .frozen = frozen_find(v)};
 	if (a < cap(v->height) && a <= b)
 		drop_range(&d, &v->root, v->height, 0, a, b);
-	drop_flush(&d);
 	collapse(pool, v, &d);
-	atomic_store_explicit(&v->sectors, sv_sectors(v) - d.sectors, memory_order_relaxed);
-	sp_release(pool, d.sectors * sp_sector_size(pool) + d.nodes * SP_NODE_SIZE);
+	drop_end(v, &d);
 }
 
-/* Zero bytes [from, to) of the sector holding `from`, if it exists. */
+/* Make the written sectors at indices idx[0..n) (ascending) the vector's
+ * own before their bytes are zeroed: all or nothing. */
+static int vec_unshare(struct sp_pool *pool, struct sv_vector *v, const uint64_t *idx, int n)
+{
+	if (is_inline(v))
+		return 0;
+	uint64_t need = 0;
+	for (int k = 0; k < n; k++)
+		if (k == 0 || idx[k] != idx[k - 1])
+			need += vec_count_shared(pool, v, idx[k], idx[k], true);
+	if (need == 0)
+		return 0;
+	struct stash st;
+	int rc = stash_take(pool, need, 0, false, &st);
+	if (rc != 0)
+		return rc;
+	struct sv_frozen *frozen = frozen_find(v);
+	for (int k = 0; k < n; k++) {
+		uint64_t span;
+		void **ref = slot_ref(v, idx[k], &span);
+		if (ref && *ref && !unwritten(*ref) && sp_shared(pool, sec_of(*ref)))
+			break_share(pool, v, frozen, idx[k], ref, stash_sector(&st), 0, 0);
+	}
+	stash_done(pool, &st);
+	return 0;
+}
+
+/* Zero bytes [from, to) of the sector holding `from`, if it exists (it is
+ * the vector's own). */
 static void zero_within(struct sp_pool *pool, struct sv_vector *v, uint64_t from, uint64_t to)
 {
 	if (from >= to)
@@ -627,6 +678,7 @@ static void zero_within(struct sp_pool *pool, struct sv_vector *v, uint64_t from
 	uint64_t span;
 	void **ref = slot_ref(v, from >> sh, &span);
 	if (ref && *ref && !unwritten(*ref)) {
+		assert(!sp_shared(pool, sec_of(*ref)));
 		struct sv_frozen *frozen = frozen_find(v);
 		if (frozen)
 			frozen_keep(pool, frozen, from >> sh, *ref, false);
@@ -634,11 +686,14 @@ static void zero_within(struct sp_pool *pool, struct sv_vector *v, uint64_t from
 	}
 }
 
-/* Shrink to `size`: free sectors past it, zero the tail of the last one. */
+/* Shrink to `size`: free sectors past it, zero the tail of the last one up
+ * to the old size (past it, the bytes are zero).  A shared tail sector must
+ * have been made the vector's own (vec_unshare). */
 static void vec_truncate(struct sp_pool *pool, struct sv_vector *v, uint64_t size)
 {
+	uint64_t old = sv_size(v);
 	if (is_inline(v)) {
-		memset((char *)v->root + size, 0, sv_size(v) - size);
+		memset((char *)v->root + size, 0, old - size);
 		if (size == 0)
 			inline_free(pool, v);
 		atomic_store_explicit(&v->size, size, memory_order_relaxed);
@@ -647,8 +702,9 @@ static void vec_truncate(struct sp_pool *pool, struct sv_vector *v, uint64_t siz
 	const unsigned sh = sshift(pool);
 	const uint64_t S = UINT64_C(1) << sh;
 	vec_drop(pool, v, (size + S - 1) >> sh, UINT64_MAX);
+	uint64_t tail = (size | (S - 1)) + 1;
 	if (size & (S - 1))
-		zero_within(pool, v, size, (size | (S - 1)) + 1);
+		zero_within(pool, v, size, old < tail ? old : tail);
 	atomic_store_explicit(&v->size, size, memory_order_relaxed);
 }
 
@@ -678,6 +734,14 @@ ssize_t sv_read(struct sp_pool *pool, struct sv_vector *v, void *buf, size_t len
 	return (ssize_t)n;
 }
 
+int vec_make_room(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uint64_t end)
+{
+	uint64_t size = sv_size(v), top = end > size ? end : size;
+	if (inline_fits(pool, v, top))
+		return inline_reserve(pool, v, top);
+	return vec_fill_any(pool, v, off, end, off, end, FILL_WRITE);
+}
+
 /* Write at off, or at the end when off < 0 (append); *where gets the offset. */
 static ssize_t vec_write(struct sp_pool *pool, struct sv_vector *v, const void *buf, size_t len,
                          int64_t off, int64_t *where)
@@ -691,10 +755,7 @@ static ssize_t vec_write(struct sp_pool *pool, struct sv_vector *v, const void *
 	int rc = check_range(off, len);
 	if (rc == 0 && len) {
 		uint64_t end = (uint64_t)off + len;
-		if (inline_fits(pool, v, end > size ? end : size))
-			rc = inline_reserve(pool, v, end > size ? end : size);
-		else
-			rc = vec_fill_any(pool, v, (uint64_t)off, end, (uint64_t)off, end);
+		rc = vec_make_room(pool, v, (uint64_t)off, end);
 		if (rc == 0) {
 			vec_copy(pool, v, (char *)buf, len, (uint64_t)off, true);
 			if (end > size)
@@ -727,14 +788,20 @@ int sv_resize(struct sp_pool *pool, struct sv_vector *v, int64_t size)
 	if (rc != 0)
 		return rc;
 	lk_wrlock(&v->lock);
+	const uint64_t S = sp_sector_size(pool);
 	if ((uint64_t)size <= sv_size(v)) {
-		vec_truncate(pool, v, (uint64_t)size);
+		/* The tail that will be zeroed must be ours. */
+		uint64_t tail = (uint64_t)size / S;
+		if ((uint64_t)size % S && (uint64_t)size < sv_size(v))
+			rc = vec_unshare(pool, v, &tail, 1);
+		if (rc == 0)
+			vec_truncate(pool, v, (uint64_t)size);
 	} else if (is_inline(v)) {
 		/* Grow inline while it fits, else move into sectors. */
 		if ((uint64_t)size <= inline_max(pool))
 			rc = inline_reserve(pool, v, (uint64_t)size);
 		else
-			rc = vec_fill_any(pool, v, 0, 0, 0, 0);
+			rc = vec_fill_any(pool, v, 0, 0, 0, 0, FILL_WRITE);
 	}
 	if (rc == 0 && (uint64_t)size > sv_size(v))
 		atomic_store_explicit(&v->size, (uint64_t)size, memory_order_relaxed);
@@ -742,22 +809,19 @@ int sv_resize(struct sp_pool *pool, struct sv_vector *v, int64_t size)
 	return rc;
 }
 
-/* Zero [off, off+len); free the sectors it covers wholly when `dealloc`. */
-static int vec_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len,
-                    bool dealloc);
+/* Zero bytes [from, to), which lie below the size, in every written
+ * sector (each the vector's own). */
+static void zero_range(struct sp_pool *pool, struct sv_vector *v, uint64_t from, uint64_t to)
+{
+	const uint64_t S = sp_sector_size(pool);
+	while (from < to) {
+		uint64_t next = (from | (S - 1)) + 1;
+		zero_within(pool, v, from, next < to ? next : to);
+		from = next;
+	}
+}
 
 int sv_punch(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len)
-{
-	return vec_zero(pool, v, off, len, true);
-}
-
-int sv_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len)
-{
-	return vec_zero(pool, v, off, len, false);
-}
-
-static int vec_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len,
-                    bool dealloc)
 {
 	if (off < 0 || len < 0)
 		return -EINVAL;
@@ -771,47 +835,44 @@ static int vec_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int6
 	uint64_t b = end >> sh;                     /* one past the last whole one */
 	if (end == (uint64_t)SV_MAX_SIZE)
 		b = (end + S - 1) >> sh; /* no byte can live past the maximum */
+	int rc = 0;
 	lk_wrlock(&v->lock);
+	uint64_t size = sv_size(v);
 	if (is_inline(v)) {
-		uint64_t size = sv_size(v);
-		if (dealloc && a == 0 && b > 0)
+		if (a == 0 && b > 0)
 			inline_free(pool, v); /* sector 0 punched whole: a hole now */
 		else if ((uint64_t)off < size)
 			memset((char *)v->root + off, 0, (end < size ? end : size) - (uint64_t)off);
-	} else if (a < b) {
-		zero_within(pool, v, (uint64_t)off, a << sh);
-		zero_within(pool, v, b << sh, end);
-		if (dealloc) {
-			vec_drop(pool, v, a, b - 1);
-		} else {
-			struct sv_frozen *frozen = frozen_find(v);
-			uint64_t i = a;
-			while (i < b) {
-				uint64_t span;
-				void **ref = slot_ref(v, i, &span);
-				for (uint64_t j = 0; ref && j < span && i + j < b; j++) {
-					if (!ref[j] || unwritten(ref[j]))
-						continue;
-					if (frozen)
-						frozen_keep(pool, frozen, i + j, ref[j], false);
-					memset(ref[j], 0, (size_t)S);
-				}
-				i = span > b - i ? b : i + span;
-			}
-		}
-	} else {
-		/* Inside one sector (or straddling two without a whole one). */
-		uint64_t mid = ((uint64_t)off | (S - 1)) + 1;
-		zero_within(pool, v, (uint64_t)off, end < mid ? end : mid);
-		if (end > mid)
-			zero_within(pool, v, mid, end);
+		goto out;
 	}
+	/* The partial sectors at the edges are zeroed below the size (past it
+	 * they are zero): make them ours first. */
+	uint64_t head_end = a > b ? end : a << sh, tail_start = a > b ? end : b << sh;
+	if (head_end > size)
+		head_end = size;
+	uint64_t tail_end = end < size ? end : size;
+	uint64_t idx[2];
+	int n = 0;
+	if ((uint64_t)off < head_end)
+		idx[n++] = (uint64_t)off >> sh;
+	if (tail_start < tail_end)
+		idx[n++] = tail_start >> sh;
+	rc = vec_unshare(pool, v, idx, n);
+	if (rc != 0)
+		goto out;
+	zero_range(pool, v, (uint64_t)off, head_end);
+	zero_range(pool, v, tail_start, tail_end);
+	if (a < b)
+		vec_drop(pool, v, a, b - 1);
+out:
 	lk_wrunlock(&v->lock);
-	return 0;
+	return rc;
 }
 
-int sv_allocate(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len,
-                bool keep_size)
+/* Give [off, off+len) sectors (sv_allocate) and, with `zero`, zero it
+ * (sv_zero), in one step. */
+static int vec_allocate(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len,
+                        bool keep_size, bool zero)
 {
 	if (len <= 0)
 		return -EINVAL;
@@ -820,18 +881,36 @@ int sv_allocate(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t 
 		return rc;
 	uint64_t end = (uint64_t)off + (uint64_t)len;
 	lk_wrlock(&v->lock);
-	uint64_t size = sv_size(v);
+	uint64_t size = sv_size(v), top = end > size ? end : size;
+	uint64_t zero_to = zero ? (end < size ? end : size) : 0; /* past the size: zeros */
 	/* Only bytes already inline (written data) stay inline: space given
 	 * to an empty vector is an unwritten sector, which seeks as a hole
 	 * until written, as a page tmpfs preallocated. */
-	if (is_inline(v) && (end > size ? end : size) <= inline_max(pool))
-		rc = inline_reserve(pool, v, end > size ? end : size);
-	else
-		rc = vec_fill_any(pool, v, (uint64_t)off, end, 0, 0);
-	if (rc == 0 && !keep_size && end > sv_size(v))
+	if (is_inline(v) && top <= inline_max(pool)) {
+		rc = inline_reserve(pool, v, top);
+		if (rc == 0 && (uint64_t)off < zero_to)
+			memset((char *)v->root + off, 0, zero_to - (uint64_t)off);
+	} else {
+		rc = vec_fill_any(pool, v, (uint64_t)off, end, (uint64_t)off, end,
+		                  zero ? FILL_ZERO : FILL_ALLOCATE);
+		if (rc == 0)
+			zero_range(pool, v, (uint64_t)off, zero_to);
+	}
+	if (rc == 0 && !keep_size && end > size)
 		atomic_store_explicit(&v->size, end, memory_order_relaxed);
 	lk_wrunlock(&v->lock);
 	return rc;
+}
+
+int sv_allocate(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len,
+                bool keep_size)
+{
+	return vec_allocate(pool, v, off, len, keep_size, false);
+}
+
+int sv_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len, bool keep_size)
+{
+	return vec_allocate(pool, v, off, len, keep_size, true);
 }
 
 int64_t sv_seek(struct sp_pool *pool, struct sv_vector *v, int64_t off, bool data)
@@ -991,97 +1070,3 @@ full:
 	return w.n;
 }
 
-/* ---- checking ---- */
-
-struct checker {
-	struct sp_pool *pool;
-	struct sv_vector *v;
-	uint64_t sectors, nodes, inline_bytes;
-	char *msg;
-	size_t msglen;
-	int rc;
-};
-
-static void check_fail(struct checker *c, const char *what, uint64_t where)
-{
-	if (c->rc == 0 && c->msg)
-		snprintf(c->msg, c->msglen, "%s (sector %llu)", what, (unsigned long long)where);
-	c->rc = -EUCLEAN;
-}
-
-static void check_sector(struct checker *c, const void *p, uint64_t i)
-{
-	const unsigned sh = sshift(c->pool);
-	const uint64_t S = UINT64_C(1) << sh, size = sv_size(c->v);
-	const char *sec = sec_of(p);
-	c->sectors++;
-	uint64_t start = i << sh;
-	/* Past the end, or anywhere in an unwritten sector: zeros only. */
-	uint64_t from = unwritten(p) ? 0 : size > start ? size - start : 0;
-	for (uint64_t b = from; b < S; b++)
-		if (sec[b]) {
-			check_fail(c, unwritten(p) ? "non-zero byte in an unwritten sector"
-			                           : "non-zero byte past the end of the vector",
-			           i);
-			return;
-		}
-}
-
-static void check_tree(struct checker *c, void *p, unsigned k, uint64_t base)
-{
-	if (k == 0) {
-		check_sector(c, p, base);
-		return;
-	}
-	struct node *n = p;
-	c->nodes++;
-	if (node_empty(n))
-		check_fail(c, "empty node", base);
-	for (unsigned ch = 0; ch < FAN; ch++)
-		if (n->slot[ch])
-			check_tree(c, n->slot[ch], k - 1, base + ch * cap(k - 1));
-}
-
-int sv_check(struct sp_pool *pool, struct sv_vector *v, uint64_t *sectors, uint64_t *small_bytes,
-             char *msg, size_t msglen)
-{
-	struct checker c = {.pool = pool, .v = v, .msg = msg, .msglen = msglen};
-	lk_rdlock(&v->lock);
-	if (is_inline(v)) {
-		uint64_t size = sv_size(v);
-		size_t cap = sv_inline_bytes(v);
-		if (!v->root || v->height || cap != sp_small_size(cap) || cap > inline_max(pool) ||
-		    size > cap)
-			check_fail(&c, "malformed inline vector", 0);
-		else if (sv_sectors(v))
-			check_fail(&c, "inline vector counts sectors", 0);
-		else
-			for (uint64_t b = size; b < cap; b++)
-				if (((char *)v->root)[b]) {
-					check_fail(&c, "non-zero inline byte past the end", 0);
-					break;
-				}
-		c.inline_bytes = cap;
-	} else if (v->height > MAX_HEIGHT)
-		check_fail(&c, "height out of range", v->height);
-	else if (!v->root && v->height)
-		check_fail(&c, "empty tree with a height", 0);
-	else if (v->root)
-		check_tree(&c, v->root, v->height, 0);
-	if (!is_inline(v) && v->height > 0 && v->root) {
-		struct node *r = v->root;
-		bool beyond_first = false;
-		for (unsigned ch = 1; ch < FAN; ch++)
-			beyond_first |= r->slot[ch] != NULL;
-		if (!beyond_first)
-			check_fail(&c, "tree taller than needed", 0);
-	}
-	if (c.sectors != sv_sectors(v))
-		check_fail(&c, "sector count differs from the tree", c.sectors);
-	lk_rdunlock(&v->lock);
-	if (sectors)
-		*sectors += c.sectors;
-	if (small_bytes)
-		*small_bytes += c.nodes * SP_NODE_SIZE + c.inline_bytes;
-	return c.rc;
-}

@@ -282,6 +282,29 @@ int sfs_releasedir(struct sfs_fs *fs, struct sfs_file *dh);
 
 int sfs_statfs(struct sfs_fs *fs, struct statvfs *st);
 
+/* A copy of src -- a directory and everything below it, or one file,
+ * symlink or special file -- named newname in newparent, as `cp -a` makes
+ * it, taken at one instant (changes wait meanwhile; reads go on) and
+ * costing metadata only: every file shares its sectors with the original
+ * until either is changed.  Kept: contents, modes, atime and mtime, xattrs
+ * and ACLs, symlinks, special files, hard links inside the tree; owners
+ * and groups as cp -a can keep them for cr (all of them for uid 0; else
+ * the copies are cr's, keep their group if cr may chown to it, and lose
+ * set-id and sticky bits unless owner and group both came through, and
+ * only user.* xattrs and ACLs are copied).  newname must not exist
+ * (EEXIST).  Refused with the errno cp -a would meet, before anything
+ * changes: EACCES without read (and search) permission on every file and
+ * directory, or write and search on newparent; EPERM for a device node
+ * without privilege; EINVAL for a directory copied into itself; ENOSPC when
+ * the copy's names do not fit nr_inodes (each name counts, as tmpfs counts
+ * them).  Out of space or memory on the way (ENOSPC, ENOMEM), nothing is
+ * left behind.  On failure err (if not NULL) gets one line, naming the
+ * file at fault by its path below src (".": src itself).  The caller
+ * vouches that cr could reach src and newparent (the path API resolves
+ * them with cr's permissions). */
+int sfs_clone(struct sfs_fs *fs, const struct sfs_cred *cr, sfs_ino_t src, sfs_ino_t newparent,
+              const char *newname, char *err, size_t errlen);
+
 /* Extended attributes, with setxattr(2)'s XATTR_CREATE / XATTR_REPLACE.
  * Namespaces user., trusted., security., and the POSIX ACLs
  * system.posix_acl_access and system.posix_acl_default (in the kernel's
@@ -303,7 +326,9 @@ struct sfs_stats {
 	uint64_t files, dirs, symlinks, others;
 	uint64_t data_bytes;      /* sum of regular file sizes */
 	uint64_t sector_size;
-	uint64_t sectors;         /* sectors in use */
+	uint64_t sectors;         /* sectors in use (a shared one once) */
+	uint64_t shared_sectors;  /* of those, sectors several files share (copies) */
+	uint64_t saved_bytes;     /* what sharing saves: the bytes the copies did not take */
 	uint64_t small_bytes;     /* inline data, inodes, entries, nodes */
 	uint64_t reserved;        /* bytes counted against the limit */
 	uint64_t limit;           /* 0: unlimited */
@@ -353,6 +378,10 @@ int sfs_path_link(struct sfs_fs *fs, const struct sfs_cred *cr, const char *from
                   bool follow);
 int sfs_path_mknod(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path, mode_t mode,
                    dev_t rdev);
+/* cp -a FROM TO, as sfs_clone(): TO must not exist; FROM's last component
+ * is not followed (a symlink is copied as such). */
+int sfs_path_clone(struct sfs_fs *fs, const struct sfs_cred *cr, const char *from, const char *to,
+                   char *err, size_t errlen);
 /* rm -r: remove a file, or a directory and everything below it. */
 int sfs_path_remove_all(struct sfs_fs *fs, const struct sfs_cred *cr, const char *path);
 /* ls: call fn for each entry of a directory (not "." and ".."). */
@@ -388,6 +417,7 @@ struct sfs_image_info {
 	uint64_t names;           /* directory entries, each hard link counted */
 	uint64_t xattrs;          /* extended attributes, ACLs included */
 	uint64_t data_bytes;      /* file data stored (holes are not) */
+	uint64_t shared_bytes;    /* file data stored once for several files (share records) */
 	uint64_t file_bytes;      /* sum of regular file sizes (holes included) */
 	uint64_t held_ns;         /* saves: how long writers were held back */
 	uint64_t changes;         /* saves: sfs_fs_changes() at the instant saved */
@@ -465,6 +495,14 @@ int sfs_restore_inode(struct sfs_restore *r, sfs_ino_t parent, const char *name,
 /* Data of the current object (a regular file), before its xattrs. */
 int sfs_restore_write(struct sfs_restore *r, const void *buf, size_t len, off_t off);
 
+/* Data of the current object (a regular file) that `from`, a file
+ * restored and done before, holds: len bytes at from_off of it become the
+ * bytes at off, sharing its sectors where they line up (as
+ * sfs_copy_file_range does; `from`'s times do not move).  Before its
+ * xattrs, like sfs_restore_write. */
+int sfs_restore_share(struct sfs_restore *r, sfs_ino_t from, off_t from_off, off_t off,
+                      uint64_t len);
+
 /* An extended attribute of the current object (ACLs included). */
 int sfs_restore_xattr(struct sfs_restore *r, const char *name, const void *value, size_t len);
 
@@ -480,7 +518,8 @@ int sfs_restore_link(struct sfs_restore *r, sfs_ino_t ino, sfs_ino_t parent, con
 int sfs_restore_end(struct sfs_restore *r);
 
 /* After a call failed: the step that failed ("getattr", "mkdir", "create",
- * "symlink", "mknod", "chown", "write", "truncate", "setxattr", "release",
+ * "symlink", "mknod", "chown", "write", "open the file it shares data
+ * with", "share data", "truncate", "setxattr", "release",
  * "setattr", "link", "default ACL", "times"; "restore" for calls out of
  * order; NULL when the restore's own memory ran out) and, in *ino (may be
  * NULL), the inode it was for (0 if it was being created). */

@@ -79,6 +79,20 @@ static inline uint64_t test_fresh_seed(void)
 	return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
 }
 
+/* The seed of a run: `--seed N` if given, else a fresh one; printed so
+ * that a failure can be replayed. */
+static inline uint64_t test_seed(int argc, char **argv)
+{
+	uint64_t seed = test_fresh_seed();
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+			seed = strtoull(argv[++i], NULL, 0);
+	printf("fresh seed: %llu (replay with --seed %llu)\n", (unsigned long long)seed,
+	       (unsigned long long)seed);
+	fflush(stdout);
+	return seed;
+}
+
 /* True when the test was asked to run briefly (valgrind). */
 static inline int test_quick(int argc, char **argv)
 {

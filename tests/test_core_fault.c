@@ -122,11 +122,13 @@ static struct snap snapshot(struct sfs_fs *fs)
 	snap_inode(fs, &s, SFS_ROOT_INO, "");
 	struct sfs_stats st;
 	sfs_get_stats(fs, &st);
-	put(&s, "inodes %llu files %llu dirs %llu links %llu sectors %llu small %llu reserved %llu\n",
+	put(&s, "inodes %llu files %llu dirs %llu links %llu sectors %llu small %llu reserved %llu "
+	    "shared %llu saved %llu\n",
 	    (unsigned long long)st.inodes, (unsigned long long)st.files,
 	    (unsigned long long)st.dirs, (unsigned long long)st.symlinks,
 	    (unsigned long long)st.sectors, (unsigned long long)st.small_bytes,
-	    (unsigned long long)st.reserved);
+	    (unsigned long long)st.reserved, (unsigned long long)st.shared_sectors,
+	    (unsigned long long)st.saved_bytes);
 	return s;
 }
 
@@ -172,6 +174,15 @@ static void setup(struct sfs_fs *fs)
 	}
 	CHECK_EQ(sfs_setxattr(fs, &root, ino_of(fs, "/acl"), "system.posix_acl_access", acl,
 	                      sizeof acl, 0), 0);
+	/* /d/twin shares the sectors of /d/big: 40 KiB, a 16 KiB hole, 8 KiB. */
+	CHECK_EQ(sfs_path_write_file(fs, &root, "/d/big", big, 40 << 10, 0644), 0);
+	struct sfs_file *a, *b;
+	CHECK_EQ(sfs_path_open(fs, &root, "/d/big", O_RDWR, 0, &a), 0);
+	CHECK_EQ(sfs_write(fs, &root, a, big + 5, 8 << 10, 56 << 10), 8 << 10);
+	CHECK_EQ(sfs_path_open(fs, &root, "/d/twin", O_RDWR | O_CREAT, 0644, &b), 0);
+	CHECK_EQ(sfs_copy_file_range(fs, &root, a, 0, b, 0, 64 << 10, 0), 64 << 10);
+	CHECK_EQ(sfs_release(fs, a), 0);
+	CHECK_EQ(sfs_release(fs, b), 0);
 }
 
 /* The file a scenario works on, opened before the fault window (or NULL). */
@@ -265,6 +276,35 @@ static int op_copy(struct sfs_fs *fs)
 	ssize_t n = sfs_copy_file_range(fs, &root, copy_in, 0, fh, 0, 20000, 0);
 	return n < 0 ? (int)n : 0;
 }
+/* Copies that share, and changes that break shares. */
+static int op_copy_share(struct sfs_fs *fs)
+{
+	ssize_t n = sfs_copy_file_range(fs, &root, copy_in, 4096, fh, 8192, 50 << 10, 0);
+	return n < 0 ? (int)n : 0;
+}
+static int op_write_twin(struct sfs_fs *fs)
+{
+	ssize_t n = sfs_write(fs, &root, fh, big, 30000, 1000);
+	return n < 0 ? (int)n : 0;
+}
+static int op_truncate_twin(struct sfs_fs *fs)
+{
+	struct stat a = {.st_size = 5000};
+	return sfs_setattr(fs, &root, ino_of(fs, "/d/twin"), &a, SFS_SET_SIZE, NULL, NULL);
+}
+static int op_punch_twin(struct sfs_fs *fs)
+{
+	return sfs_fallocate(fs, &root, fh, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100, 9000);
+}
+static int op_zero_twin(struct sfs_fs *fs)
+{
+	return sfs_fallocate(fs, &root, fh, FALLOC_FL_ZERO_RANGE, 3000, 50000);
+}
+static int op_clone(struct sfs_fs *fs)
+{
+	char err[256];
+	return sfs_path_clone(fs, &root, "/d", "/full/dcopy", err, sizeof err);
+}
 static int op_mkdir_p(struct sfs_fs *fs)
 {
 	return sfs_path_mkdir(fs, &root, "/d/e/x/y/z", 0700, true);
@@ -334,6 +374,8 @@ static void prepare(struct sfs_fs *fs, const struct scenario *sc)
 		CHECK_EQ(sfs_open(fs, &root, ino_of(fs, sc->file), O_RDWR, &fh), 0);
 	if (sc->op == op_copy)
 		CHECK_EQ(sfs_open(fs, &root, ino_of(fs, "/d/large"), O_RDONLY, &copy_in), 0);
+	if (sc->op == op_copy_share)
+		CHECK_EQ(sfs_open(fs, &root, ino_of(fs, "/d/big"), O_RDONLY, &copy_in), 0);
 }
 
 static void finish(struct sfs_fs *fs)
@@ -454,6 +496,12 @@ int main(int argc, char **argv)
 	        {"setxattr", op_setxattr},
 	        {"open-trunc", op_open},
 	        {"copy-range", op_copy, "/d/small"},
+	        {"copy-share", op_copy_share, "/d/twin"},
+	        {"write-twin", op_write_twin, "/d/twin"},
+	        {"truncate-twin", op_truncate_twin},
+	        {"punch-twin", op_punch_twin, "/d/twin"},
+	        {"zero-twin", op_zero_twin, "/d/twin"},
+	        {"clone", op_clone},
 	        {"mkdir-p", op_mkdir_p, NULL, true},
 	        {"path-symlink", op_path_symlink},
 	        {"path-list", op_path_list},

@@ -85,7 +85,7 @@ static void *worker(void *arg)
 		name_of(b, sizeof b, p2, rng_below(&r, NAMES));
 		struct sfs_entry e;
 		struct sfs_file *fh;
-		switch (rng_below(&r, 11)) {
+		switch (rng_below(&r, 13)) {
 		case 0: { /* create and write */
 			int rc = sfs_create(fs, &cred, d1, a, 0644, O_RDWR, &e, &fh);
 			EXPECT(rc, EEXIST, EISDIR, ENOENT);
@@ -164,6 +164,35 @@ static void *worker(void *arg)
 				EXPECT(sfs_forget(fs, e.ino, 1), 0);
 			}
 			break;
+		case 10: /* clone a file or a tree, while it changes */
+			if (sfs_lookup(fs, &cred, d1, a, &e) == 0) {
+				EXPECT(sfs_clone(fs, &cred, e.ino, d2, b, NULL, 0), EEXIST, EINVAL,
+				       ENOENT);
+				EXPECT(sfs_forget(fs, e.ino, 1), 0);
+			}
+			break;
+		case 11: { /* copy a range, sharing sectors with a file others write */
+			struct sfs_entry e2;
+			struct sfs_file *out;
+			if (sfs_lookup(fs, &cred, d1, a, &e) != 0)
+				break;
+			if (sfs_lookup(fs, &cred, d2, b, &e2) == 0) {
+				if (sfs_open(fs, &cred, e.ino, O_RDONLY, &fh) == 0) {
+					if (sfs_open(fs, &cred, e2.ino, O_RDWR, &out) == 0) {
+						off_t o = (off_t)rng_below(&r, 3) * 4096;
+						EXPECT(sfs_copy_file_range(fs, &cred, fh, o, out,
+						                           (off_t)rng_below(&r, 3) * 4096,
+						                           rng_below(&r, 12000), 0),
+						       EISDIR, EINVAL);
+						EXPECT(sfs_release(fs, out), 0);
+					}
+					EXPECT(sfs_release(fs, fh), 0);
+				}
+				EXPECT(sfs_forget(fs, e2.ino, 1), 0);
+			}
+			EXPECT(sfs_forget(fs, e.ino, 1), 0);
+			break;
+		}
 		default: {
 			struct stat st;
 			if (sfs_lookup(fs, &cred, d2, b, &e) == 0) {
@@ -312,14 +341,8 @@ static void test_limits_under_creates(int rounds)
 
 int main(int argc, char **argv)
 {
-	uint64_t seed = test_fresh_seed();
 	iters = test_quick(argc, argv) ? 500 : 20000;
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--seed") && i + 1 < argc)
-			seed = strtoull(argv[++i], NULL, 0);
-	printf("seed %llu (replay with --seed %llu)\n", (unsigned long long)seed,
-	       (unsigned long long)seed);
-	fflush(stdout);
+	uint64_t seed = test_seed(argc, argv);
 	struct sfs_config cfg = {.size_limit = 256u << 20};
 	CHECK_EQ(sfs_fs_create(&cfg, &fs), 0);
 	for (int i = 0; i < DIRS; i++) {

@@ -152,7 +152,7 @@ static void run(size_t sector, uint64_t seed)
 			check_partition(&ws[t], k, buf);
 		ssize_t n = sv_read(pool, &vecs[k], buf, 4 * S, (int64_t)(T * R));
 		CHECK(n >= 0 && all_zero(buf, (size_t)n));
-		CHECK_CLEAN(sv_check, pool, &vecs[k], &sectors, &small);
+		CHECK_CLEAN(sv_check, pool, &vecs[k], NULL, &sectors, &small);
 	}
 	struct sp_stats st;
 	sp_get_stats(pool, &st);
@@ -177,14 +177,8 @@ static void run(size_t sector, uint64_t seed)
 
 int main(int argc, char **argv)
 {
-	uint64_t fresh = test_fresh_seed();
 	iters = test_quick(argc, argv) ? 300 : 8000;
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--seed") && i + 1 < argc)
-			fresh = strtoull(argv[++i], NULL, 0);
-	printf("fresh seed: %llu (replay with --seed %llu)\n", (unsigned long long)fresh,
-	       (unsigned long long)fresh);
-	fflush(stdout);
+	uint64_t fresh = test_seed(argc, argv);
 	run(512, 1);
 	run(4096, 2);
 	run(512, fresh);

@@ -55,7 +55,7 @@ static void random_change(struct rng *r, struct sv_vector *v, unsigned char *src
 		if (rng_below(r, 10) == 0)
 			sv_clear(pool, v); /* the file is deleted */
 		else
-			CHECK_EQ(sv_zero(pool, v, (int64_t)off, (int64_t)len), 0);
+			CHECK_EQ(sv_zero(pool, v, (int64_t)off, (int64_t)len, true), len ? 0 : -EINVAL);
 		break;
 	}
 }

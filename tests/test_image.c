@@ -21,6 +21,13 @@
  * save, I/O failures (ENOSPC, EIO, short reads and writes) at every file
  * call of a load and a save, and a save taken while threads append to
  * files, whose image must be a consistent cut.
+ *
+ * Sharing (format 1.1): a tree whose files share sectors (copies made with
+ * copy_file_range, a clone of a directory, a shared sector at a file's
+ * unaligned end) saves its shared data once, loads back with the same
+ * sectors shared, and saves again to the same bytes; crafted share records
+ * that name a later inode, a non-file, bytes beyond either file, that
+ * overlap, or that come without the header's flag are refused.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -658,6 +665,21 @@ static void load_ok(struct sfs_fs *fs, const char *path)
 	CHECK_EQ(rc, 0);
 }
 
+/* fs, loaded from img, saves to img2 with the same bytes (the header's
+ * creation time and checksum apart). */
+static void same_save(struct sfs_fs *fs, const char *img, const char *img2)
+{
+	char err[1024];
+	CHECK_EQ(sfs_image_save(fs, img2, NULL, err, sizeof err), 0);
+	size_t l1, l2;
+	uint8_t *p1 = read_file(img, &l1), *p2 = read_file(img2, &l2);
+	CHECK_EQ(l1, l2);
+	CHECK(!memcmp(p1, p2, 24) && !memcmp(p1 + 36, p2 + 36, 56) &&
+	      !memcmp(p1 + 96, p2 + 96, l1 - 96));
+	free(p1);
+	free(p2);
+}
+
 static void test_roundtrip(bool large)
 {
 	struct sfs_fs *a = new_fs(0, 0);
@@ -702,16 +724,8 @@ static void test_roundtrip(bool large)
 	struct sfs_fs *b = new_fs(0, 0);
 	load_ok(b, img);
 	consistent(b);
-	/* The loaded tree saves to the same bytes (the header's creation
-	 * time and checksum apart). */
-	CHECK_EQ(sfs_image_save(b, img2, NULL, err, sizeof err), 0);
-	size_t l1, l2;
-	uint8_t *p1 = read_file(img, &l1), *p2 = read_file(img2, &l2);
-	CHECK_EQ(l1, l2);
-	CHECK(!memcmp(p1, p2, 24) && !memcmp(p1 + 36, p2 + 36, 56) &&
-	      !memcmp(p1 + 96, p2 + 96, l1 - 96));
-	free(p1);
-	free(p2);
+	/* The loaded tree saves to the same bytes. */
+	same_save(b, img, img2);
 	CHECK_EQ(compare(a, b), n);
 	consistent(a);
 	consistent(b);
@@ -1222,6 +1236,174 @@ static void test_crafted(void)
 	c.c[C_XATTR] = 3;
 	refused(c_write(&c, "totals.img"), -EINVAL, "the header's totals do not match the records");
 	printf("crafted images: refused, each with its message\n");
+}
+
+/* ---- shared data (format 1.1) ---- */
+
+static void c_share(struct craft *c, uint64_t ino, uint64_t off, uint64_t len, uint64_t from,
+                    uint64_t from_off)
+{
+	uint8_t p[40];
+	le(p, ino, 8);
+	le(p + 8, off, 8);
+	le(p + 16, len, 8);
+	le(p + 24, from, 8);
+	le(p + 32, from_off, 8);
+	c_rec(c, 6, 0, p, sizeof p);
+}
+
+/* An image with shares declared: /, /d, /a (8 KiB of data), /b (8 KiB,
+ * its records next). */
+static void shared_start(struct craft *c)
+{
+	c_start(c);
+	c->flags = 1;
+	c_inode(c, 1, 0, S_IFDIR | 0755, 3, 0, "", NULL);
+	c_inode(c, 2, 1, S_IFDIR | 0700, 2, 0, "d", NULL);
+	c_inode(c, 3, 1, S_IFREG | 0644, 1, 8192, "a", NULL);
+	c_data(c, 3, 0, big, 8192);
+	c_inode(c, 4, 1, S_IFREG | 0644, 1, 8192, "b", NULL);
+}
+
+/* Copy len bytes of file `from` at fo into `to` at to_off. */
+static void copy_range(struct sfs_fs *fs, sfs_ino_t from, off_t fo, sfs_ino_t to, off_t to_off,
+                       size_t len)
+{
+	struct sfs_file *a, *b;
+	CHECK_EQ(sfs_open(fs, &kern, from, O_RDONLY, &a), 0);
+	CHECK_EQ(sfs_open(fs, &kern, to, O_RDWR, &b), 0);
+	CHECK_EQ(sfs_copy_file_range(fs, &kern, a, fo, b, to_off, len, 0), (ssize_t)len);
+	CHECK_EQ(sfs_release(fs, a), 0);
+	CHECK_EQ(sfs_release(fs, b), 0);
+}
+
+static void test_shared(void)
+{
+	struct sfs_fs *a = new_fs(0, 0);
+	sfs_ino_t d = mk(a, SFS_ROOT_INO, "d", S_IFDIR | 0755, 0);
+	/* 1 MiB + 100 bytes, a hole in the middle */
+	sfs_ino_t f = mkfile(a, d, "f", big, 512 << 10, 0);
+	struct sfs_file *fh;
+	CHECK_EQ(sfs_open(a, &kern, f, O_RDWR, &fh), 0);
+	CHECK_EQ(sfs_write(a, &kern, fh, big + 7, (256 << 10) + 100, 768 << 10), (256 << 10) + 100);
+	CHECK_EQ(sfs_release(a, fh), 0);
+	sfs_ino_t g = mkfile(a, d, "g", NULL, 0, 0);
+	copy_range(a, f, 0, g, 0, (1 << 20) + 100);              /* all of f */
+	sfs_ino_t h = mkfile(a, SFS_ROOT_INO, "h", "head", 4, 0);
+	copy_range(a, f, 12288, h, 4096 + 12288, 200000);        /* part of it, elsewhere */
+	mkfile(a, SFS_ROOT_INO, "x", big + 3, 9000, 0);
+	char err[1024];
+	CHECK_EQ(sfs_path_clone(a, &kern, "/d", "/e", err, sizeof err), 0);
+	/* a change breaks the share of one sector */
+	sfs_ino_t eg;
+	{
+		struct sfs_entry e;
+		CHECK_EQ(sfs_path_lookup(a, &kern, "/e/g", false, &e), 0);
+		eg = e.ino;
+		CHECK_EQ(sfs_forget(a, e.ino, 1), 0);
+	}
+	CHECK_EQ(sfs_open(a, &kern, eg, O_RDWR, &fh), 0);
+	CHECK_EQ(sfs_write(a, &kern, fh, "changed", 7, 5000), 7);
+	CHECK_EQ(sfs_release(a, fh), 0);
+	consistent(a);
+	struct sfs_stats sa;
+	sfs_get_stats(a, &sa);
+	CHECK(sa.shared_sectors > 0);
+
+	const char *img = path_in("shared.img"), *img2 = path_in("shared2.img");
+	struct sfs_image_info info, ci;
+	save_ok(a, img, &info);
+	CHECK_EQ(info.version_minor, 1);
+	CHECK_EQ(info.flags & 1, 1);
+	printf("shared: %llu bytes of data, %llu shared, %llu sectors in use\n",
+	       (unsigned long long)info.data_bytes, (unsigned long long)info.shared_bytes,
+	       (unsigned long long)sa.sectors);
+	CHECK(info.shared_bytes > 5 * (1 << 19));
+	/* Stored once: the data records hold what the filesystem holds. */
+	CHECK(info.data_bytes <= sa.sectors * 4096);
+	CHECK_EQ(sfs_image_check(img, &ci, err, sizeof err), 0);
+	CHECK_EQ(ci.shared_bytes, info.shared_bytes);
+	CHECK_EQ(ci.data_bytes, info.data_bytes);
+
+	struct sfs_fs *b = new_fs(0, 0);
+	load_ok(b, img);
+	consistent(b);
+	/* It saves to the same bytes (before anything reads it: atimes). */
+	same_save(b, img, img2);
+	CHECK_EQ(compare(a, b), 9);
+	struct sfs_stats sb;
+	sfs_get_stats(b, &sb);
+	CHECK_EQ(sb.sectors, sa.sectors);
+	CHECK_EQ(sb.shared_sectors, sa.shared_sectors);
+	CHECK_EQ(sb.saved_bytes, sa.saved_bytes);
+	/* An image that shares fits a size= its logical data would not. */
+	struct sfs_fs *small = new_fs((uint64_t)sa.reserved + (1 << 20), 0);
+	load_ok(small, img);
+	consistent(small);
+	sfs_fs_destroy(small);
+	sfs_fs_destroy(a);
+	sfs_fs_destroy(b);
+
+	/* Crafted: the rules of share records (b shares with a, 8 KiB each). */
+	struct craft c;
+	shared_start(&c);
+	c_share(&c, 4, 0, 8192, 3, 0);
+	c_end(&c);
+	accepted(c_write(&c, "share-ok.img"));
+	shared_start(&c);
+	c_share(&c, 4, 0, 4096, 3, 0);
+	c_share(&c, 4, 4096, 4096, 4, 0); /* its own, before */
+	c_end(&c);
+	accepted(c_write(&c, "share-own.img"));
+	static const struct {
+		uint64_t ino, off, len, from, from_off;
+		const char *msg;
+	} bad[] = {
+	        {4, 0, 4096, 4, 4096, "shares bytes 4096+4096 of its own, not all before 0"},
+	        {4, 0, 4096, 9, 0, "shares the data of inode 9, which is not an earlier inode"},
+	        {4, 0, 4096, 2, 0, "shares the data of inode 2, which is not a regular file"},
+	        {4, 4096, 4096, 3, 4097, "shares bytes 4097+4096 of inode 3, beyond its size 8192"},
+	        {4, 4097, 4096, 3, 0, "shared data at 4097+4096 beyond the file size 8192"},
+	        {4, 0, 0, 3, 0, "shares no bytes"},
+	        {3, 0, 10, 3, 0, "not after its inode's record"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		shared_start(&c);
+		c_share(&c, bad[i].ino, bad[i].off, bad[i].len, bad[i].from, bad[i].from_off);
+		c_end(&c);
+		char msg[512], name[32];
+		snprintf(msg, sizeof msg, "record 6 (share of inode %llu): %s",
+		         (unsigned long long)bad[i].ino, bad[i].msg);
+		snprintf(name, sizeof name, "share-bad%zu.img", i);
+		refused(c_write(&c, name), -EINVAL, msg);
+	}
+	shared_start(&c);
+	c_share(&c, 4, 0, 8192, 3, 0);
+	c_end(&c);
+	c.flags = 0;
+	refused(c_write(&c, "share-noflag.img"), -EINVAL,
+	        "record 6 (share of inode 4): shared data in an image whose header does not "
+	        "declare any");
+	shared_start(&c);
+	c_data(&c, 4, 0, big, 5000);
+	c_share(&c, 4, 4096, 4096, 3, 4096);
+	c_end(&c);
+	refused(c_write(&c, "share-overlap.img"), -EINVAL,
+	        "record 7 (share of inode 4): shared data at 4096 overlaps or precedes the run "
+	        "before it (ending at 5000)");
+	shared_start(&c);
+	c_xattr(&c, 4, "user.a", "b", 1);
+	c_share(&c, 4, 0, 10, 3, 0);
+	c_end(&c);
+	refused(c_write(&c, "share-late.img"), -EINVAL,
+	        "record 7 (share of inode 4): shared data after the inode's xattrs");
+	/* A flag no version knows is refused still. */
+	shared_start(&c);
+	c_end(&c);
+	c.flags = 3;
+	refused(c_write(&c, "share-flags.img"), -EINVAL,
+	        "needs features 0x0002 that this sectorfs does not have");
+	printf("shared data: stored once, loaded shared, crafted shares refused\n");
 }
 
 /* ---- damage to a real image: every truncation, a flipped bit everywhere ---- */
@@ -2025,6 +2207,14 @@ static void write_corpus(const char *out)
 	}
 	save_as(fs, out, "names.img");
 	sfs_fs_destroy(fs);
+	/* shared data (1.1): whole copies, a part elsewhere, a file with itself */
+	fs = new_fs(0, 0);
+	sfs_ino_t s1 = mkfile(fs, SFS_ROOT_INO, "a", big, 5 * 4096 + 10, 0);
+	sfs_ino_t s2 = mkfile(fs, SFS_ROOT_INO, "b", NULL, 0, 0);
+	copy_range(fs, s1, 0, s2, 0, 5 * 4096 + 10);
+	copy_range(fs, s1, 4096, s2, 8 * 4096, 3 * 4096);
+	save_as(fs, out, "shares.img");
+	sfs_fs_destroy(fs);
 	/* crafted: a skippable record of a future type */
 	struct craft c;
 	c_small(&c);
@@ -2064,6 +2254,12 @@ static void step_crafted(bool quick)
 {
 	(void)quick;
 	test_crafted();
+}
+
+static void step_shared(bool quick)
+{
+	(void)quick;
+	test_shared();
 }
 
 static void step_damage(bool quick)
@@ -2114,6 +2310,7 @@ int main(int argc, char **argv)
 		void (*fn)(bool);
 	} steps[] = {{"crc", step_crc},         {"round trip", step_roundtrip},
 	             {"empty", step_empty},     {"crafted", step_crafted},
+	             {"shared", step_shared},
 	             {"damage", step_damage},   {"limits", step_limits},
 	             {"faults", step_faults},   {"random", test_random},
 	             {"writers", test_writers}};

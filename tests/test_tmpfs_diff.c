@@ -376,6 +376,12 @@ static void op_io(void)
 		int s2 = used_slot();
 		size_t clen = (size_t)rng_below(&r, 9000);
 		off_t o2 = (off_t)rng_below(&r, 9000);
+		if (rng_below(&r, 2)) {
+			/* Offsets the same distance into a page: whole sectors
+			 * are shared, and the changes that follow break them. */
+			o2 = (off_t)rng_below(&r, 3) * 4096 + (off % 4096);
+			clen = (size_t)rng_below(&r, 4 * 4096);
+		}
 		note("copy_file_range %s@%lld -> %s@%lld len %zu", sl->desc, (long long)off,
 		     slots[s2].desc, (long long)o2, clen);
 		loff_t ko = off, ko2 = o2;

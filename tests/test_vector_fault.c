@@ -21,7 +21,7 @@
 #define MAXB (8u << 20)
 
 struct state {
-	uint64_t size, sectors;
+	uint64_t size, sectors, other_sectors;
 	struct sp_stats st;
 	unsigned char *bytes;
 };
@@ -35,15 +35,21 @@ struct scenario {
 
 static unsigned char pattern[MAXB];
 
+/* A second vector of the pool, which scenarios of sharing copy from (its
+ * contents never change). */
+static struct sv_vector other;
+
 static void consistent(struct sp_pool *pool, struct sv_vector *v)
 {
-	check_vector(pool, v, 1);
+	struct sv_vector *both[2] = {v, &other};
+	check_vectors(pool, both, 2);
 }
 
 static void snap(struct sp_pool *pool, struct sv_vector *v, struct state *s)
 {
 	s->size = sv_size(v);
 	s->sectors = sv_sectors(v);
+	s->other_sectors = sv_sectors(&other);
 	sp_get_stats(pool, &s->st);
 	uint64_t n = s->size < MAXB ? s->size : MAXB;
 	s->bytes = malloc(n + 1);
@@ -57,6 +63,9 @@ static void same(const struct state *a, const struct state *b)
 	CHECK_EQ(a->st.sectors_in_use, b->st.sectors_in_use);
 	CHECK_EQ(a->st.small_bytes, b->st.small_bytes);
 	CHECK_EQ(a->st.bytes_reserved, b->st.bytes_reserved);
+	CHECK_EQ(a->st.shared_sectors, b->st.shared_sectors);
+	CHECK_EQ(a->st.shared_extra, b->st.shared_extra);
+	CHECK_EQ(a->other_sectors, b->other_sectors);
 	uint64_t n = a->size < MAXB ? a->size : MAXB;
 	CHECK(memcmp(a->bytes, b->bytes, n) == 0);
 }
@@ -159,6 +168,90 @@ static int op_grow(struct sp_pool *p, struct sv_vector *v)
 	return sv_resize(p, v, (int64_t)1 << 40);
 }
 
+/* ---- sharing ---- */
+
+/* The other vector: data in sectors 0-2 and 40-41, a hole between, and
+ * an unwritten stretch at 60-69; then the scenario's own setup. */
+static void setup_other(struct sp_pool *p)
+{
+	size_t S = sp_sector_size(p);
+	CHECK_EQ(sv_write(p, &other, pattern + 7, 3 * S, 0), (long long)(3 * S));
+	CHECK_EQ(sv_write(p, &other, pattern + 9, 2 * S, (int64_t)(40 * S)), (long long)(2 * S));
+	CHECK_EQ(sv_allocate(p, &other, (int64_t)(60 * S), (int64_t)(10 * S), false), 0);
+	CHECK_EQ(sv_write(p, &other, "end", 3, (int64_t)(70 * S) + 5), 3);
+}
+
+/* v shares all of the other vector's sectors. */
+static void setup_clone(struct sp_pool *p, struct sv_vector *v)
+{
+	CHECK_EQ(sv_clone(p, v, &other), 0);
+}
+
+/* Whole sectors shared (a hole and unwritten space become a zero sector),
+ * edges filled or made private, old sectors of v dropped. */
+static int op_share_aligned(struct sp_pool *p, struct sv_vector *v)
+{
+	size_t S = sp_sector_size(p);
+	ssize_t n = sv_share(p, v, (int64_t)S + 9, &other, 9, 65 * S);
+	return n < 0 ? (int)n : 0;
+}
+
+/* Into a vector that shares already: the same sectors again, and edges
+ * that must be made private. */
+static int op_share_again(struct sp_pool *p, struct sv_vector *v)
+{
+	size_t S = sp_sector_size(p);
+	ssize_t n = sv_share(p, v, 5, &other, 5, 45 * S);
+	return n < 0 ? (int)n : 0;
+}
+
+/* Offsets that do not line up: a plain copy. */
+/* From the start: an inline vector's bytes are replaced with the rest. */
+static int op_share_start(struct sp_pool *p, struct sv_vector *v)
+{
+	size_t S = sp_sector_size(p);
+	ssize_t n = sv_share(p, v, 0, &other, 0, 45 * S + 3);
+	return n < 0 ? (int)n : 0;
+}
+
+static int op_share_plain(struct sp_pool *p, struct sv_vector *v)
+{
+	size_t S = sp_sector_size(p);
+	ssize_t n = sv_share(p, v, 3, &other, 1, 42 * S);
+	return n < 0 ? (int)n : 0;
+}
+
+static int op_clone(struct sp_pool *p, struct sv_vector *v)
+{
+	return sv_clone(p, v, &other);
+}
+
+/* Breaking shares: a write across shared, unwritten and missing sectors;
+ * a shrink, a punch and a zeroing with shared partial sectors. */
+static int op_write_shared(struct sp_pool *p, struct sv_vector *v)
+{
+	size_t S = sp_sector_size(p);
+	ssize_t n = sv_write(p, v, pattern + 4, 64 * S, (int64_t)S + 100);
+	return n < 0 ? (int)n : 0;
+}
+
+static int op_shrink_shared(struct sp_pool *p, struct sv_vector *v)
+{
+	return sv_resize(p, v, (int64_t)(40 * sp_sector_size(p)) + 17);
+}
+
+static int op_punch_shared(struct sp_pool *p, struct sv_vector *v)
+{
+	size_t S = sp_sector_size(p);
+	return sv_punch(p, v, (int64_t)S + 1, (int64_t)(40 * S));
+}
+
+static int op_zero_shared(struct sp_pool *p, struct sv_vector *v)
+{
+	size_t S = sp_sector_size(p);
+	return sv_zero(p, v, 7, (int64_t)(64 * S), false);
+}
+
 /* ---- the driver ---- */
 
 static struct sp_pool *new_pool(size_t S)
@@ -172,6 +265,7 @@ static struct sp_pool *new_pool(size_t S)
 static void drop(struct sp_pool *p, struct sv_vector *v)
 {
 	sv_clear(p, v);
+	sv_clear(p, &other);
 	struct sp_stats st;
 	sp_get_stats(p, &st);
 	CHECK_EQ(st.sectors_in_use, 0);
@@ -185,17 +279,20 @@ static void run(const struct scenario *sc, bool persist)
 	/* The expected outcome, without faults. */
 	struct sp_pool *rp = new_pool(sc->S);
 	struct sv_vector ref = SV_INIT;
+	setup_other(rp);
 	sc->setup(rp, &ref);
 	int want = sc->op(rp, &ref);
 	CHECK(want >= 0);
 	struct state expect;
 	snap(rp, &ref, &expect);
+	drop(rp, &ref); /* and the other vector, which each pool has its own of */
 
 	int failures = 0;
 	for (long n = 1;; n++) {
 		CHECK(n < 10000);
 		struct sp_pool *p = new_pool(sc->S);
 		struct sv_vector v = SV_INIT;
+		setup_other(p);
 		sc->setup(p, &v);
 		struct state before, after;
 		snap(p, &v, &before);
@@ -226,7 +323,6 @@ static void run(const struct scenario *sc, bool persist)
 		}
 	}
 	free(expect.bytes);
-	drop(rp, &ref);
 }
 
 int main(int argc, char **argv)
@@ -251,6 +347,17 @@ int main(int argc, char **argv)
 		        {"inline-grow", S, setup_inline, op_inline_grow},
 		        {"inline-spill", S, setup_inline, op_inline_spill},
 		        {"inline-resize", S, setup_inline, op_inline_resize},
+		        {"share-aligned", S, setup_holes, op_share_aligned},
+		        {"share-empty", S, setup_empty, op_share_aligned},
+		        {"share-inline", S, setup_inline, op_share_start},
+		        {"share-inline-plain", S, setup_inline, op_share_again},
+		        {"share-again", S, setup_clone, op_share_again},
+		        {"share-plain", S, setup_holes, op_share_plain},
+		        {"clone", S, setup_empty, op_clone},
+		        {"write-shared", S, setup_clone, op_write_shared},
+		        {"shrink-shared", S, setup_clone, op_shrink_shared},
+		        {"punch-shared", S, setup_clone, op_punch_shared},
+		        {"zero-shared", S, setup_clone, op_zero_shared},
 		};
 		for (size_t i = 0; i < sizeof scs / sizeof *scs; i++) {
 			run(&scs[i], false);

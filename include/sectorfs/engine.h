@@ -62,13 +62,24 @@
  *   them into sector 0 as part of the same all-or-nothing step.  Only
  *   written bytes go inline: they seek as data, while sv_allocate() on an
  *   empty vector gives an unwritten sector, a hole to SEEK_DATA.
+ *   Sharing (share.c): a sector may belong to several vectors at once
+ *   (copy_file_range, clones), the pool counting its owners.  Before a
+ *   change touches the bytes of a shared sector -- a write, a zeroing, the
+ *   partial sector a truncate or punch zeroes -- the vector gets a private
+ *   copy ("breaks" the share); the copy is planned and reserved with the
+ *   rest of the change, so a full pool refuses it with ENOSPC before
+ *   anything moved.  Dropping a shared sector drops this vector's
+ *   ownership only.  A vector's `sectors` counts every sector it
+ *   references, shared or not (a file's blocks as if it owned them), while
+ *   the pool reserves and counts each sector once.
  *   Invariants, checked by sv_check():
  *     - every byte past the size, inside an allocated sector, is zero (so
  *       extending a file never reveals old data);
  *     - no tree node is empty, and the height is the smallest that covers
  *       the highest allocated sector (so shrinking gives memory back);
- *     - `sectors` counts the allocated sectors; the pool holds a
- *       reservation for every sector and node of every vector.
+ *     - `sectors` counts the allocated sectors, shared ones included; the
+ *       pool holds one reservation for every sector (whoever owns it) and
+ *       node of every vector, and counts each shared sector's owners.
  *
  *   Operations that change a vector plan first (count the holes to fill and
  *   the nodes to add), reserve, allocate everything, and only then modify
@@ -155,6 +166,8 @@ struct sp_stats {
 	uint64_t purged_bytes;    /* total ever given back to the kernel */
 	uint64_t warmed_bytes;    /* total ever faulted in ahead (sp_warm) */
 	uint64_t warm_rounds;     /* times the faulting-in thread finished */
+	uint64_t shared_sectors;  /* sectors in use with more than one owner */
+	uint64_t shared_extra;    /* owners beyond the first, summed: the sectors sharing saves */
 };
 
 /* Create a pool.  Returns 0, -EINVAL (bad sector size) or -ENOMEM. */
@@ -178,6 +191,19 @@ int sp_set_limit(struct sp_pool *pool, uint64_t limit);
  * Sectors are not reserved by this call: reserve first. */
 int sp_alloc_sectors(struct sp_pool *pool, size_t n, void **out, bool zeroed);
 void sp_free_sectors(struct sp_pool *pool, size_t n, void *const *sectors);
+
+/* Sharing.  A sector may have several owners (the slots of vectors that
+ * share it copy-on-write); it is reserved once and freed by its last
+ * owner.  sp_share() adds an owner (the caller must be one, and keep it
+ * meanwhile: an owner's lock guards the count against its own drop);
+ * sp_unshare() removes one and returns true when the caller was the only
+ * owner, who must then free the sector and release its reservation.
+ * sp_shared(): more than one owner now (a count of one seen by an owner
+ * stays one while that owner shares nothing).  sp_owners(): for checks. */
+void sp_share(struct sp_pool *pool, void *sector);
+bool sp_unshare(struct sp_pool *pool, void *sector);
+bool sp_shared(const struct sp_pool *pool, const void *sector);
+uint64_t sp_owners(const struct sp_pool *pool, const void *sector);
 
 /* Small objects, 1 to SP_SMALL_MAX bytes, rounded up to a power of two of
  * at least SP_SMALL_MIN (sp_small_size tells the rounded size, 0 if too
@@ -254,14 +280,17 @@ ssize_t sv_write(struct sp_pool *pool, struct sv_vector *v, const void *buf, siz
 ssize_t sv_append(struct sp_pool *pool, struct sv_vector *v, const void *buf, size_t len,
                   int64_t *off);
 /* Set the size.  Shrinking (or keeping the size) frees every sector past it
- * and zeroes the tail of the last one; growing adds a hole. */
+ * and zeroes the tail of the last one; growing adds a hole.  Shrinking
+ * fails (-ENOSPC, -ENOMEM, nothing changed) only when that last sector is
+ * shared and must first be copied. */
 int sv_resize(struct sp_pool *pool, struct sv_vector *v, int64_t size);
 /* Deallocate [off, off+len): free whole sectors, zero partial edges.  The
- * size is unchanged. */
+ * size is unchanged.  Fails as sv_resize does, for a shared edge sector. */
 int sv_punch(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len);
-/* Zero [off, off+len) but keep its sectors (FALLOC_FL_ZERO_RANGE, after
- * sv_allocate has given the range sectors).  Cannot fail but for EINVAL. */
-int sv_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len);
+/* Give [off, off+len) sectors, as sv_allocate does, and zero it
+ * (FALLOC_FL_ZERO_RANGE), in one all-or-nothing step. */
+int sv_zero(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len,
+            bool keep_size);
 /* Give [off, off+len) sectors (zeroed where they were holes); with
  * !keep_size extend the size to off+len.  All or nothing. */
 int sv_allocate(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len,
@@ -270,6 +299,24 @@ int sv_allocate(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t 
  * within `room` bytes of the pool's limit: its sectors and the tree nodes
  * that hold them (about 8 bytes a sector). */
 uint64_t sv_fitting(const struct sp_pool *pool, uint64_t room);
+/* Sharing (share.c).  sv_share() makes [dst_off, dst_off+len) of dst a
+ * copy of [src_off, src_off+len) of src, len clipped at src's size
+ * (copy_file_range), all or nothing, and returns the bytes copied.  Where
+ * both offsets lie the same distance into a sector, every sector the
+ * destination range covers whole takes src's sector itself, shared (a hole
+ * or unwritten space in src becomes a shared sector of zeros: data, as a
+ * copy makes it), and only partial sectors at the edges are copied (not a
+ * last one that ends src and, after the copy, dst, two vectors: it is
+ * shared too);
+ * otherwise every byte is copied.  src and dst may be one vector if the
+ * ranges do not overlap.
+ * sv_clone() makes an empty dst a copy of src -- size, data, holes,
+ * unwritten space -- sharing every sector (inline bytes are copied); the
+ * new tree's nodes are its only cost.  0, -ENOSPC or -ENOMEM. */
+ssize_t sv_share(struct sp_pool *pool, struct sv_vector *dst, int64_t dst_off,
+                 struct sv_vector *src, int64_t src_off, uint64_t len);
+int sv_clone(struct sp_pool *pool, struct sv_vector *dst, struct sv_vector *src);
+
 /* Offset of the next data (data=true) or hole at or after off, as lseek's
  * SEEK_DATA/SEEK_HOLE; the end of the vector counts as a hole.  -ENXIO when
  * off >= size. */
@@ -312,13 +359,31 @@ ssize_t sv_frozen_read(struct sp_pool *pool, struct sv_vector *v, struct sv_froz
                        size_t len, int64_t off);
 bool sv_frozen_broken(const struct sv_frozen *f);
 void sv_unfreeze(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen *f);
+/* The sectors of the view's data that were shared at the freeze, in
+ * increasing index, each with an identity: in views frozen at one instant
+ * (with no change between the freezes, as a snapshot takes them), equal
+ * identities mean the same bytes. */
+struct sv_frozen_share {
+	uint64_t index; /* the sector's index in the vector */
+	uint64_t id;
+};
+size_t sv_frozen_shares(const struct sv_frozen *f, const struct sv_frozen_share **list);
 
-/* Verify the invariants above; returns 0 or -EUCLEAN with a message in
- * msg (if not NULL).  Adds the vector's sectors and small-object bytes
- * (nodes and inline data) to *sectors and *small_bytes, so that a caller can
- * check a pool's counters. */
-int sv_check(struct sp_pool *pool, struct sv_vector *v, uint64_t *sectors, uint64_t *small_bytes,
-             char *msg, size_t msglen);
+/* Verify the invariants above (vector_check.c); returns 0 or -EUCLEAN with
+ * a message in msg (if not NULL).  Adds the vector's small-object bytes
+ * (nodes and inline data) to *small_bytes and its sectors to *sectors, so
+ * that a caller can check a pool's counters: all of them with a NULL
+ * census; with one, only those it owns alone, the shared ones being noted
+ * in the census.  After every vector of a pool was checked,
+ * sv_census_end() verifies that each shared sector was seen once per
+ * owner the pool counts, adds it once to *sectors, and frees the census
+ * (0, -EUCLEAN with a message).  sv_census_new: 0 or -ENOMEM. */
+struct sv_census;
+int sv_census_new(struct sv_census **out);
+int sv_check(struct sp_pool *pool, struct sv_vector *v, struct sv_census *census,
+             uint64_t *sectors, uint64_t *small_bytes, char *msg, size_t msglen);
+int sv_census_end(struct sp_pool *pool, struct sv_census *census, uint64_t *sectors, char *msg,
+                  size_t msglen);
 
 /* ---- the sparse map (map.c): 64-bit keys to pointers, ordered ---- */
 
