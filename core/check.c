@@ -218,7 +218,7 @@ int sfs_check(struct sfs_fs *fs, char *msg, size_t msglen)
 		msg[0] = '\0';
 	int rc = sv_census_new(&c.census);
 	if (rc)
-		return rc;
+		goto out;
 	rc = collect(&c);
 	if (rc == 0 && !find(&c, fs->root->ino))
 		fail(&c, "the root is not in the table");

@@ -75,7 +75,7 @@ mkdir "$tmp/dir one" "$tmp/dir2"
 touch "$tmp/file.img"
 cd "$tmp"
 want "save stats" sectorfs s
-want "dir one dir2 image resize save stats umount" sectorfs ""
+want "clone dir one dir2 image resize save stats umount" sectorfs ""
 want "image" sectorfs im
 want "size=" sectorfs -o si
 want "-osize=" sectorfs -osi
@@ -89,6 +89,9 @@ want "$tmp/file.img" sectorfs image check "$tmp/f"
 want "$tmp/dir one $tmp/dir2" sectorfs image create x.img "$tmp/d"
 want "$tmp/dir one $tmp/dir2" sectorfs -o size=1g "$tmp/d"
 want "nr_inodes= size=" sectorfs resize /mnt ""
+want "$tmp/dir one $tmp/dir2 $tmp/file.img" sectorfs clone "$tmp/"
+want "$tmp/dir one $tmp/dir2 $tmp/file.img" sectorfs clone "$tmp/dir2" "$tmp/"
+want "" sectorfs clone a b ""
 want "--help" sectorfs --he
 [ $fail -eq 0 ] || exit 1
 echo "cli_docs: ok"
