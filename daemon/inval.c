@@ -23,11 +23,21 @@
  * cache, once): a file written from scratch through a write-only or direct
  * descriptor, the common case, is answered at once.
  *
- * If the thread or a queue entry cannot be had (out of memory), the answer
- * goes first and the notification after, from the worker: never a wait
- * there, at the price of the old window.
+ * Over io_uring an answer cannot be handed to another thread: a ring
+ * thread's one entry holds the request until its thread commits the
+ * answer (ring.c).  But there every queue has several threads, so a ring
+ * thread may tell the kernel itself and then answer, as long as another
+ * thread of its queue stays free to answer the reads whose pages the
+ * kernel waits for: rg_inval_begin() grants that to all but one thread of
+ * a queue at a time.
+ *
+ * If the thread or a queue entry cannot be had (out of memory), or a ring
+ * thread is not granted the wait, the answer goes first and the
+ * notification after, from the worker: never a wait there, at the price
+ * of the old window.
  */
 #include "inval.h"
+#include "ring.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -94,7 +104,14 @@ static bool start(void)
 void inv_reply_write(struct fuse_session *se, fuse_req_t req, fuse_ino_t ino, off_t off,
                      size_t n)
 {
-	struct pending *p = malloc(sizeof *p);
+	int ring = rg_inval_begin();
+	if (ring == 1) {
+		(void)fuse_lowlevel_notify_inval_inode(se, ino, off, (off_t)n);
+		fuse_reply_write(req, n);
+		rg_inval_end();
+		return;
+	}
+	struct pending *p = ring < 0 ? malloc(sizeof *p) : NULL;
 	pthread_mutex_lock(&lock);
 	if (p && !stopping && start()) {
 		*p = (struct pending){.se = se, .req = req, .ino = ino, .off = off, .n = n};

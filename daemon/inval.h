@@ -6,7 +6,9 @@
 #include "ops.h"
 
 /* Answer the write `req` (n bytes written at off into ino) once the kernel
- * has dropped its cached pages of that range; the caller returns at once. */
+ * has dropped its cached pages of that range.  A /dev/fuse worker returns
+ * at once (a thread of inval.c answers); a ring thread may wait for the
+ * kernel itself (see inval.c). */
 void inv_reply_write(struct fuse_session *se, fuse_req_t req, fuse_ino_t ino, off_t off,
                      size_t n);
 

@@ -40,7 +40,8 @@
  *   payload: a read's data is copied once more than on /dev/fuse, which
  *   takes it straight from the sectors) and committed with the next fetch
  *   when the op returns.  Every op of the daemon answers before it
- *   returns, so the answer is always there; if it were not, the request is
+ *   returns on a ring thread (a write that waits for the kernel to drop
+ *   pages waits here: rg_inval_begin()), so the answer is always there; if it were not, the request is
  *   answered EIO rather than the entry lost.  Everything else (INIT,
  *   FORGET, INTERRUPT, the kernel's notifications, the answers to
  *   requests that came on /dev/fuse) still goes through /dev/fuse, whose
@@ -127,6 +128,8 @@ static struct {
 	size_t payload;          /* [const] bytes of an entry's payload */
 	unsigned queues, n;      /* [const] queues; threads in all */
 	struct rg_thread *t;     /* [const] n of them */
+	unsigned per_queue;      /* [const] threads of each queue */
+	_Atomic unsigned *in_inval; /* [const ptr] per queue: its threads waiting in rg_inval_begin()'s grant */
 	int stop_fd;             /* [const] eventfd: readable once rg_stop() */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -343,6 +346,24 @@ bool rg_take_reply(const struct iovec *iov, int count, ssize_t *n)
 	return true;
 }
 
+int rg_inval_begin(void)
+{
+	struct rg_thread *t = serving;
+	if (!t)
+		return -1;
+	/* One thread of every queue never waits here: the read that holds a
+	 * page lock the kernel waits for can always be answered. */
+	if (atomic_fetch_add(&rg.in_inval[t->qid], 1) + 1 < rg.per_queue)
+		return 1;
+	atomic_fetch_sub(&rg.in_inval[t->qid], 1);
+	return 0;
+}
+
+void rg_inval_end(void)
+{
+	atomic_fetch_sub(&rg.in_inval[serving->qid], 1);
+}
+
 /* rg_stop(): answer nothing more, and stay until rg_free().  A request
  * the kernel gives the entry now waits, unanswered, as one left in
  * /dev/fuse would, until the connection ends; were the thread gone, the
@@ -440,6 +461,8 @@ static void free_all(void)
 	free(rg.t);
 	rg.t = NULL;
 	rg.n = 0;
+	free((void *)rg.in_inval);
+	rg.in_inval = NULL;
 	if (rg.stop_fd >= 0)
 		close(rg.stop_fd);
 	rg.stop_fd = -1;
@@ -479,9 +502,11 @@ bool rg_prepare(struct fuse_session *se, int fd, size_t payload, unsigned thread
 	if (per_queue < 2)
 		per_queue = 2;
 	rg.n = rg.queues * per_queue;
+	rg.per_queue = per_queue;
 	rg.t = calloc(rg.n, sizeof *rg.t);
+	rg.in_inval = calloc(rg.queues, sizeof *rg.in_inval);
 	rg.stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (!rg.t || rg.stop_fd < 0) {
+	if (!rg.t || !rg.in_inval || rg.stop_fd < 0) {
 		if (!rg.t)
 			rg.n = 0;
 		free_all();

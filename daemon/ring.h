@@ -30,6 +30,14 @@ void rg_start(bool go);
  * request's handler returns) and true is returned, with *n the bytes. */
 bool rg_take_reply(const struct iovec *iov, int count, ssize_t *n);
 
+/* Before a write's answer that must wait for the kernel to drop cached
+ * pages (inval.c): -1 if this thread is not answering a ring request; 1
+ * if it may wait (then rg_inval_end() after), because another thread of
+ * its queue is left to answer the reads that hold those pages; 0 if every
+ * other thread of its queue waits so already. */
+int rg_inval_begin(void);
+void rg_inval_end(void);
+
 /* Requests the ring threads hold now, or -1 if one may be on its way to
  * a thread that has not counted it yet. */
 int rg_held(void);
