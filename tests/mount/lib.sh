@@ -168,6 +168,16 @@ poll() {
 	done
 }
 pid_gone() { ! pid_alive "$1"; }
+
+# dead_error MSG [uring]: whether MSG is what an access to a mount whose
+# daemon died says: ENOTCONN; over io_uring (SFS_TRANSPORT=uring, or a
+# second argument) also ECONNABORTED, which the kernel gives a request that
+# was in flight when it tore the rings down (fs/fuse/dev_uring.c).
+dead_error() {
+	[[ "$1" == *"Transport endpoint is not connected"* ]] && return 0
+	[ "${SFS_TRANSPORT:-}" = uring ] || [ -n "${2:-}" ] || return 1
+	[[ "$1" == *"Software caused connection abort"* ]]
+}
 not_mounted() { ! is_mounted "$1"; }
 
 # Is process $1 alive (zombies count as dead)?

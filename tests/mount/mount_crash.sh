@@ -30,24 +30,16 @@ poll 60 pid_gone "$pid" || die "daemon $pid still alive 60 s after SIGKILL"
 say "killed $pid"
 
 printf 'the mount point reports ENOTCONN ... '
-# Over io_uring the kernel ends a request that was in flight when the ring
-# was torn down with ECONNABORTED (fs/fuse/dev_uring.c) and only later ones
-# with ENOTCONN; which one the first access meets is the kernel's timing.
-dead_msg="Transport endpoint is not connected"
-dead_ok() {
-	[[ "$1" == *"$dead_msg"* ]] && return 0
-	[ "${SFS_TRANSPORT:-}" = uring ] && [[ "$1" == *"Software caused connection abort"* ]]
-}
 rc=0
 out=$(stat "$CM" 2>&1) || rc=$?
 [ $rc -ne 0 ] || die "stat $CM succeeded after the daemon died"
-dead_ok "$out" || die "stat $CM: '$out', want ENOTCONN"
+dead_error "$out" || die "stat $CM: '$out', want ENOTCONN"
 rc=0
 out=$(ls "$CM" 2>&1) || rc=$?
-[ $rc -ne 0 ] && dead_ok "$out" || die "ls $CM: rc=$rc '$out'"
+[ $rc -ne 0 ] && dead_error "$out" || die "ls $CM: rc=$rc '$out'"
 rc=0
 out=$(cat "$CM/small" 2>&1) || rc=$?
-[ $rc -ne 0 ] && dead_ok "$out" || die "cat $CM/small: rc=$rc '$out'"
+[ $rc -ne 0 ] && dead_error "$out" || die "cat $CM/small: rc=$rc '$out'"
 is_mounted "$CM" || die "$CM vanished from mountinfo by itself"
 say "ok ($out)"
 
