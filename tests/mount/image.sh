@@ -26,6 +26,7 @@
 # usage: image.sh [SECTORFS_BINARY_OR_BUILD_DIR]     (root; 77 = skipped)
 set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/lib.sh"
+MT_DEFAULT_DEADLINE=1140 # ctest TIMEOUT 1200: 250 s measured beside stress-ng --cpu 2
 mt_init mount_image "$@"
 for tool in setfacl getfacl setfattr getfattr sha256sum; do
 	command -v "$tool" >/dev/null || die "missing tool: $tool (packages acl, attr, coreutils)"
