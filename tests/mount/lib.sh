@@ -523,6 +523,18 @@ def dropc():
         pass
 def sha(b):
     return hashlib.sha256(b).hexdigest()[:16]
+def data_extents(fd):
+    # [(start, end)] of the data, by SEEK_DATA / SEEK_HOLE
+    size, off, ext = os.fstat(fd).st_size, 0, []
+    while off < size:
+        try:
+            d = os.lseek(fd, off, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno == errno.ENXIO: break
+            raise
+        off = os.lseek(fd, d, os.SEEK_HOLE)
+        ext.append((d, off))
+    return ext
 def readall(p):
     with open(p, "rb") as f:
         return f.read()

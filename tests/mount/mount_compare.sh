@@ -42,16 +42,7 @@ holemap() {
 	py "$1" <<'EOF'
 fd = os.open(sys.argv[1], os.O_RDONLY)
 size = os.fstat(fd).st_size
-ext, off = [], 0
-while off < size:
-    try:
-        d = os.lseek(fd, off, os.SEEK_DATA)
-    except OSError as e:
-        if e.errno == errno.ENXIO: break
-        raise
-    h = os.lseek(fd, d, os.SEEK_HOLE)
-    ext.append("%d-%d" % (d, h))
-    off = h
+ext = ["%d-%d" % e for e in data_extents(fd)]
 print("%s: size %d data [%s]" % (sys.argv[1], size, " ".join(ext)))
 EOF
 }
@@ -209,16 +200,8 @@ EOF
 	py <<'EOF'
 def extents(p):
     fd = os.open(p, os.O_RDONLY)
-    size, off, ext = os.fstat(fd).st_size, 0, []
-    while off < size:
-        try:
-            d = os.lseek(fd, off, os.SEEK_DATA)
-        except OSError as e:
-            if e.errno == errno.ENXIO: break
-            raise
-        h = os.lseek(fd, d, os.SEEK_HOLE)
-        ext.append((d, h, sha(os.pread(fd, h - d, d))))
-        off = h
+    size = os.fstat(fd).st_size
+    ext = [(d, h, sha(os.pread(fd, h - d, d))) for d, h in data_extents(fd)]
     probes = [os.pread(fd, 16, o) for o in (1 << 30, 3 << 30, (6 << 30) + (1 << 20)) if o < size]
     os.close(fd)
     return size, ext, probes
