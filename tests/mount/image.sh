@@ -73,15 +73,7 @@ for dp, dns, fns in os.walk(sys.argv[1]):
         st = os.lstat(p)
         if stat.S_ISREG(st.st_mode) and st.st_size > 0:
             fd = os.open(p, os.O_RDONLY)
-            ext, off = [], 0
-            while off < st.st_size:
-                try:
-                    d = os.lseek(fd, off, os.SEEK_DATA)
-                except OSError:
-                    break
-                h = os.lseek(fd, d, os.SEEK_HOLE)
-                ext.append("%d-%d" % (d, h))
-                off = h
+            ext = ["%d-%d" % e for e in data_extents(fd)]
             os.close(fd)
             print("extents %s %s" % (p, " ".join(ext)))
         if stat.S_ISLNK(st.st_mode):
