@@ -32,23 +32,11 @@
 # two never run at once.
 set -euo pipefail
 
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(dirname "$BENCH_DIR")
-SECTORFS=""
+NAME=bench_image
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 QUICK=0
 OUT=$BENCH_DIR/results/image.md
-while [ $# -gt 0 ]; do
-	case $1 in
-	--quick) QUICK=1 ;;
-	--out) OUT=$2; shift ;;
-	*) if [ -d "$1" ]; then SECTORFS=$1/sectorfs; else SECTORFS=$1; fi ;;
-	esac
-	shift
-done
-SECTORFS=${SECTORFS:-$REPO/build/sectorfs}
-
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { printf 'bench_image: %s\n' "$*" >&2; exit 1; }
+bench_args "quick out" "$@"
 
 [ "$(id -u)" -eq 0 ] || die "needs root (mount, drop_caches)"
 [ -x "$SECTORFS" ] || die "no sectorfs binary at $SECTORFS"
@@ -61,11 +49,7 @@ while pgrep -f 'bench/(run|cache_policy)\.sh' >/dev/null; do
 	log "another benchmark is running: waiting"
 	sleep 60
 done
-exec 9>/run/sectorfs-bench.lock
-if ! flock -n 9; then
-	log "another benchmark holds /run/sectorfs-bench.lock: waiting for it"
-	flock 9
-fi
+take_bench_lock
 
 W=$(mktemp -d /tmp/sfsbench-image.XXXXXX)     # mounts: a tmpfs and sectorfs
 D=$(mktemp -d /var/tmp/sfsbench-image.XXXXXX) # the disk directory

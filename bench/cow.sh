@@ -30,25 +30,12 @@
 # /run/sectorfs-bench.lock as the other benchmarks do.
 set -euo pipefail
 
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(dirname "$BENCH_DIR")
-SECTORFS=""
+NAME=cow
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SIZE_MIB=1024
 ROUNDS=3
 OUT=$BENCH_DIR/results/cow.md
-while [ $# -gt 0 ]; do
-	case $1 in
-	--size) SIZE_MIB=$2; shift ;;
-	--rounds) ROUNDS=$2; shift ;;
-	--out) OUT=$2; shift ;;
-	*) if [ -d "$1" ]; then SECTORFS=$1/sectorfs; else SECTORFS=$1; fi ;;
-	esac
-	shift
-done
-SECTORFS=${SECTORFS:-$REPO/build/sectorfs}
-
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { printf 'cow: %s\n' "$*" >&2; exit 1; }
+bench_args "size rounds out" "$@"
 
 [ "$(id -u)" -eq 0 ] || die "needs root (mount, zram, drop_caches)"
 [ -x "$SECTORFS" ] || die "no sectorfs binary at $SECTORFS"
@@ -59,11 +46,7 @@ done
 [ -w /sys/class/zram-control/hot_add ] || modprobe zram num_devices=0 2>/dev/null || true
 [ -w /sys/class/zram-control/hot_add ] || die "no zram (/sys/class/zram-control)"
 [ -d /usr/include ] || die "no /usr/include to copy"
-exec 9>/run/sectorfs-bench.lock
-if ! flock -n 9; then
-	log "another benchmark holds /run/sectorfs-bench.lock: waiting for it"
-	flock 9
-fi
+take_bench_lock
 
 W=$(mktemp -d /tmp/sfsbench-cow.XXXXXX)
 ZRAM=""

@@ -4,10 +4,13 @@
  *
  *   pingpong [ROUND_TRIPS]
  *
- * Prints the mean round trip in three placements, each the shape of a
+ * Prints the mean round trip in four placements, each the shape of a
  * FUSE request and its answer:
  *   - both threads on CPU 0 (a context switch each way, no wake-up of an
  *     idle CPU);
+ *   - two processes on CPU 0: the same, plus a switch of address space
+ *     each way, as between a caller and the daemon (the least a FUSE round
+ *     trip can cost on one CPU);
  *   - on CPUs 0 and 1, both sleeping in read() (each message wakes the
  *     other CPU: the daemon without polling);
  *   - on CPUs 0 and 1, the answering thread polling with non-blocking
@@ -24,6 +27,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,7 +66,9 @@ static void *server(void *arg)
 	return NULL;
 }
 
-static int run(const char *what, int cpu, int polls)
+/* The answering side on CPU `cpu`, polling or not, a thread of this
+ * process or (`process`) a child of its own. */
+static int run(const char *what, int cpu, int polls, int process)
 {
 	if (pipe(to_server) || pipe(to_client))
 		return -1;
@@ -70,16 +76,31 @@ static int run(const char *what, int cpu, int polls)
 	if (polls && fcntl(to_server[0], F_SETFL, O_NONBLOCK) != 0)
 		return -1;
 	pthread_t t;
-	if (pin(0) != 0 || pthread_create(&t, NULL, server, NULL) != 0)
+	pid_t child = -1;
+	if (pin(0) != 0)
 		return -1;
+	if (process) {
+		child = fork();
+		if (child == 0)
+			_exit(server(NULL) ? 1 : 0);
+		if (child < 0)
+			return -1;
+	} else if (pthread_create(&t, NULL, server, NULL) != 0) {
+		return -1;
+	}
 	char c = 1;
 	double t0 = now();
 	for (long i = 0; i < rounds; i++)
 		if (write(to_server[1], &c, 1) != 1 || read(to_client[0], &c, 1) != 1)
 			return -1;
 	double t1 = now();
-	void *rc;
-	pthread_join(t, &rc);
+	void *rc = NULL;
+	int status = 0;
+	if (process && (waitpid(child, &status, 0) != child || !WIFEXITED(status) ||
+	                WEXITSTATUS(status) != 0))
+		rc = (void *)1;
+	if (!process)
+		pthread_join(t, &rc);
 	for (int i = 0; i < 2; i++) {
 		close(to_server[i]);
 		close(to_client[i]);
@@ -97,8 +118,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: pingpong [ROUND_TRIPS]\n");
 		return 2;
 	}
-	if (run("both threads on CPU 0", 0, 0) || run("CPUs 0 and 1, both sleep in read()", 1, 0) ||
-	    run("CPUs 0 and 1, the answering thread polls", 1, 1)) {
+	if (run("both threads on CPU 0", 0, 0, 0) || run("two processes on CPU 0", 0, 0, 1) ||
+	    run("CPUs 0 and 1, both sleep in read()", 1, 0, 0) ||
+	    run("CPUs 0 and 1, the answering thread polls", 1, 1, 0)) {
 		perror("pingpong (needs 2 CPUs)");
 		return 1;
 	}

@@ -9,7 +9,11 @@
  * queue of the CPU its caller runs on, and a single command answers a
  * request and hands the entry back for the next one.  When the entry's
  * thread runs on that CPU, caller and daemon take turns on one CPU and
- * neither waits for an interrupt from the other.
+ * neither waits for an interrupt from the other -- while the caller stays
+ * there: on a machine with an idle CPU the scheduler moves the caller to
+ * it at the wake-up that answers it (its own CPU is still busy with the
+ * ring thread), which costs the interrupt after all.  The daemon cannot
+ * prevent that; README ("Performance of the mount") has the counts.
  *
  * libfuse 3.14 knows nothing of this, and we keep it for what it does
  * well (decoding requests, encoding replies), so this file is a shim:
