@@ -36,10 +36,12 @@
 # Beside them, tmpfs's time for the operation (smallfiles on tmpfs, median
 # of --rounds) and the best ratio to tmpfs any transport could reach if
 # every request cost no more than the floor (two processes on one CPU):
-# tmpfs's time / (requests x floor).
+# tmpfs's time / (requests x floor).  The same for W6: requests per name
+# of tar -x and rm -rf of /usr/include on each transport, tmpfs's time per
+# name, and the least time at the floor as a multiple of tmpfs's.
 #
 # Results: bench/results/roundtrip.md (or --out).  Needs root (mount, the
-# module parameter), 2 CPUs or more, cc, perf, fusermount3, a kernel with
+# module parameter), 2 CPUs or more, cc, perf, tar, fusermount3, a kernel with
 # FUSE over io_uring (Linux 6.14+); holds /run/sectorfs-bench.lock as the
 # other benchmarks do.
 set -euo pipefail
@@ -53,7 +55,7 @@ URING=/sys/module/fuse/parameters/enable_uring
 
 [ "$(id -u)" -eq 0 ] || die "needs root (mount, $URING)"
 [ -x "$SECTORFS" ] || die "no sectorfs binary at $SECTORFS"
-for t in cc perf fusermount3 flock taskset; do
+for t in cc perf tar fusermount3 flock taskset; do
 	command -v "$t" >/dev/null || die "missing $t"
 done
 [ -w "$URING" ] || die "this kernel has no FUSE over io_uring ($URING)"
@@ -165,6 +167,27 @@ for line in sys.stdin:
     print("tmpfs", r["phase"], "%.3f" % (1e6 / r["files_per_s"]))
 ' >>"$W/w5-tmpfs"
 done
+# Requests per name of W6 (tar -x and rm -rf of /usr/include), and tmpfs's time.
+tar -C /usr -cf "$W/include.tar" include
+NAMES=$(tar -tf "$W/include.tar" | wc -l)
+: >"$W/w6"
+for fs in fuse uring; do
+	log "requests: $fs untar, rm -rf"
+	perf stat -a -x, -e fuse:fuse_request_send -o "$W/perf" -- tar -C "$W/$fs" -xf "$W/include.tar"
+	echo "$fs untar $(awk -F, -v n="$NAMES" '$1 ~ /^[0-9]+$/ { printf "%.2f", $1 / n }' "$W/perf")" >>"$W/w6"
+	perf stat -a -x, -e fuse:fuse_request_send -o "$W/perf" -- rm -rf "$W/$fs/include"
+	echo "$fs rm $(awk -F, -v n="$NAMES" '$1 ~ /^[0-9]+$/ { printf "%.2f", $1 / n }' "$W/perf")" >>"$W/w6"
+done
+now_us() { date +%s%N | awk '{ printf "%.1f", $1 / 1e3 }'; }
+for round in $(seq 1 "$ROUNDS"); do
+	t0=$(now_us)
+	tar -C "$W/tmpfs" -xf "$W/include.tar"
+	t1=$(now_us)
+	rm -rf "$W/tmpfs/include"
+	t2=$(now_us)
+	awk -v a="$t0" -v b="$t1" -v c="$t2" -v n="$NAMES" \
+		'BEGIN { printf "tmpfs untar %.3f\ntmpfs rm %.3f\n", (b - a) / n, (c - b) / n }' >>"$W/w6-tmpfs"
+done
 FLOOR=$(awk '/two processes on CPU 0/ { print $(NF - 1) }' "$W/pingpong.txt")
 
 {
@@ -205,6 +228,21 @@ FLOOR=$(awk '/two processes on CPU 0/ { print $(NF - 1) }' "$W/pingpong.txt")
 		ru=$(awk -v p="$phase" '$1 == "uring" && $2 == p { print $3 }' "$W/w5")
 		awk -v p="$phase" -v t="$t" -v rf="$rf" -v ru="$ru" -v f="$FLOOR" \
 			'BEGIN { printf "| %s | %.2f | %.2f | %.2f | %.2f |\n", p, t, rf, ru, t / (rf * f) }'
+	done
+	echo
+	echo "W6, /usr/include ($NAMES names): requests per name, and the least time a"
+	echo "transport could take at the floor, as bench/run.sh gives W6: x tmpfs's time."
+	echo
+	echo "| operation | tmpfs us a name | requests, /dev/fuse | requests, io_uring | least at the floor |"
+	echo "|---|---:|---:|---:|---:|"
+	for op in untar rm; do
+		t=$(awk -v p="$op" '$2 == p { print $3 }' "$W/w6-tmpfs" | sort -g | sed -n "$(((ROUNDS + 1) / 2))p")
+		rf=$(awk -v p="$op" '$1 == "fuse" && $2 == p { print $3 }' "$W/w6")
+		ru=$(awk -v p="$op" '$1 == "uring" && $2 == p { print $3 }' "$W/w6")
+		name=$op
+		[ "$op" = rm ] && name="rm -rf"
+		awk -v p="$name" -v t="$t" -v rf="$rf" -v ru="$ru" -v f="$FLOOR" \
+			'BEGIN { printf "| %s | %.2f | %.2f | %.2f | %.1fx |\n", p, t, rf, ru, rf * f / t }'
 	done
 } >"$OUT"
 log "written to $OUT"
