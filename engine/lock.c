@@ -15,7 +15,9 @@
  *   bit  31     WRITER: a writer holds the lock
  * Wakeups wake everybody; contention is rare, and a woken thread simply
  * retries.  Acquire/release orderings on the word give the happens-before
- * edges (and let ThreadSanitizer see them).
+ * edges (and let ThreadSanitizer see them).  tests/lock_model.py searches
+ * every interleaving of a model of these four functions for two holders
+ * at once and for a lost wake-up.
  */
 #include "sectorfs/engine.h"
 

@@ -227,9 +227,13 @@ static void run(size_t sector, uint64_t seed)
 	atomic_store(&done, false);
 	pthread_t th[W], keeper, reader;
 	struct worker ws[W];
+	/* Every vector is made before any worker starts: a worker copies from
+	 * the others' vectors from its first step on. */
 	for (int t = 0; t < W; t++) {
 		sv_init(&mine[t]);
 		sv_init(&scratch[t]);
+	}
+	for (int t = 0; t < W; t++) {
 		ws[t] = (struct worker){.id = t, .seed = seed * 31 + (uint64_t)t};
 		ws[t].model = calloc(MAX, 1);
 		CHECK_EQ(pthread_create(&th[t], NULL, work, &ws[t]), 0);
