@@ -133,36 +133,45 @@ static uint64_t count_zeros(struct sv_vector *src, uint64_t first, uint64_t n)
 	return zeros;
 }
 
-/* The middle [a, b) of dst takes the sectors of src from sa on.  `zero`
- * is the stash's zero sector (NULL if none is needed). */
+/* The middle [a, b) of dst takes the sectors of src from sa on, a leaf
+ * (or a missing subtree of src) at a time: one walk down each tree and
+ * one settling of the pool's counters per 64 sectors.  `zero` is the
+ * stash's zero sector (NULL if none is needed). */
 static uint64_t share_middle(struct sp_pool *pool, struct sv_vector *dst, uint64_t a, uint64_t b,
                              struct sv_vector *src, uint64_t sa, struct stash *st,
                              struct sv_frozen *frozen, struct dropper *d)
 {
 	char *zero = NULL;
-	for (uint64_t i = a; i < b; i++) {
+	for (uint64_t i = a; i < b;) {
 		void **ref = slot_make(dst, i, st);
-		uint64_t span;
+		uint64_t n = dst->height == 0 ? 1 : FAN - (i & (FAN - 1)), span;
 		void **sref = vec_slot(src, sa + (i - a), &span);
-		void *from = sref ? *sref : NULL;
-		void *val;
-		if (from && !unwritten(from)) {
-			val = sec_of(from);
-			sp_share(pool, val);
-		} else {
-			if (zero)
-				sp_share(pool, zero);
+		if (n > span)
+			n = span;
+		if (n > b - i)
+			n = b - i;
+		void *val[FAN], *taken[FAN];
+		size_t ntaken = 0;
+		for (uint64_t j = 0; j < n; j++) {
+			void *from = sref ? sref[j] : NULL;
+			if (from && !unwritten(from))
+				val[j] = taken[ntaken++] = sec_of(from);
+			else if (zero)
+				val[j] = taken[ntaken++] = zero;
 			else
-				zero = stash_sector(st); /* zeroed by stash_take */
-			val = zero;
+				val[j] = zero = stash_sector(st); /* zeroed by stash_take */
 		}
-		/* The new owner first: dropping the old one cannot then free a
-		 * sector the slot keeps (a copy of what it already held). */
-		if (*ref)
-			drop_slot(d, i, ref);
-		else if (frozen)
-			frozen_keep(pool, frozen, i, NULL, false); /* it was a hole */
-		*ref = val;
+		/* The new owners first: dropping the old ones cannot then free
+		 * a sector a slot keeps (a copy of what it already held). */
+		sp_share_many(pool, taken, ntaken);
+		for (uint64_t j = 0; j < n; j++) {
+			if (ref[j])
+				drop_slot(d, i + j, &ref[j]);
+			else if (frozen)
+				frozen_keep(pool, frozen, i + j, NULL, false); /* it was a hole */
+			ref[j] = val[j];
+		}
+		i += n;
 	}
 	return b - a;
 }

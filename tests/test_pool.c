@@ -91,6 +91,41 @@ static void test_basic(size_t S)
 	free(v);
 }
 
+/* Owners: sp_share_many() adds one per entry (a sector listed twice gets
+ * two), the counters follow, and only the last sp_unshare() says so. */
+static void test_owners(size_t S)
+{
+	struct sp_pool *p = make(S, SP_UNLIMITED);
+	void *v[3];
+	CHECK_EQ(sp_alloc_sectors(p, 3, v, false), 0);
+	void *list[4] = {v[0], v[1], v[0], v[0]};
+	sp_share_many(p, list, 0);
+	sp_share_many(p, list, 4);
+	sp_share(p, v[1]);
+	CHECK_EQ(sp_owners(p, v[0]), 4);
+	CHECK_EQ(sp_owners(p, v[1]), 3);
+	CHECK_EQ(sp_owners(p, v[2]), 1);
+	CHECK(sp_shared(p, v[0]) && sp_shared(p, v[1]) && !sp_shared(p, v[2]));
+	struct sp_stats st;
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.shared_sectors, 2);
+	CHECK_EQ(st.shared_extra, 5);
+	for (int k = 0; k < 3; k++)
+		CHECK(!sp_unshare(p, v[0]));
+	CHECK(!sp_unshare(p, v[1]));
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.shared_sectors, 1);
+	CHECK_EQ(st.shared_extra, 1);
+	CHECK(!sp_unshare(p, v[1]));
+	for (int k = 0; k < 3; k++)
+		CHECK(sp_unshare(p, v[k])); /* the last owner of each */
+	sp_get_stats(p, &st);
+	CHECK_EQ(st.shared_sectors, 0);
+	CHECK_EQ(st.shared_extra, 0);
+	sp_free_sectors(p, 3, v);
+	sp_destroy(p);
+}
+
 /* Memory goes back to the kernel as it is freed, without sp_trim, and at
  * page granularity: freeing every other sector of many returns half. */
 static void test_give_back(size_t S)
@@ -616,6 +651,7 @@ int main(int argc, char **argv)
 	quick = test_quick(argc, argv);
 	for (size_t S = SP_SECTOR_MIN; S <= SP_SECTOR_MAX; S *= 2) {
 		test_basic(S);
+		test_owners(S);
 		test_churn(S);
 	}
 	test_give_back(512);

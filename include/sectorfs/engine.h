@@ -201,6 +201,9 @@ void sp_free_sectors(struct sp_pool *pool, size_t n, void *const *sectors);
  * sp_shared(): more than one owner now (a count of one seen by an owner
  * stays one while that owner shares nothing).  sp_owners(): for checks. */
 void sp_share(struct sp_pool *pool, void *sector);
+/* sp_share() of each of n sectors (one may come several times, adding an
+ * owner each time), the counters settled once. */
+void sp_share_many(struct sp_pool *pool, void *const *sectors, size_t n);
 bool sp_unshare(struct sp_pool *pool, void *sector);
 bool sp_shared(const struct sp_pool *pool, const void *sector);
 uint64_t sp_owners(const struct sp_pool *pool, const void *sector);
