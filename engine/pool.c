@@ -742,9 +742,8 @@ int sp_set_limit(struct sp_pool *p, uint64_t limit)
  * looked at first): a write maps a fresh zeroed page at once, where a read
  * maps the shared zero page, and the first write after it copies that and
  * flushes the old mapping from every CPU the process runs on, an
- * interrupt to each (dear under a hypervisor: 13% of a large
- * copy_file_range went to it).  Sectors are not touched: an unwritten one
- * must cost no memory until it is written. */
+ * interrupt to each (dear under a hypervisor).  Sectors are not touched:
+ * an unwritten one must cost no memory until it is written. */
 static void strip_and_zero(struct sp_class *c, size_t n, void **out, bool zeroed, bool touch)
 {
 	for (size_t i = 0; i < n; i++) {
