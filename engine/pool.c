@@ -735,7 +735,6 @@ int sp_set_limit(struct sp_pool *p, uint64_t limit)
 	return 0;
 }
 
-/* Remove the tags; zero what is not known to be zero, when asked. */
 /* Strip the clean tags and zero what must read as zero.  `touch`: a
  * clean slot asked for zeroed gets one byte written, for small objects,
  * which their callers read before they fill them (a tree node's slots are
