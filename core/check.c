@@ -235,18 +235,19 @@ int sfs_check(struct sfs_fs *fs, char *msg, size_t msglen)
 	rc = reach(&c);
 	if (rc)
 		goto out;
-	/* Each shared sector once, and with as many owners as slots. */
-	uint64_t shared = 0;
+	/* Each shared sector and node once, and with as many owners as slots. */
+	uint64_t shared = 0, shared_nodes = 0;
 	char smsg[160] = "";
 	struct sv_census *census = c.census;
 	c.census = NULL;
-	rc = sv_census_end(fs->pool, census, &shared, smsg, sizeof smsg);
+	rc = sv_census_end(fs->pool, census, &shared, &shared_nodes, smsg, sizeof smsg);
 	if (rc == -EUCLEAN)
 		fail(&c, "%s", smsg);
 	if (rc)
 		goto out;
 	c.sectors += shared;
-	c.bytes += shared * sp_sector_size(fs->pool);
+	c.bytes += shared * sp_sector_size(fs->pool) + shared_nodes;
+	c.small += shared_nodes;
 	uint64_t extra_links = 0;
 	for (size_t i = 0; i < c.n && c.rc == 0; i++) {
 		struct node_info *ni = &c.nodes[i];
@@ -297,7 +298,7 @@ int sfs_check(struct sfs_fs *fs, char *msg, size_t msglen)
 		     (unsigned long long)ps.bytes_reserved, (unsigned long long)expect);
 out:
 	if (c.census)
-		sv_census_end(fs->pool, c.census, NULL, NULL, 0);
+		sv_census_end(fs->pool, c.census, NULL, NULL, NULL, 0);
 	os_free(c.nodes);
 	if (rc && msg && msglen)
 		snprintf(msg, msglen, "out of memory: nothing was checked");

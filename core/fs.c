@@ -427,8 +427,7 @@ void sfs_get_stats(struct sfs_fs *fs, struct sfs_stats *st)
 	st->others = atomic_load(&fs->nothers);
 	st->sector_size = ps.sector_size;
 	st->sectors = ps.sectors_in_use;
-	st->shared_sectors = ps.shared_sectors;
-	st->saved_bytes = ps.shared_extra * ps.sector_size;
+	st->saved_sectors = ps.sectors_saved;
 	st->small_bytes = ps.small_bytes;
 	st->reserved = ps.bytes_reserved;
 	st->limit = ps.limit == SP_UNLIMITED ? 0 : ps.limit;

@@ -197,7 +197,7 @@ size_t daemon_report(struct daemon *d, char *buf, size_t size)
 	        "inodes:        %s: %llu files, %llu directories, %llu symlinks, %llu other\n"
 	        "file data:     %.1f MiB (sum of file sizes)\n"
 	        "sectors:       %llu in use x %llu B = %.1f MiB\n"
-	        "shared:        %llu sectors shared by copies, %.1f MiB saved\n"
+	        "shared:        %llu sectors saved by copies sharing them, %.1f MiB\n"
 	        "small objects: %.1f MiB (inodes, entries, inline data, tree nodes)\n"
 	        "used:          %.1f MiB counted against the limit\n"
 	        "limit:         %s\n"
@@ -207,7 +207,8 @@ size_t daemon_report(struct daemon *d, char *buf, size_t size)
 	        (unsigned long long)s.dirs, (unsigned long long)s.symlinks,
 	        (unsigned long long)s.others, mib(s.data_bytes), (unsigned long long)s.sectors,
 	        (unsigned long long)s.sector_size, mib(s.sectors * s.sector_size),
-	        (unsigned long long)s.shared_sectors, mib(s.saved_bytes), mib(s.small_bytes),
+	        (unsigned long long)s.saved_sectors, mib(s.saved_sectors * s.sector_size),
+	        mib(s.small_bytes),
 	        mib(s.reserved), limit, mib(s.mapped), mib(s.overhead), mib(rss));
 	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }

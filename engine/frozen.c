@@ -160,9 +160,9 @@ static int note_shares(struct sp_pool *pool, struct sv_vector *v, struct sv_froz
 	size_t room = 0;
 	for (size_t r = 0; r < f->nruns; r++) {
 		for (uint64_t i = f->runs[2 * r] >> sh; i << sh < f->runs[2 * r + 1]; i++) {
-			uint64_t span;
-			void **ref = vec_slot(v, i, &span);
-			if (!ref || !*ref || unwritten(*ref) || !sp_shared(pool, sec_of(*ref)))
+			bool shared;
+			void **ref = vec_slot_path(pool, v, i, &shared);
+			if (!ref || !*ref || unwritten(*ref) || !(shared || sp_shared(pool, sec_of(*ref))))
 				continue;
 			if (f->nshares == room) {
 				room = room ? 2 * room : 16;

@@ -63,17 +63,21 @@
  *   atomic in the pool; "in use" counts live per shard and are summed when
  *   read, so no counter is shared by every allocation.
  *
- * - Sharing: a sector may have several owners (vectors that share it
- *   copy-on-write).  The sector class's region headers end with one 64-bit
- *   counter per slot: the owners beyond the first, so a sector nobody
- *   shares has 0 there, as does every free slot.  The counters sit after
- *   the bitmaps, on pages of their own that stay untouched (no memory)
- *   until a sector of theirs is looked at or shared; 8 bytes per sector,
- *   0.2% at 4 KiB, lets a count never saturate.  Taking an owner is one
- *   atomic add; dropping one is a compare-and-swap that tells the last
- *   owner it is the last, so exactly one caller frees the sector.  Only an
- *   owner can add owners (it holds its vector's lock meanwhile), so a
- *   count of 0 seen by an owner stays 0 until it shares the sector itself.
+ * - Sharing: a sector or a tree node may have several owners (the slots
+ *   that point at it, in vectors and nodes that share it copy-on-write).
+ *   The region headers of the sector class and of the node class (512 B)
+ *   end with one 64-bit counter per slot: the owners beyond the first, so
+ *   an object nobody shares has 0 there, as does every free slot.  The
+ *   counters sit after the bitmaps, on pages of their own that stay
+ *   untouched (no memory) until an object of theirs is looked at or
+ *   shared; 8 bytes per slot, 0.2% of a 4 KiB sector, lets a count never
+ *   saturate.  Taking an owner is one atomic add; dropping one is a
+ *   compare-and-swap that tells the last owner it is the last, so exactly
+ *   one caller frees the object.  Only an owner can add owners (it holds
+ *   its vector's lock meanwhile), so a count of 0 seen by an owner stays 0
+ *   until it shares the object itself.  What sharing saves is counted from
+ *   the vectors' side (sp_note_sectors): the sectors they reference minus
+ *   the sectors they hold.
  */
 #include <assert.h>
 #include <errno.h>
@@ -115,7 +119,7 @@ struct region {
 	char *slots;       /* first slot */
 	uint64_t *free_bits;  /* 1 = slot free            [class lock] */
 	uint64_t *clean_bits; /* 1 = group reads as zero  [class lock] */
-	_Atomic uint64_t *owners; /* sectors: owners beyond the first, per slot [atomic]; else NULL */
+	_Atomic uint64_t *owners; /* sectors, nodes: owners beyond the first, per slot [atomic]; else NULL */
 };
 
 struct shard {
@@ -168,15 +172,15 @@ struct warmer {
 	_Atomic uint64_t rounds; /* times the thread went back to sleep */
 };
 
-/* Sharing counters, one set per shard (summed when read). */
-struct share_count {
-	_Atomic int64_t sectors; /* sectors with more than one owner */
-	_Atomic int64_t extra;   /* owners beyond the first, summed */
+/* The vectors' sector counts, one set per shard (summed when read). */
+struct sector_count {
+	_Atomic int64_t referenced; /* sectors the vectors reference, shared ones per slot */
+	_Atomic int64_t held;       /* sectors the vectors hold, each once */
 } __attribute__((aligned(64)));
 
 struct sp_pool {
 	struct sp_class sectors;
-	struct share_count shares[NSHARDS];
+	struct sector_count counts[NSHARDS];
 	struct sp_class small[SP_SMALL_CLASSES]; /* 32 B .. 2 KiB */
 	_Atomic uint64_t reserved;
 	_Atomic uint64_t peak;
@@ -633,7 +637,8 @@ int sp_create(const struct sp_config *cfg, struct sp_pool **out)
 		goto fail;
 	for (; made < SP_SMALL_CLASSES; made++)
 		if (class_init(&p->small[made], (size_t)SP_SMALL_MIN << made, SMALL_CACHE_BYTES,
-		               SMALL_QUEUE_BYTES, cfg->locked, false) != 0)
+		               SMALL_QUEUE_BYTES, cfg->locked,
+		               (size_t)SP_SMALL_MIN << made == SP_NODE_SIZE) != 0)
 			goto fail_small;
 	p->zero_len = s > ZERO_AREA ? s : ZERO_AREA;
 	p->zero = os_map_zero(p->zero_len);
@@ -768,11 +773,11 @@ int sp_alloc_sectors(struct sp_pool *p, size_t n, void **out, bool zeroed)
 	return rc;
 }
 
-/* The owner counter of a sector. */
-static inline _Atomic uint64_t *owners_of(const void *sector)
+/* The owner counter of a sector or node. */
+static inline _Atomic uint64_t *owners_of(const void *obj)
 {
-	struct region *r = region_of(sector);
-	size_t slot = (size_t)((const char *)sector - r->slots) >> r->cls->shift;
+	struct region *r = region_of(obj);
+	size_t slot = (size_t)((const char *)obj - r->slots) >> r->cls->shift;
 	return &r->owners[slot];
 }
 
@@ -789,51 +794,50 @@ void sp_free_sectors(struct sp_pool *p, size_t n, void *const *sectors)
 
 /* ---- sharing ---- */
 
-static inline void share_note(struct sp_pool *p, int64_t sectors, int64_t extra)
+void sp_share_many(struct sp_pool *p, void *const *objs, size_t n)
 {
-	struct share_count *c = &p->shares[my_shard_index()];
-	if (sectors)
-		atomic_fetch_add_explicit(&c->sectors, sectors, memory_order_relaxed);
-	atomic_fetch_add_explicit(&c->extra, extra, memory_order_relaxed);
-}
-
-void sp_share_many(struct sp_pool *p, void *const *sectors, size_t n)
-{
-	int64_t newly = 0;
+	(void)p;
 	for (size_t i = 0; i < n; i++)
-		newly += atomic_fetch_add_explicit(owners_of(sectors[i]), 1, memory_order_relaxed) == 0;
-	if (n)
-		share_note(p, newly, (int64_t)n);
+		atomic_fetch_add_explicit(owners_of(objs[i]), 1, memory_order_relaxed);
 }
 
-void sp_share(struct sp_pool *p, void *sector)
+void sp_share(struct sp_pool *p, void *obj)
 {
-	sp_share_many(p, &sector, 1);
+	sp_share_many(p, &obj, 1);
 }
 
-bool sp_shared(const struct sp_pool *p, const void *sector)
+bool sp_shared(const struct sp_pool *p, const void *obj)
 {
 	(void)p;
-	return atomic_load_explicit(owners_of(sector), memory_order_acquire) != 0;
+	return atomic_load_explicit(owners_of(obj), memory_order_acquire) != 0;
 }
 
-uint64_t sp_owners(const struct sp_pool *p, const void *sector)
+uint64_t sp_owners(const struct sp_pool *p, const void *obj)
 {
 	(void)p;
-	return atomic_load_explicit(owners_of(sector), memory_order_acquire) + 1;
+	return atomic_load_explicit(owners_of(obj), memory_order_acquire) + 1;
 }
 
-bool sp_unshare(struct sp_pool *p, void *sector)
+bool sp_unshare(struct sp_pool *p, void *obj)
 {
-	_Atomic uint64_t *o = owners_of(sector);
+	(void)p;
+	_Atomic uint64_t *o = owners_of(obj);
 	uint64_t n = atomic_load_explicit(o, memory_order_acquire);
 	do {
 		if (n == 0)
 			return true; /* the only owner: the caller frees it */
 	} while (!atomic_compare_exchange_weak_explicit(o, &n, n - 1, memory_order_acq_rel,
 	                                                memory_order_acquire));
-	share_note(p, -(int64_t)(n == 1), -1);
 	return false;
+}
+
+void sp_note_sectors(struct sp_pool *p, int64_t referenced, int64_t held)
+{
+	struct sector_count *c = &p->counts[my_shard_index()];
+	if (referenced)
+		atomic_fetch_add_explicit(&c->referenced, referenced, memory_order_relaxed);
+	if (held)
+		atomic_fetch_add_explicit(&c->held, held, memory_order_relaxed);
 }
 
 void *sp_alloc_small(struct sp_pool *p, size_t size, bool zeroed)
@@ -853,7 +857,10 @@ void sp_free_small(struct sp_pool *p, void *obj)
 	(void)p;
 	if (!obj)
 		return;
-	struct sp_class *c = region_of(obj)->cls;
+	struct region *r = region_of(obj);
+	struct sp_class *c = r->cls;
+	/* A node is freed by its last owner only. */
+	assert(!r->owners || atomic_load_explicit(owners_of(obj), memory_order_relaxed) == 0);
 	asan_poison(obj, c->slot);
 	class_free(c, 1, &obj);
 }
@@ -884,13 +891,12 @@ void sp_get_stats(const struct sp_pool *p, struct sp_stats *st)
 	st->purged_bytes = atomic_load_explicit(&p->sectors.purged, memory_order_relaxed);
 	st->warmed_bytes = atomic_load_explicit(&p->warm.warmed, memory_order_relaxed);
 	st->warm_rounds = atomic_load_explicit(&p->warm.rounds, memory_order_relaxed);
-	int64_t shared = 0, extra = 0;
+	int64_t referenced = 0, held = 0;
 	for (int i = 0; i < NSHARDS; i++) {
-		shared += atomic_load_explicit(&p->shares[i].sectors, memory_order_relaxed);
-		extra += atomic_load_explicit(&p->shares[i].extra, memory_order_relaxed);
+		referenced += atomic_load_explicit(&p->counts[i].referenced, memory_order_relaxed);
+		held += atomic_load_explicit(&p->counts[i].held, memory_order_relaxed);
 	}
-	st->shared_sectors = shared > 0 ? (uint64_t)shared : 0;
-	st->shared_extra = extra > 0 ? (uint64_t)extra : 0;
+	st->sectors_saved = referenced > held ? (uint64_t)(referenced - held) : 0;
 	for (int i = 0; i < SP_SMALL_CLASSES; i++) {
 		const struct sp_class *c = &p->small[i];
 		uint64_t n = class_in_use(c);

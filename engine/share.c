@@ -2,11 +2,13 @@
 /* share.c - copies that share sectors: sv_share (copy_file_range) and
  * sv_clone (a whole vector, for cloning a tree).
  *
- * A copy here costs pointers, not bytes: the destination's slots take the
- * source's sectors, and the pool counts one more owner for each (pool.c).
- * Nothing else changes for the source, whose readers never notice.  From
- * then on every change to a shared sector first gives the changing vector
- * a copy of its own (vector.c, break_share), so copies diverge sector by
+ * A copy here costs pointers, not bytes: the destination takes the
+ * source's sectors, or whole subtrees of its tree, and the pool counts one
+ * more owner for each (pool.c).  Nothing else changes for the source,
+ * whose readers never notice.  From then on a shared node is never
+ * changed: a change under one first copies it (vector.c, path_make), and
+ * every change to a shared sector first gives the changing vector a copy
+ * of its own (break_share), so copies diverge node by node and sector by
  * sector, and memory is spent only for what changes.
  *
  * sv_share() follows vector.c's four steps.  With both offsets the same
@@ -15,18 +17,27 @@
  * place, or, where the source has a hole or unwritten space, one shared
  * sector of zeros (copy_file_range makes data of them, as on tmpfs, so
  * SEEK_DATA and st_blocks agree with a copy; one zero sector serves a
- * whole call, 4 KiB however large the hole).  The partial sectors at the
- * edges are copied byte by byte, like a write -- but for a last partial
- * sector that ends both the source and, after the copy, the destination
- * (two vectors): past their sizes both read zeros, so that sector is
- * shared too (a copy or a clone of a whole file shares every sector).  The plan counts the
- * destination's missing nodes over the range, the edge sectors to fill or
- * to make private, and the zero sector; all of it is reserved and taken
- * before the first slot changes, so the call is all or nothing.  Middle
- * slots the destination had are dropped (drop_slot: a shared one loses an
- * owner, a private one is freed).  Any other copy -- offsets that do not
- * line up, an inline source, less than a whole sector -- is a plain copy,
- * sector to sector without a buffer.
+ * whole call, 4 KiB however large the hole).  Where the middle covers a
+ * whole subtree of the destination and the source has, at the same
+ * place, a node of that level whose sectors are all written, the
+ * destination takes that node itself: a copy of a whole file costs about
+ * one owner count per 64^k sectors, not one per sector.  (Sharing a node
+ * that holds holes would leave holes where a copy puts data.)  The partial
+ * sectors at the edges are copied byte by byte, like a write -- but for a
+ * last partial sector that ends both the source and, after the copy, the
+ * destination (two vectors): past their sizes both read zeros, so that
+ * sector is shared too.
+ *
+ * The walk over the destination's tree (share_walk) runs twice: a dry run
+ * counts the nodes to make or copy, the edge sectors to fill or make
+ * private, and the zero sector; all of it is reserved and taken before the
+ * second run changes the first slot, so the call is all or nothing.  What
+ * the destination had in the middle is dropped (a shared sector or subtree
+ * loses an owner, a private one is freed).  Any other copy -- offsets
+ * that do not line up, an inline source, less than a whole sector -- is a
+ * plain copy, sector to sector without a buffer.  While a frozen view of
+ * the destination exists (an image being saved), it takes sectors only,
+ * so that the view can keep what each slot held.
  *
  * Both vectors are locked for the whole call, the source for reading and
  * the destination for writing, in address order so that two copies in
@@ -34,9 +45,8 @@
  * same vector).  Readers of the source go on meanwhile; the destination
  * changes at once for its readers, as a write does.
  *
- * sv_clone() copies the source's tree node for node (the nodes are the
- * clone's only cost) and shares every sector, unwritten ones with their
- * tag; inline bytes, at most 2 KiB, are copied.
+ * sv_clone() shares the source's root: one owner count, whatever the
+ * size; inline bytes, at most 2 KiB, are copied.
  */
 #include <assert.h>
 #include <errno.h>
@@ -110,13 +120,6 @@ static int copy_plain(struct sp_pool *pool, struct sv_vector *dst, uint64_t doff
 
 /* ---- sharing a range ---- */
 
-/* The slot of sector i of dst, made (with its leaf) from the stash. */
-static void **slot_make(struct sv_vector *dst, uint64_t i, struct stash *st)
-{
-	void **leaf = leaf_make(dst, i, st);
-	return dst->height == 0 ? leaf : &leaf[i & (FAN - 1)];
-}
-
 /* Source slots of [first, first + n) that are holes or unwritten. */
 static uint64_t count_zeros(struct sv_vector *src, uint64_t first, uint64_t n)
 {
@@ -133,47 +136,181 @@ static uint64_t count_zeros(struct sv_vector *src, uint64_t first, uint64_t n)
 	return zeros;
 }
 
-/* The middle [a, b) of dst takes the sectors of src from sa on, a leaf
- * (or a missing subtree of src) at a time: one walk down each tree and
- * one settling of the pool's counters per 64 sectors.  `zero` is the
- * stash's zero sector (NULL if none is needed). */
-static uint64_t share_middle(struct sp_pool *pool, struct sv_vector *dst, uint64_t a, uint64_t b,
-                             struct sv_vector *src, uint64_t sa, struct stash *st,
-                             struct sv_frozen *frozen, struct dropper *d)
+/* A subtree of height k >= 1 with every sector written: it can be shared
+ * whole (a hole would have to become a sector of zeros). */
+static bool subtree_full(const void *p, unsigned k)
 {
-	char *zero = NULL;
-	for (uint64_t i = a; i < b;) {
-		void **ref = slot_make(dst, i, st);
-		uint64_t n = dst->height == 0 ? 1 : FAN - (i & (FAN - 1)), span;
-		void **sref = vec_slot(src, sa + (i - a), &span);
+	const struct node *n = p;
+	for (unsigned c = 0; c < FAN; c++) {
+		const void *kid = n->slot[c];
+		if (!kid || (k == 1 ? unwritten(kid) : !subtree_full(kid, k - 1)))
+			return false;
+	}
+	return true;
+}
+
+/* src's node of level k >= 1 whose first sector is i, if it has one. */
+static void *node_at(struct sv_vector *src, uint64_t i, unsigned k)
+{
+	if (i & (cap(k) - 1) || src->height < k || i >= cap(src->height))
+		return NULL;
+	void *p = src->root;
+	for (unsigned j = src->height; j > k && p; j--)
+		p = ((struct node *)p)->slot[child(i, j)];
+	return p;
+}
+
+/* One aligned copy (see the top of the file), walked over dst's tree
+ * twice: a dry run that counts what it needs (st == NULL), then the run
+ * that applies it from the stash. */
+struct sharer {
+	struct sp_pool *pool;
+	struct sv_vector *dst, *src;
+	uint64_t first, last; /* dst sectors the copy touches */
+	uint64_t a, b;        /* the middle [a, b): shared whole */
+	uint64_t sa;          /* src's sector for a */
+	uint64_t doff, dend;  /* the copy's bytes in dst */
+	struct sv_frozen *frozen;
+	struct stash *st;     /* NULL: the dry run */
+	struct dropper *d;
+	uint64_t nodes, sectors; /* dry run: what the stash must hold */
+	bool zero_needed;        /* dry run: a hole or unwritten sector in the middle */
+	char *zero;              /* the one sector of zeros for them */
+	uint64_t added;          /* edge sectors filled */
+};
+
+/* Slots [lo, hi] of one leaf (slots[j] is sector base + j; a height-0
+ * tree's root is a leaf of one slot), dst's own leaf when applying; under
+ * a shared node in the dry run if `inherited`. */
+static void share_leaf(struct sharer *s, void **slots, uint64_t base, uint64_t lo, uint64_t hi,
+                       bool inherited)
+{
+	const unsigned sh = sshift(s->pool);
+	const uint64_t S = UINT64_C(1) << sh;
+	for (uint64_t i = lo; i <= hi;) {
+		if (i < s->a || i >= s->b) { /* an edge: filled or made ours, then copied */
+			void *old = slots ? slots[i - base] : NULL;
+			if (!s->st) {
+				s->sectors += !old || inherited || sp_shared(s->pool, sec_of(old));
+			} else if (!old) {
+				if (s->frozen)
+					frozen_keep(s->pool, s->frozen, i, NULL, false);
+				slots[i - base] = stash_sector(s->st);
+				s->added++;
+			} else if (sp_shared(s->pool, sec_of(old))) {
+				uint64_t s0 = i << sh, k0 = s->doff > s0 ? s->doff : s0;
+				uint64_t k1 = s->dend < s0 + S ? s->dend : s0 + S;
+				break_share(s->pool, s->dst, s->frozen, i, &slots[i - base],
+				            stash_sector(s->st), k0, k1);
+			}
+			i++;
+			continue;
+		}
+		/* A run of middle slots facing one source leaf (or hole). */
+		uint64_t n = hi - i + 1, span;
+		if (n > s->b - i)
+			n = s->b - i;
+		void **sref = vec_slot(s->src, s->sa + (i - s->a), &span);
 		if (n > span)
 			n = span;
-		if (n > b - i)
-			n = b - i;
+		if (!s->st) {
+			s->zero_needed |= count_zeros(s->src, s->sa + (i - s->a), n) != 0;
+			i += n;
+			continue;
+		}
 		void *val[FAN], *taken[FAN];
 		size_t ntaken = 0;
 		for (uint64_t j = 0; j < n; j++) {
 			void *from = sref ? sref[j] : NULL;
 			if (from && !unwritten(from))
 				val[j] = taken[ntaken++] = sec_of(from);
-			else if (zero)
-				val[j] = taken[ntaken++] = zero;
+			else if (s->zero)
+				val[j] = taken[ntaken++] = s->zero;
 			else
-				val[j] = zero = stash_sector(st); /* zeroed by stash_take */
+				val[j] = s->zero = stash_sector(s->st); /* zeroed by stash_take */
 		}
 		/* The new owners first: dropping the old ones cannot then free
 		 * a sector a slot keeps (a copy of what it already held). */
-		sp_share_many(pool, taken, ntaken);
+		sp_share_many(s->pool, taken, ntaken);
 		for (uint64_t j = 0; j < n; j++) {
-			if (ref[j])
-				drop_slot(d, i + j, &ref[j]);
-			else if (frozen)
-				frozen_keep(pool, frozen, i + j, NULL, false); /* it was a hole */
-			ref[j] = val[j];
+			void **ref = &slots[i + j - base];
+			if (*ref)
+				drop_slot(s->d, i + j, ref);
+			else if (s->frozen)
+				frozen_keep(s->pool, s->frozen, i + j, NULL, false); /* it was a hole */
+			*ref = val[j];
 		}
 		i += n;
 	}
-	return b - a;
+}
+
+/* The subtree *ref of dst, height k, first sector `base`, which the copy
+ * touches.  Where it lies wholly in the middle and the source has a full
+ * node there, it becomes that node, shared; otherwise it is made dst's own
+ * (created or copied) and walked down to the leaves. */
+static void share_walk(struct sharer *s, void **ref, unsigned k, uint64_t base, bool inherited)
+{
+	const uint64_t end = base + (cap(k) - 1);
+	const uint64_t lo = base > s->first ? base : s->first, hi = end < s->last ? end : s->last;
+	if (k == 0) {
+		share_leaf(s, ref, base, lo, hi, inherited);
+		return;
+	}
+	if (s->a <= base && end < s->b && !s->frozen) {
+		void *whole = node_at(s->src, s->sa + (base - s->a), k);
+		if (whole && subtree_full(whole, k)) {
+			if (s->st) {
+				sp_share(s->pool, whole);
+				if (*ref)
+					drop_subtree(s->d, ref, k, base);
+				*ref = whole;
+			}
+			return;
+		}
+	}
+	void *none = NULL;
+	struct node *n = *ref;
+	if (!s->st) {
+		bool copy = n && (inherited || sp_shared(s->pool, n));
+		s->nodes += !n || copy;
+		inherited = copy;
+	} else {
+		if (!n)
+			*ref = stash_node(s->st);
+		else if (sp_shared(s->pool, n))
+			node_copy(s->pool, ref, s->st);
+		n = *ref;
+	}
+	if (k == 1) {
+		share_leaf(s, n ? n->slot : NULL, base, lo, hi, inherited);
+		return;
+	}
+	const uint64_t span = cap(k - 1);
+	for (uint64_t c = (lo - base) / span; c <= (hi - base) / span; c++)
+		share_walk(s, n ? &n->slot[c] : &none, k - 1, base + c * span, inherited);
+}
+
+/* The dry run over dst as it will be once grown to `height`: the new
+ * levels' first slots lead down to the old root, the others are empty. */
+static void share_count(struct sharer *s, unsigned height)
+{
+	struct sv_vector *dst = s->dst;
+	void *none = NULL;
+	if (!dst->root) {
+		share_walk(s, &none, height, 0, false);
+		return;
+	}
+	if (s->first < cap(dst->height))
+		share_walk(s, &dst->root, dst->height, 0, false);
+	for (unsigned k = dst->height + 1; k <= height; k++) {
+		const uint64_t span = cap(k - 1);
+		if (s->last < span)
+			break;
+		uint64_t c0 = s->first / span > 1 ? s->first / span : 1;
+		uint64_t c1 = s->last / span < FAN - 1 ? s->last / span : FAN - 1;
+		for (uint64_t c = c0; c <= c1; c++)
+			share_walk(s, &none, k - 1, c * span, false);
+	}
 }
 
 /* The aligned copy (see the top of the file) of sectors [a, b) whole, a
@@ -185,8 +322,21 @@ static int share_aligned(struct sp_pool *pool, struct sv_vector *dst, uint64_t d
 {
 	const unsigned sh = sshift(pool);
 	const uint64_t S = UINT64_C(1) << sh, dend = doff + len;
-	const uint64_t sa = (soff + S - 1) >> sh;                /* their source */
-	const uint64_t first = doff >> sh, last = (dend - 1) >> sh;
+	struct sharer s = {
+	        .pool = pool,
+	        .dst = dst,
+	        .src = src,
+	        .first = doff >> sh,
+	        .last = (dend - 1) >> sh,
+	        .a = a,
+	        .b = b,
+	        .sa = (soff + S - 1) >> sh, /* the middle's source */
+	        .doff = doff,
+	        .dend = dend,
+	        .frozen = frozen_find(dst),
+	};
+	if (tail)
+		s.last = b - 1; /* the partial last sector is shared, not an edge */
 
 	/* Inline bytes all lie in sector 0, which the middle replaces. */
 	char *ibuf = is_inline(dst) ? dst->root : NULL;
@@ -195,21 +345,11 @@ static int share_aligned(struct sp_pool *pool, struct sv_vector *dst, uint64_t d
 		set_inline(dst, NULL, 0);
 
 	struct plan pl;
-	vec_plan(dst, first, last, &pl);
-	uint64_t edge[2];
-	int nedges = 0;
-	if (doff & (S - 1))
-		edge[nedges++] = first;
-	if ((dend & (S - 1)) && !tail)
-		edge[nedges++] = last;
-	uint64_t need = count_zeros(src, sa, b - a) ? 1 : 0;
-	for (int k = 0; k < nedges; k++) {
-		uint64_t span;
-		void **ref = vec_slot(dst, edge[k], &span);
-		need += !ref || !*ref || sp_shared(pool, sec_of(*ref));
-	}
+	vec_plan(dst, s.first, s.last, &pl); /* for the height and its new levels */
+	uint64_t chain = dst->root && pl.height > dst->height ? pl.height - dst->height : 0;
+	share_count(&s, pl.height);
 	struct stash st;
-	int rc = stash_take(pool, need, pl.nodes, true, &st);
+	int rc = stash_take(pool, s.sectors + s.zero_needed, s.nodes + chain, true, &st);
 	if (rc != 0) {
 		if (ibuf)
 			set_inline(dst, ibuf, ibytes);
@@ -221,31 +361,18 @@ static int share_aligned(struct sp_pool *pool, struct sv_vector *dst, uint64_t d
 		sp_release(pool, ibytes);
 	}
 	tree_grow(dst, pl.height, &st);
-	struct sv_frozen *frozen = frozen_find(dst);
-	uint64_t added = 0;
-	for (int k = 0; k < nedges; k++) {
-		void **ref = slot_make(dst, edge[k], &st);
-		uint64_t s0 = edge[k] << sh, k0 = doff > s0 ? doff : s0;
-		uint64_t k1 = dend < s0 + S ? dend : s0 + S;
-		if (!*ref) {
-			if (frozen)
-				frozen_keep(pool, frozen, edge[k], NULL, false);
-			*ref = stash_sector(&st);
-			added++;
-		} else if (sp_shared(pool, sec_of(*ref))) {
-			break_share(pool, dst, frozen, edge[k], ref, stash_sector(&st), k0, k1);
-		}
-	}
-	struct dropper d = {.pool = pool, .frozen = frozen};
-	added += share_middle(pool, dst, a, b, src, sa, &st, frozen, &d);
+	struct dropper d = {.pool = pool, .frozen = s.frozen};
+	s.st = &st;
+	s.d = &d;
+	share_walk(&s, &dst->root, dst->height, 0, false);
 	drop_end(dst, &d);
-	atomic_store_explicit(&dst->sectors, sv_sectors(dst) + added, memory_order_relaxed);
+	vec_add_sectors(pool, dst, (int64_t)(s.added + (b - a)));
 	copy_bytes(pool, dst, doff, src, soff, (a << sh) - doff);
 	if (!tail)
 		copy_bytes(pool, dst, b << sh, src, soff + ((b << sh) - doff), dend - (b << sh));
 	if (dend > sv_size(dst))
 		atomic_store_explicit(&dst->size, dend, memory_order_relaxed);
-	assert(st.used_nodes == st.nnodes);
+	assert(st.used_nodes <= st.nnodes && st.used_sectors <= st.nsectors);
 	stash_done(pool, &st);
 	return 0;
 }
@@ -284,30 +411,6 @@ ssize_t sv_share(struct sp_pool *pool, struct sv_vector *dst, int64_t dst_off,
 
 /* ---- cloning a whole vector ---- */
 
-static uint64_t count_nodes(const void *p, unsigned k)
-{
-	if (k == 0 || !p)
-		return 0;
-	const struct node *n = p;
-	uint64_t c = 1;
-	for (unsigned i = 0; i < FAN; i++)
-		c += count_nodes(n->slot[i], k - 1);
-	return c;
-}
-
-static void *copy_tree(struct sp_pool *pool, void *p, unsigned k, struct stash *st)
-{
-	if (k == 0) {
-		sp_share(pool, sec_of(p)); /* the slot keeps its unwritten tag */
-		return p;
-	}
-	struct node *n = p, *m = stash_node(st);
-	for (unsigned i = 0; i < FAN; i++)
-		if (n->slot[i])
-			m->slot[i] = copy_tree(pool, n->slot[i], k - 1, st);
-	return m;
-}
-
 int sv_clone(struct sp_pool *pool, struct sv_vector *dst, struct sv_vector *src)
 {
 	if (dst == src)
@@ -329,18 +432,12 @@ int sv_clone(struct sp_pool *pool, struct sv_vector *dst, struct sv_vector *src)
 			set_inline(dst, buf, bytes);
 		}
 	} else if (src->root) {
-		struct stash st;
-		uint64_t nodes = count_nodes(src->root, src->height);
-		rc = nodes ? stash_take(pool, 0, nodes, false, &st) : 0;
-		if (rc == 0) {
-			dst->root = copy_tree(pool, src->root, src->height, &st);
-			dst->height = src->height;
-			atomic_store_explicit(&dst->sectors, sv_sectors(src), memory_order_relaxed);
-			if (nodes) {
-				assert(st.used_nodes == st.nnodes);
-				stash_done(pool, &st);
-			}
-		}
+		/* The root, shared: a node or, at height 0, sector 0 (the
+		 * slot keeps its unwritten tag). */
+		sp_share(pool, sec_of(src->root));
+		dst->root = src->root;
+		dst->height = src->height;
+		vec_add_sectors(pool, dst, (int64_t)sv_sectors(src));
 	}
 	if (rc == 0)
 		atomic_store_explicit(&dst->size, sv_size(src), memory_order_relaxed);

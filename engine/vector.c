@@ -13,7 +13,8 @@
  *   4. apply:   grow the tree and insert from the stash, which cannot fail.
  * A failure in 2 or 3 gives back what 3 took and what 2 reserved, before
  * the tree is touched: nothing to roll back, nothing visible.  Operations
- * that only free memory (shrink, punch, clear) cannot fail at all.
+ * that only free memory cannot fail at all (clear; shrink and punch unless
+ * they cut into shared data).
  *
  * Small data lives inline: while a vector's bytes fit in half a sector (at
  * most 2 KiB), they sit in one small object from the pool, sized to a power
@@ -23,14 +24,21 @@
  * vector takes an unwritten sector instead, and punching sector 0 whole
  * frees the inline object, so that SEEK_HOLE finds what tmpfs would.
  *
- * Shared sectors (share.c makes them): the plan of a change also counts
- * the shared sectors whose bytes it will touch, the stash holds a private
- * copy for each, and the apply step swaps them in (break_share) before
- * anything is written, so a full pool refuses the whole change.  Freeing
- * goes through drop_slot(), which frees a sector only when this vector was
- * its last owner and releases the reservation then.  Zeroing and writing
- * never touch a shared sector's memory: bytes past the size are zero
- * already, so a truncate or punch zeroes only up to the size.
+ * Shared sectors and nodes (share.c makes them): a shared node is never
+ * changed.  The plan of a change also counts the shared nodes over its
+ * range (and those under them) and the shared sectors whose bytes it
+ * will touch (directly shared or under a shared node); the stash holds a
+ * copy for each, and the apply step makes the path to every sector it
+ * changes the vector's own, copying nodes top-down (path_make: a copied
+ * node's children gain an owner, so they become shared in their turn),
+ * then swaps in private sectors (break_share) before anything is written,
+ * so a full pool refuses the whole change.  Freeing goes through
+ * drop_range(), which gives a shared subtree up whole (one owner count)
+ * and frees a sector or node only when this vector was its last owner;
+ * a truncate or punch that cuts into a shared node copies the nodes the
+ * cut goes through first, and so can fail with ENOSPC.  Zeroing and
+ * writing never touch a shared sector's memory: bytes past the size are
+ * zero already, so a truncate or punch zeroes only up to the size.
  *
  * One routine, vec_copy, moves bytes in both directions, as in the seed.
  * The trade-off of the tree against a flat array: a read walks `height`
@@ -69,6 +77,12 @@ int check_range(int64_t off, uint64_t len)
 	if (len > (uint64_t)(SV_MAX_SIZE - off))
 		return -EFBIG;
 	return 0;
+}
+
+void vec_add_sectors(struct sp_pool *pool, struct sv_vector *v, int64_t delta)
+{
+	atomic_store_explicit(&v->sectors, sv_sectors(v) + (uint64_t)delta, memory_order_relaxed);
+	sp_note_sectors(pool, delta, 0);
 }
 
 /* ---- lookup ---- */
@@ -248,23 +262,57 @@ uint64_t sv_fitting(const struct sp_pool *pool, uint64_t room)
 	return lo * sp_sector_size(pool);
 }
 
-uint64_t vec_count_shared(struct sp_pool *pool, struct sv_vector *v, uint64_t first, uint64_t last,
-                          bool written_only)
+/* Count, in the subtree p of height k whose first sector is `base`, over
+ * sectors [first, last]: the nodes a change must copy (those shared, or
+ * under a shared one: copying a node shares its children) and the sectors
+ * it must break (shared, or under a shared node; written ones only if
+ * asked). */
+static void count_shared(struct sp_pool *pool, void *p, unsigned k, uint64_t base, uint64_t first,
+                         uint64_t last, bool inherited, bool written_only, struct plan *pl,
+                         uint64_t *sectors)
 {
-	uint64_t n = 0;
-	for (uint64_t i = first; i <= last;) {
-		uint64_t span;
-		void **ref = slot_ref(v, i, &span);
-		if (span > last - i)
-			span = last - i + 1;
-		for (uint64_t j = 0; ref && j < span; j++)
-			n += ref[j] && !(written_only && unwritten(ref[j])) &&
-			     sp_shared(pool, sec_of(ref[j]));
-		if (i + span < i)
-			break;
-		i += span;
+	if (!p)
+		return;
+	if (k == 0) {
+		if (!(written_only && unwritten(p)) && (inherited || sp_shared(pool, sec_of(p))))
+			(*sectors)++;
+		return;
 	}
-	return n;
+	bool shared = inherited || sp_shared(pool, p);
+	pl->nodes += shared;
+	const struct node *n = p;
+	uint64_t span = cap(k - 1);
+	uint64_t c0 = first > base ? (first - base) / span : 0, c1 = (last - base) / span;
+	if (c1 > FAN - 1)
+		c1 = FAN - 1;
+	for (uint64_t c = c0; c <= c1; c++)
+		count_shared(pool, n->slot[c], k - 1, base + c * span, first, last, shared, written_only,
+		             pl, sectors);
+}
+
+uint64_t vec_count_shared(struct sp_pool *pool, struct sv_vector *v, uint64_t first, uint64_t last,
+                          bool written_only, struct plan *pl)
+{
+	uint64_t sectors = 0;
+	if (first < cap(v->height) && first <= last)
+		count_shared(pool, v->root, v->height, 0, first, last, false, written_only, pl,
+		             &sectors);
+	return sectors;
+}
+
+void **vec_slot_path(struct sp_pool *pool, struct sv_vector *v, uint64_t i, bool *shared)
+{
+	*shared = false;
+	if (i >= cap(v->height))
+		return NULL;
+	void **ref = &v->root;
+	for (unsigned k = v->height; k >= 1; k--) {
+		if (!*ref)
+			return NULL;
+		*shared = *shared || sp_shared(pool, *ref);
+		ref = &((struct node *)*ref)->slot[child(i, k)];
+	}
+	return ref;
 }
 
 /* ---- taking memory ---- */
@@ -272,6 +320,7 @@ uint64_t vec_count_shared(struct sp_pool *pool, struct sv_vector *v, uint64_t fi
 void stash_done(struct sp_pool *pool, struct stash *st)
 {
 	uint64_t spare = st->nsectors - st->used_sectors;
+	sp_note_sectors(pool, 0, (int64_t)st->used_sectors); /* now in trees */
 	sp_free_sectors(pool, (size_t)spare, st->sectors + st->used_sectors);
 	for (uint64_t i = st->used_nodes; i < st->nnodes; i++)
 		sp_free_small(pool, st->node_list[i]);
@@ -356,17 +405,79 @@ void tree_grow(struct sv_vector *v, unsigned height, struct stash *st)
 	v->height = (uint8_t)height;
 }
 
-void **leaf_make(struct sv_vector *v, uint64_t i, struct stash *st)
+void node_copy(struct sp_pool *pool, void **ref, struct stash *st)
+{
+	struct node *old = *ref, *n = stash_node(st);
+	memcpy(n, old, sizeof *n);
+	void *kids[FAN];
+	size_t nkids = 0;
+	for (unsigned c = 0; c < FAN; c++)
+		if (n->slot[c])
+			kids[nkids++] = sec_of(n->slot[c]);
+	sp_share_many(pool, kids, nkids); /* the copy's slots own them too */
+	*ref = n;
+	/* The other owners may have let go meanwhile: then it is ours to free,
+	 * and with it its hold on the children. */
+	if (sp_unshare(pool, old)) {
+		for (size_t c = 0; c < nkids; c++)
+			sp_unshare(pool, kids[c]); /* never the last: the copy holds it */
+		sp_free_small(pool, old);
+		sp_release(pool, SP_NODE_SIZE);
+	}
+}
+
+void **path_make(struct sp_pool *pool, struct sv_vector *v, uint64_t i, struct stash *st,
+                 uint64_t lo, uint64_t hi, bool create)
+{
+	if (i >= cap(v->height))
+		return NULL;
+	void **ref = &v->root;
+	uint64_t base = 0;
+	for (unsigned k = v->height; k >= 1; k--) {
+		if (lo <= base && base + (cap(k) - 1) <= hi)
+			return NULL; /* wholly inside [lo, hi]: not to be changed */
+		if (!*ref) {
+			if (!create)
+				return NULL;
+			*ref = stash_node(st);
+		} else if (sp_shared(pool, *ref)) {
+			node_copy(pool, ref, st);
+		}
+		base += child(i, k) * cap(k - 1);
+		ref = &((struct node *)*ref)->slot[child(i, k)];
+	}
+	return ref;
+}
+
+void path_plan(struct sp_pool *pool, struct sv_vector *v, uint64_t i, uint64_t lo, uint64_t hi,
+               const void **seen, unsigned *nseen, struct plan *pl)
+{
+	if (i >= cap(v->height))
+		return;
+	void *p = v->root;
+	uint64_t base = 0;
+	bool shared = false;
+	for (unsigned k = v->height; k >= 1 && p; k--) {
+		if (lo <= base && base + (cap(k) - 1) <= hi)
+			return;
+		shared = shared || sp_shared(pool, p);
+		bool counted = false;
+		for (unsigned j = 0; j < *nseen; j++)
+			counted |= seen[j] == p;
+		if (shared && !counted) {
+			seen[(*nseen)++] = p;
+			pl->nodes++;
+		}
+		base += child(i, k) * cap(k - 1);
+		p = ((struct node *)p)->slot[child(i, k)];
+	}
+}
+
+void **leaf_make(struct sp_pool *pool, struct sv_vector *v, uint64_t i, struct stash *st)
 {
 	if (v->height == 0)
 		return &v->root;
-	void **ref = &v->root;
-	for (unsigned k = v->height; k >= 1; k--) {
-		if (!*ref)
-			*ref = stash_node(st);
-		ref = &((struct node *)*ref)->slot[child(i, k)];
-	}
-	return ref - (i & (FAN - 1));
+	return path_make(pool, v, i, st, 1, 0, true) - (i & (FAN - 1));
 }
 
 void break_share(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen *frozen, uint64_t i,
@@ -392,6 +503,7 @@ void break_share(struct sp_pool *pool, struct sv_vector *v, struct sv_frozen *fr
 	if (sp_unshare(pool, old)) {
 		sp_free_sectors(pool, 1, (void **)&old);
 		sp_release(pool, S);
+		sp_note_sectors(pool, 0, -1);
 	}
 }
 
@@ -415,7 +527,11 @@ static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uin
 	struct plan pl;
 	vec_plan(v, first, last, &pl);
 	const bool allocating = how != FILL_WRITE;
-	uint64_t breaks = how == FILL_ALLOCATE ? 0 : vec_count_shared(pool, v, first, last, false);
+	/* Shared nodes on the way are copied (leaf_make), which shares the
+	 * sectors under them: those are broken like any shared sector. */
+	uint64_t breaks = vec_count_shared(pool, v, first, last, false, &pl);
+	if (how == FILL_ALLOCATE)
+		breaks = 0; /* the bytes stay; only slots change */
 	if (pl.holes == 0 && pl.nodes == 0 && breaks == 0 && !allocating)
 		return 0;
 	/* For a write, only the uncovered parts of new sectors are zeroed,
@@ -430,7 +546,7 @@ static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uin
 	struct sv_frozen *frozen = frozen_find(v);
 	uint64_t filled = 0;
 	for (uint64_t i = first; i <= last;) {
-		void **leaf = leaf_make(v, i, &st);
+		void **leaf = leaf_make(pool, v, i, &st);
 		uint64_t stop = v->height == 0 ? i : (i | (FAN - 1));
 		if (stop > last)
 			stop = last;
@@ -468,8 +584,8 @@ static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uin
 		}
 	}
 	/* The plan was exact, but for shares that ended meanwhile. */
-	assert(filled == pl.holes && st.used_nodes == st.nnodes);
-	atomic_store_explicit(&v->sectors, sv_sectors(v) + filled, memory_order_relaxed);
+	assert(filled == pl.holes && st.used_nodes <= st.nnodes);
+	vec_add_sectors(pool, v, (int64_t)filled);
 	stash_done(pool, &st);
 	return 0;
 }
@@ -574,7 +690,8 @@ void drop_slot(struct dropper *d, uint64_t i, void **ref)
 void drop_end(struct sv_vector *v, struct dropper *d)
 {
 	drop_flush(d);
-	atomic_store_explicit(&v->sectors, sv_sectors(v) - d->sectors, memory_order_relaxed);
+	vec_add_sectors(d->pool, v, -(int64_t)d->sectors);
+	sp_note_sectors(d->pool, 0, -(int64_t)d->freed);
 	sp_release(d->pool, d->freed * sp_sector_size(d->pool) + d->nodes * SP_NODE_SIZE);
 }
 
@@ -586,8 +703,39 @@ static bool node_empty(const struct node *n)
 	return true;
 }
 
+/* Sectors in the subtree p of height k. */
+static uint64_t subtree_sectors(const void *p, unsigned k)
+{
+	if (!p)
+		return 0;
+	if (k == 0)
+		return 1;
+	const struct node *n = p;
+	uint64_t count = 0;
+	for (unsigned c = 0; c < FAN; c++)
+		count += subtree_sectors(n->slot[c], k - 1);
+	return count;
+}
+
+/* A frozen view keeps a copy of every sector of the shared subtree p
+ * (height k, first sector `base`) that the vector is letting go of. */
+static void keep_subtree(struct dropper *d, void *p, unsigned k, uint64_t base)
+{
+	if (!p)
+		return;
+	if (k == 0) {
+		frozen_keep(d->pool, d->frozen, base, p, false);
+		return;
+	}
+	struct node *n = p;
+	for (unsigned c = 0; c < FAN; c++)
+		keep_subtree(d, n->slot[c], k - 1, base + c * cap(k - 1));
+}
+
 /* Empty every slot with index in [a, b] in the subtree *ref of height k
- * whose first sector is `base`; free nodes that end up empty. */
+ * whose first sector is `base`; free nodes that end up empty.  A shared
+ * node inside [a, b] loses this vector as an owner, whole; one that [a, b]
+ * only cuts into must be the vector's own (path_make). */
 static void drop_range(struct dropper *d, void **ref, unsigned k, uint64_t base, uint64_t a,
                        uint64_t b)
 {
@@ -598,6 +746,19 @@ static void drop_range(struct dropper *d, void **ref, unsigned k, uint64_t base,
 		return;
 	}
 	struct node *n = *ref;
+	bool whole = a <= base && base + (cap(k) - 1) <= b;
+	if (whole && sp_shared(d->pool, n)) {
+		if (d->frozen)
+			keep_subtree(d, n, k, base); /* the others may change it later */
+		uint64_t count = subtree_sectors(n, k);
+		if (!sp_unshare(d->pool, n)) {
+			*ref = NULL;
+			d->sectors += count;
+			return;
+		}
+		/* Its other owners let go meanwhile: it is ours, emptied below. */
+	}
+	assert(whole || !sp_shared(d->pool, n));
 	uint64_t span = cap(k - 1);
 	uint64_t c0 = a > base ? (a - base) / span : 0;
 	uint64_t c1 = (b - base) / span;
@@ -612,7 +773,14 @@ static void drop_range(struct dropper *d, void **ref, unsigned k, uint64_t base,
 	}
 }
 
-/* Lower the height while the root only has its first child. */
+void drop_subtree(struct dropper *d, void **ref, unsigned k, uint64_t base)
+{
+	drop_range(d, ref, k, base, base, base + (cap(k) - 1));
+}
+
+/* Lower the height while the root only has its first child.  A shared
+ * root (the shared child of a root collapsed before it) gives the vector
+ * an owner of its child, and loses the vector as an owner. */
 static void collapse(struct sp_pool *pool, struct sv_vector *v, struct dropper *d)
 {
 	while (v->height > 0) {
@@ -621,9 +789,20 @@ static void collapse(struct sp_pool *pool, struct sv_vector *v, struct dropper *
 			for (unsigned c = 1; c < FAN; c++)
 				if (n->slot[c])
 					return;
-			v->root = n->slot[0];
-			sp_free_small(pool, n);
-			d->nodes++;
+			void *kid = n->slot[0];
+			bool free_it = true;
+			if (sp_shared(pool, n)) {
+				if (kid)
+					sp_share(pool, sec_of(kid)); /* the vector's root now */
+				free_it = sp_unshare(pool, n);
+				if (free_it && kid)
+					sp_unshare(pool, sec_of(kid)); /* n's hold: never the last */
+			}
+			if (free_it) {
+				sp_free_small(pool, n);
+				d->nodes++;
+			}
+			v->root = kid;
 		}
 		v->height--;
 		if (!v->root)
@@ -641,29 +820,48 @@ static void vec_drop(struct sp_pool *pool, struct sv_vector *v, uint64_t a, uint
 	drop_end(v, &d);
 }
 
-/* Make the written sectors at indices idx[0..n) (ascending) the vector's
- * own before their bytes are zeroed: all or nothing. */
-static int vec_unshare(struct sp_pool *pool, struct sv_vector *v, const uint64_t *idx, int n)
+/* Before sectors [lo, hi] are dropped and the written sectors at indices
+ * idx[0..n) (ascending) have bytes zeroed: make those sectors and every
+ * node on their paths, and every node that [lo, hi] only cuts into, the
+ * vector's own.  All or nothing (lo > hi: nothing is dropped). */
+static int vec_own_edges(struct sp_pool *pool, struct sv_vector *v, const uint64_t *idx, int n,
+                         uint64_t lo, uint64_t hi)
 {
 	if (is_inline(v))
 		return 0;
+	struct plan pl = {0};
 	uint64_t need = 0;
-	for (int k = 0; k < n; k++)
-		if (k == 0 || idx[k] != idx[k - 1])
-			need += vec_count_shared(pool, v, idx[k], idx[k], true);
-	if (need == 0)
+	const void *seen[4 * MAX_HEIGHT];
+	unsigned nseen = 0;
+	for (int k = 0; k < n; k++) {
+		if (k > 0 && idx[k] == idx[k - 1])
+			continue;
+		path_plan(pool, v, idx[k], 1, 0, seen, &nseen, &pl);
+		bool shared;
+		void **ref = vec_slot_path(pool, v, idx[k], &shared);
+		need += ref && *ref && !unwritten(*ref) && (shared || sp_shared(pool, sec_of(*ref)));
+	}
+	if (lo <= hi) {
+		path_plan(pool, v, lo, lo, hi, seen, &nseen, &pl);
+		path_plan(pool, v, hi, lo, hi, seen, &nseen, &pl);
+	}
+	if (need == 0 && pl.nodes == 0)
 		return 0;
 	struct stash st;
-	int rc = stash_take(pool, need, 0, false, &st);
+	int rc = stash_take(pool, need, pl.nodes, false, &st);
 	if (rc != 0)
 		return rc;
 	struct sv_frozen *frozen = frozen_find(v);
 	for (int k = 0; k < n; k++) {
-		uint64_t span;
-		void **ref = slot_ref(v, idx[k], &span);
+		void **ref = path_make(pool, v, idx[k], &st, 1, 0, false);
 		if (ref && *ref && !unwritten(*ref) && sp_shared(pool, sec_of(*ref)))
 			break_share(pool, v, frozen, idx[k], ref, stash_sector(&st), 0, 0);
 	}
+	if (lo <= hi) {
+		path_make(pool, v, lo, &st, lo, hi, false);
+		path_make(pool, v, hi, &st, lo, hi, false);
+	}
+	assert(st.used_nodes <= st.nnodes && st.used_sectors <= st.nsectors);
 	stash_done(pool, &st);
 	return 0;
 }
@@ -688,7 +886,8 @@ static void zero_within(struct sp_pool *pool, struct sv_vector *v, uint64_t from
 
 /* Shrink to `size`: free sectors past it, zero the tail of the last one up
  * to the old size (past it, the bytes are zero).  A shared tail sector must
- * have been made the vector's own (vec_unshare). */
+ * have been made the vector's own, with the nodes the cut goes through
+ * (vec_own_edges). */
 static void vec_truncate(struct sp_pool *pool, struct sv_vector *v, uint64_t size)
 {
 	uint64_t old = sv_size(v);
@@ -790,10 +989,11 @@ int sv_resize(struct sp_pool *pool, struct sv_vector *v, int64_t size)
 	lk_wrlock(&v->lock);
 	const uint64_t S = sp_sector_size(pool);
 	if ((uint64_t)size <= sv_size(v)) {
-		/* The tail that will be zeroed must be ours. */
+		/* The tail that will be zeroed must be ours, and so must every
+		 * node the cut goes through. */
 		uint64_t tail = (uint64_t)size / S;
-		if ((uint64_t)size % S && (uint64_t)size < sv_size(v))
-			rc = vec_unshare(pool, v, &tail, 1);
+		int n = (uint64_t)size % S && (uint64_t)size < sv_size(v);
+		rc = vec_own_edges(pool, v, &tail, n, ((uint64_t)size + S - 1) / S, UINT64_MAX);
 		if (rc == 0)
 			vec_truncate(pool, v, (uint64_t)size);
 	} else if (is_inline(v)) {
@@ -857,7 +1057,7 @@ int sv_punch(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len
 		idx[n++] = (uint64_t)off >> sh;
 	if (tail_start < tail_end)
 		idx[n++] = tail_start >> sh;
-	rc = vec_unshare(pool, v, idx, n);
+	rc = a < b ? vec_own_edges(pool, v, idx, n, a, b - 1) : vec_own_edges(pool, v, idx, n, 1, 0);
 	if (rc != 0)
 		goto out;
 	zero_range(pool, v, (uint64_t)off, head_end);

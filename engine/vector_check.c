@@ -4,11 +4,15 @@
  *
  * The walk visits every node and sector of the tree and checks what
  * engine.h promises: zeros past the size and in unwritten sectors, no
- * empty node, the smallest height, the sector count.  Shared sectors are
- * the one thing a single vector cannot judge: the census, a hash table of
- * sector addresses filled by the checks of every vector of a pool, counts
- * the slots that reference each, and sv_census_end() compares that with
- * the owners the pool counts.  Meant for tests: it reads every byte.
+ * empty node, the smallest height, the sector count.  Shared sectors and
+ * nodes are the one thing a single vector cannot judge: the census, a hash
+ * table of their addresses filled by the checks of every vector of a pool,
+ * counts the slots that reference each, and sv_census_end() compares that
+ * with the owners the pool counts.  A shared node is walked on every visit
+ * (each vector's bytes are checked against its own size), but what lies
+ * under it is noted and counted on its first visit only, so that every
+ * object is noted once per slot that points at it.  Meant for tests: it
+ * reads every byte.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,8 +24,9 @@
 /* ---- the census ---- */
 
 struct sv_census {
-	const void **keys;  /* sector addresses (NULL: empty) */
+	const void **keys;  /* sector and node addresses (NULL: empty) */
 	uint64_t *seen;     /* slots found referencing each */
+	bool *node;         /* the key is a node */
 	size_t cap, n;
 	int rc;             /* -ENOMEM once a note could not be kept */
 };
@@ -43,18 +48,20 @@ static size_t census_pos(const struct sv_census *c, const void *key)
 	return h;
 }
 
-static void census_note(struct sv_census *c, const void *sector)
+/* Note one more slot referencing obj; returns how many have so far. */
+static uint64_t census_note(struct sv_census *c, const void *obj, bool node)
 {
 	if (c->rc)
-		return;
+		return 1;
 	if (2 * (c->n + 1) > c->cap) {
 		struct sv_census bigger = {.cap = c->cap ? 2 * c->cap : 1024};
 		bigger.keys = os_calloc(bigger.cap, sizeof(*bigger.keys));
 		bigger.seen = os_calloc(bigger.cap, sizeof(*bigger.seen));
-		if (!bigger.keys || !bigger.seen) {
-			os_free(bigger.keys), os_free(bigger.seen);
+		bigger.node = os_calloc(bigger.cap, sizeof(*bigger.node));
+		if (!bigger.keys || !bigger.seen || !bigger.node) {
+			os_free(bigger.keys), os_free(bigger.seen), os_free(bigger.node);
 			c->rc = -ENOMEM;
-			return;
+			return 1;
 		}
 		for (size_t i = 0; i < c->cap; i++) {
 			if (!c->keys[i])
@@ -62,37 +69,47 @@ static void census_note(struct sv_census *c, const void *sector)
 			size_t h = census_pos(&bigger, c->keys[i]);
 			bigger.keys[h] = c->keys[i];
 			bigger.seen[h] = c->seen[i];
+			bigger.node[h] = c->node[i];
 		}
-		os_free(c->keys), os_free(c->seen);
-		c->keys = bigger.keys, c->seen = bigger.seen, c->cap = bigger.cap;
+		os_free(c->keys), os_free(c->seen), os_free(c->node);
+		c->keys = bigger.keys, c->seen = bigger.seen, c->node = bigger.node;
+		c->cap = bigger.cap;
 	}
-	size_t h = census_pos(c, sector);
+	size_t h = census_pos(c, obj);
 	if (!c->keys[h]) {
-		c->keys[h] = sector;
+		c->keys[h] = obj;
+		c->node[h] = node;
 		c->n++;
 	}
-	c->seen[h]++;
+	return ++c->seen[h];
 }
 
-int sv_census_end(struct sp_pool *pool, struct sv_census *c, uint64_t *sectors, char *msg,
-                  size_t msglen)
+int sv_census_end(struct sp_pool *pool, struct sv_census *c, uint64_t *sectors,
+                  uint64_t *small_bytes, char *msg, size_t msglen)
 {
 	int rc = c->rc;
+	uint64_t nsectors = 0, nnodes = 0;
 	for (size_t i = 0; rc == 0 && i < c->cap; i++) {
 		if (!c->keys[i])
 			continue;
 		uint64_t owners = sp_owners(pool, c->keys[i]);
 		if (owners != c->seen[i]) {
 			if (msg)
-				snprintf(msg, msglen, "a shared sector has %llu owners but %llu slots",
-				         (unsigned long long)owners, (unsigned long long)c->seen[i]);
+				snprintf(msg, msglen, "a shared %s has %llu owners but %llu slots",
+				         c->node[i] ? "node" : "sector", (unsigned long long)owners,
+				         (unsigned long long)c->seen[i]);
 			rc = -EUCLEAN;
 		}
+		nnodes += c->node[i];
+		nsectors += !c->node[i];
 	}
 	if (rc == 0 && sectors)
-		*sectors += c->n;
+		*sectors += nsectors;
+	if (rc == 0 && small_bytes)
+		*small_bytes += nnodes * SP_NODE_SIZE;
 	os_free(c->keys);
 	os_free(c->seen);
+	os_free(c->node);
 	os_free(c);
 	return rc;
 }
@@ -124,14 +141,17 @@ static void check_fail(struct checker *c, const char *what, uint64_t where)
 	c->rc = -EUCLEAN;
 }
 
-static void check_sector(struct checker *c, const void *p, uint64_t i)
+/* `counted`: this visit notes and counts what it finds (see the top). */
+static void check_sector(struct checker *c, const void *p, uint64_t i, bool counted)
 {
 	const unsigned sh = sshift(c->pool);
 	const uint64_t S = UINT64_C(1) << sh, size = sv_size(c->v);
 	const char *sec = sec_of(p);
 	c->sectors++;
-	if (c->census && sp_shared(c->pool, sec))
-		census_note(c->census, sec);
+	if (!counted)
+		; /* a shared node's sector, noted on that node's first visit */
+	else if (c->census && sp_shared(c->pool, sec))
+		census_note(c->census, sec, false);
 	else
 		c->alone++;
 	uint64_t start = i << sh;
@@ -146,19 +166,24 @@ static void check_sector(struct checker *c, const void *p, uint64_t i)
 		}
 }
 
-static void check_tree(struct checker *c, void *p, unsigned k, uint64_t base)
+static void check_tree(struct checker *c, void *p, unsigned k, uint64_t base, bool counted)
 {
 	if (k == 0) {
-		check_sector(c, p, base);
+		check_sector(c, p, base, counted);
 		return;
 	}
 	struct node *n = p;
-	c->nodes++;
+	if (!counted)
+		; /* under a shared node seen before */
+	else if (c->census && sp_shared(c->pool, n))
+		counted = census_note(c->census, n, true) == 1;
+	else
+		c->nodes++;
 	if (node_empty(n))
 		check_fail(c, "empty node", base);
 	for (unsigned ch = 0; ch < FAN; ch++)
 		if (n->slot[ch])
-			check_tree(c, n->slot[ch], k - 1, base + ch * cap(k - 1));
+			check_tree(c, n->slot[ch], k - 1, base + ch * cap(k - 1), counted);
 }
 
 int sv_check(struct sp_pool *pool, struct sv_vector *v, struct sv_census *census,
@@ -186,7 +211,7 @@ int sv_check(struct sp_pool *pool, struct sv_vector *v, struct sv_census *census
 	else if (!v->root && v->height)
 		check_fail(&c, "empty tree with a height", 0);
 	else if (v->root)
-		check_tree(&c, v->root, v->height, 0);
+		check_tree(&c, v->root, v->height, 0, true);
 	if (!is_inline(v) && v->height > 0 && v->root) {
 		struct node *r = v->root;
 		bool beyond_first = false;

@@ -94,9 +94,16 @@ struct plan {
 	unsigned height; /* height after the change */
 };
 void vec_plan(struct sv_vector *v, uint64_t first, uint64_t last, struct plan *pl);
-/* Sectors of [first, last] that are shared (written ones only, or all). */
+/* Sectors of [first, last] that are shared (written ones only, or all),
+ * directly or under a shared node; the nodes over the range that a change
+ * must copy (shared, or under a shared one) are added to pl->nodes. */
 uint64_t vec_count_shared(struct sp_pool *pool, struct sv_vector *v, uint64_t first, uint64_t last,
-                          bool written_only);
+                          bool written_only, struct plan *pl);
+/* The slot of sector i (NULL: no leaf holds it); *shared tells whether a
+ * node on the way is shared (so the sector is, whatever its own count). */
+void **vec_slot_path(struct sp_pool *pool, struct sv_vector *v, uint64_t i, bool *shared);
+/* v->sectors += delta, and the pool told (sp_note_sectors). */
+void vec_add_sectors(struct sp_pool *pool, struct sv_vector *v, int64_t delta);
 
 /* Memory for a change, reserved and allocated before anything changes. */
 struct stash {
@@ -122,9 +129,22 @@ static inline void *stash_node(struct stash *st)
 void stash_done(struct sp_pool *pool, struct stash *st);
 /* Raise the tree to `height` (new levels from the stash). */
 void tree_grow(struct sv_vector *v, unsigned height, struct stash *st);
+/* Replace the shared node *ref by a copy of the vector's own from the
+ * stash; its children gain the copy as an owner. */
+void node_copy(struct sp_pool *pool, void **ref, struct stash *st);
+/* The slot of sector i, with every node on the way made the vector's own
+ * (shared ones copied; missing ones made from the stash if `create`, else
+ * NULL), stopping (NULL) at a node wholly inside [lo, hi] (lo > hi: none).
+ * path_plan() adds to pl->nodes the copies path_make will make, counting
+ * no node twice across calls that share `seen` (room: MAX_HEIGHT each). */
+void **path_make(struct sp_pool *pool, struct sv_vector *v, uint64_t i, struct stash *st,
+                 uint64_t lo, uint64_t hi, bool create);
+void path_plan(struct sp_pool *pool, struct sv_vector *v, uint64_t i, uint64_t lo, uint64_t hi,
+               const void **seen, unsigned *nseen, struct plan *pl);
 /* The slot array of the leaf holding sector i, creating missing nodes from
- * the stash.  At height 0 it is the root itself (one slot). */
-void **leaf_make(struct sv_vector *v, uint64_t i, struct stash *st);
+ * the stash and copying shared ones.  At height 0 it is the root itself
+ * (one slot). */
+void **leaf_make(struct sp_pool *pool, struct sv_vector *v, uint64_t i, struct stash *st);
 
 /* Give the shared sector in *ref (sector i of v) up for the private copy
  * `fresh`, which gets the old bytes outside [keep_from, keep_to) (vector
@@ -148,6 +168,9 @@ struct dropper {
 };
 void drop_slot(struct dropper *d, uint64_t i, void **ref);
 void drop_end(struct sv_vector *v, struct dropper *d);
+/* drop_slot() of every slot of the subtree *ref (height k >= 1, first
+ * sector `base`), which is emptied: a shared one loses an owner, whole. */
+void drop_subtree(struct dropper *d, void **ref, unsigned k, uint64_t base);
 
 /* How vec_fill_any treats the range (see vector.c). */
 enum fill { FILL_WRITE, FILL_ALLOCATE, FILL_ZERO };

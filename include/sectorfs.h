@@ -327,8 +327,8 @@ struct sfs_stats {
 	uint64_t data_bytes;      /* sum of regular file sizes */
 	uint64_t sector_size;
 	uint64_t sectors;         /* sectors in use (a shared one once) */
-	uint64_t shared_sectors;  /* of those, sectors several files share (copies) */
-	uint64_t saved_bytes;     /* what sharing saves: the bytes the copies did not take */
+	uint64_t saved_sectors;   /* what sharing saves: the sectors files reference
+	                           * beyond those in use (copies share them) */
 	uint64_t small_bytes;     /* inline data, inodes, entries, nodes */
 	uint64_t reserved;        /* bytes counted against the limit */
 	uint64_t limit;           /* 0: unlimited */

@@ -123,12 +123,11 @@ static struct snap snapshot(struct sfs_fs *fs)
 	struct sfs_stats st;
 	sfs_get_stats(fs, &st);
 	put(&s, "inodes %llu files %llu dirs %llu links %llu sectors %llu small %llu reserved %llu "
-	    "shared %llu saved %llu\n",
+	    "saved %llu\n",
 	    (unsigned long long)st.inodes, (unsigned long long)st.files,
 	    (unsigned long long)st.dirs, (unsigned long long)st.symlinks,
 	    (unsigned long long)st.sectors, (unsigned long long)st.small_bytes,
-	    (unsigned long long)st.reserved, (unsigned long long)st.shared_sectors,
-	    (unsigned long long)st.saved_bytes);
+	    (unsigned long long)st.reserved, (unsigned long long)st.saved_sectors);
 	return s;
 }
 

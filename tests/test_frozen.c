@@ -9,7 +9,10 @@
  * unfreezing, the pool holds exactly what the vector holds.  Then the same
  * with a writer thread against a reader thread (ThreadSanitizer), and a
  * view that cannot get memory to keep a sector (every allocation point):
- * it says so, the write succeeds.
+ * it says so, the write succeeds.  In half the rounds the frozen vector
+ * shares its data with a twin (a clone, then copies both ways) that is
+ * changed too: what the view needs must survive the twin's changes after
+ * the frozen vector let go of shared sectors and tree nodes.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -24,16 +27,27 @@
 static struct sp_pool *pool;
 static size_t S;
 
+/* The pool holds exactly what v holds (a census: copies may have made v
+ * share sectors and nodes with itself). */
 static void balanced(struct sv_vector *v)
 {
-	check_vector(pool, v, 0);
+	check_vectors(pool, &v, 1);
 }
 
-static void random_change(struct rng *r, struct sv_vector *v, unsigned char *src)
+/* A change to v; with `other`, sometimes a copy from it (copy_file_range). */
+static void random_change(struct rng *r, struct sv_vector *v, unsigned char *src,
+                          struct sv_vector *other)
 {
 	uint64_t off = rng_below(r, MAXB), len = rng_below(r, rng_below(r, 2) ? 3 * S : 200 * S);
 	if (off + len > MAXB)
 		len = MAXB - off;
+	if (other && rng_below(r, 4) == 0) {
+		/* Mostly at the same place: whole nodes and sectors shared. */
+		uint64_t from = rng_below(r, 2) ? off : rng_below(r, MAXB), size = sv_size(other);
+		uint64_t want = from >= size ? 0 : size - from < len ? size - from : len;
+		CHECK(sv_share(pool, v, (int64_t)off, other, (int64_t)from, len) == (ssize_t)want);
+		return;
+	}
 	switch (rng_below(r, 7)) {
 	case 0:
 	case 1:
@@ -72,12 +86,20 @@ static bool zero_between(const unsigned char *b, uint64_t from, uint64_t to)
 static void model_round(uint64_t seed)
 {
 	struct rng r = {seed};
-	struct sv_vector v = SV_INIT;
+	struct sv_vector v = SV_INIT, twin = SV_INIT;
 	static unsigned char src[MAXB], want[MAXB], got[MAXB];
-	/* A starting state: sometimes small (inline), mostly sparse data. */
+	/* A starting state: sometimes small (inline), mostly sparse data;
+	 * half the time fully written and shared with a twin. */
+	bool twinned = rng_below(&r, 2);
 	int writes = (int)rng_below(&r, 20);
+	if (twinned) {
+		rng_fill(&r, src, MAXB);
+		CHECK(sv_write(pool, &v, src, MAXB, 0) == (ssize_t)MAXB);
+	}
 	for (int i = 0; i < writes; i++)
-		random_change(&r, &v, src);
+		random_change(&r, &v, src, NULL);
+	if (twinned)
+		CHECK_EQ(sv_clone(pool, &twin, &v), 0);
 	uint64_t size = sv_size(&v);
 	memset(want, 0, sizeof want);
 	CHECK(sv_read(pool, &v, want, MAXB, 0) == (ssize_t)(size < MAXB ? size : MAXB));
@@ -102,8 +124,12 @@ static void model_round(uint64_t seed)
 			if (n > runs[2 * k + 1] - off)
 				n = runs[2 * k + 1] - off;
 			int changes = (int)rng_below(&r, 4);
-			for (int c = 0; c < changes; c++)
-				random_change(&r, &v, src);
+			for (int c = 0; c < changes; c++) {
+				if (twinned && rng_below(&r, 2))
+					random_change(&r, &twin, src, &v);
+				else
+					random_change(&r, &v, src, twinned ? &twin : NULL);
+			}
 			CHECK(sv_frozen_read(pool, &v, f, got + off, n, (int64_t)off) == (ssize_t)n);
 			off += n;
 		}
@@ -111,6 +137,11 @@ static void model_round(uint64_t seed)
 	CHECK(!sv_frozen_broken(f));
 	CHECK(memcmp(got, want, size < MAXB ? size : MAXB) == 0);
 	sv_unfreeze(pool, &v, f);
+	if (twinned) {
+		struct sv_vector *both[2] = {&v, &twin};
+		check_vectors(pool, both, 2);
+		sv_clear(pool, &twin);
+	}
 	balanced(&v);
 	sv_clear(pool, &v);
 	balanced(&v);
@@ -130,7 +161,7 @@ static void *writer(void *arg)
 	struct rng r = {sh->seed};
 	static unsigned char src[MAXB];
 	while (!atomic_load(&sh->stop))
-		random_change(&r, &sh->v, src);
+		random_change(&r, &sh->v, src, NULL);
 	return NULL;
 }
 

@@ -260,22 +260,21 @@ static void run(size_t sector, uint64_t seed)
 	struct sp_stats st;
 	sp_get_stats(pool, &st);
 	CHECK(st.peak_reserved <= st.limit);
-	uint64_t shared_then = st.shared_sectors;
+	uint64_t saved_then = st.sectors_saved;
 	for (int k = 0; k < 2 + 2 * W; k++)
 		sv_clear(pool, all[k]);
 	sp_get_stats(pool, &st);
 	CHECK_EQ(st.bytes_reserved, 0);
 	CHECK_EQ(st.sectors_in_use, 0);
-	CHECK_EQ(st.shared_sectors, 0);
-	CHECK_EQ(st.shared_extra, 0);
+	CHECK_EQ(st.sectors_saved, 0);
 	sp_destroy(pool);
 	for (int t = 0; t < W; t++)
 		free(ws[t].model);
 	free(buf);
 	free(P);
 	printf("S=%zu seed=%llu: %ld operations by %d workers, %ld copies from templates, "
-	       "%ld ENOSPC, %llu sectors shared at the end\n",
-	       S, (unsigned long long)seed, ops, W, shares, enospc, (unsigned long long)shared_then);
+	       "%ld ENOSPC, %llu sectors saved by sharing at the end\n",
+	       S, (unsigned long long)seed, ops, W, shares, enospc, (unsigned long long)saved_then);
 }
 
 int main(int argc, char **argv)

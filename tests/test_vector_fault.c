@@ -63,8 +63,7 @@ static void same(const struct state *a, const struct state *b)
 	CHECK_EQ(a->st.sectors_in_use, b->st.sectors_in_use);
 	CHECK_EQ(a->st.small_bytes, b->st.small_bytes);
 	CHECK_EQ(a->st.bytes_reserved, b->st.bytes_reserved);
-	CHECK_EQ(a->st.shared_sectors, b->st.shared_sectors);
-	CHECK_EQ(a->st.shared_extra, b->st.shared_extra);
+	CHECK_EQ(a->st.sectors_saved, b->st.sectors_saved);
 	CHECK_EQ(a->other_sectors, b->other_sectors);
 	uint64_t n = a->size < MAXB ? a->size : MAXB;
 	CHECK(memcmp(a->bytes, b->bytes, n) == 0);

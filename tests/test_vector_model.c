@@ -253,13 +253,12 @@ static void check_pool(struct sv_vector *v, int nv, size_t S)
 	CHECK_EQ(sv_census_new(&census), 0);
 	for (int k = 0; k < nv; k++)
 		CHECK_CLEAN(sv_check, pool, &v[k], census, &sectors, &small);
-	CHECK_CLEAN(sv_census_end, pool, census, &sectors);
+	CHECK_CLEAN(sv_census_end, pool, census, &sectors, &small);
 	struct sp_stats st;
 	sp_get_stats(pool, &st);
 	CHECK_EQ(st.sectors_in_use, sectors);
 	CHECK_EQ(st.sectors_in_use, live);
-	CHECK_EQ(st.shared_sectors, shared);
-	CHECK_EQ(st.shared_extra, extra);
+	CHECK_EQ(st.sectors_saved, extra);
 	CHECK_EQ(st.bytes_reserved, sectors * S + small);
 	CHECK_EQ(st.small_bytes, small);
 }
@@ -559,8 +558,7 @@ static void run(size_t S, uint64_t max, uint64_t seed, int steps, int nv)
 	CHECK_EQ(st.bytes_reserved, 0);
 	CHECK_EQ(st.sectors_in_use, 0);
 	CHECK_EQ(st.small_objects, 0);
-	CHECK_EQ(st.shared_sectors, 0);
-	CHECK_EQ(st.shared_extra, 0);
+	CHECK_EQ(st.sectors_saved, 0);
 	sp_destroy(pool);
 	printf("S=%zu seed=%llu, %d vector%s: %d steps, %d ENOSPC, %d copies (%d sharing)\n", S,
 	       (unsigned long long)seed, nv, nv > 1 ? "s" : "", steps, n.enospc, n.shares,

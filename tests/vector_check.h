@@ -31,7 +31,7 @@ static inline void check_vectors(struct sp_pool *pool, struct sv_vector *const *
 	CHECK_EQ(sv_census_new(&census), 0);
 	for (int i = 0; i < n; i++)
 		CHECK_CLEAN(sv_check, pool, v[i], census, &sectors, &small);
-	CHECK_CLEAN(sv_census_end, pool, census, &sectors);
+	CHECK_CLEAN(sv_census_end, pool, census, &sectors, &small);
 	struct sp_stats st;
 	sp_get_stats(pool, &st);
 	CHECK_EQ(st.bytes_reserved, sectors * sp_sector_size(pool) + small);

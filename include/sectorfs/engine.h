@@ -62,24 +62,30 @@
  *   them into sector 0 as part of the same all-or-nothing step.  Only
  *   written bytes go inline: they seek as data, while sv_allocate() on an
  *   empty vector gives an unwritten sector, a hole to SEEK_DATA.
- *   Sharing (share.c): a sector may belong to several vectors at once
- *   (copy_file_range, clones), the pool counting its owners.  Before a
- *   change touches the bytes of a shared sector -- a write, a zeroing, the
- *   partial sector a truncate or punch zeroes -- the vector gets a private
- *   copy ("breaks" the share); the copy is planned and reserved with the
- *   rest of the change, so a full pool refuses it with ENOSPC before
- *   anything moved.  Dropping a shared sector drops this vector's
- *   ownership only.  A vector's `sectors` counts every sector it
- *   references, shared or not (a file's blocks as if it owned them), while
- *   the pool reserves and counts each sector once.
+ *   Sharing (share.c): a sector, or a whole subtree, may belong to several
+ *   vectors at once (copy_file_range, clones), the pool counting the
+ *   owners of each sector and node: the slots that point at it.  A shared
+ *   node is never changed: before a change goes under one, the vector
+ *   copies it (the copy's children gain an owner), down the path to what
+ *   changes, so a copy costs one owner of a root and a change costs the
+ *   nodes on its path.  Before a change touches the bytes of a shared
+ *   sector (one shared itself, or under a shared node) -- a write, a
+ *   zeroing, the partial sector a truncate or punch zeroes -- the vector
+ *   gets a private copy ("breaks" the share); the node and sector copies
+ *   are planned and reserved with the rest of the change, so a full pool
+ *   refuses it with ENOSPC before anything moved.  Dropping a shared
+ *   sector or a shared subtree drops this vector's ownership only.  A
+ *   vector's `sectors` counts every sector it references, shared or not (a
+ *   file's blocks as if it owned them), while the pool reserves and counts
+ *   each sector and node once.
  *   Invariants, checked by sv_check():
  *     - every byte past the size, inside an allocated sector, is zero (so
  *       extending a file never reveals old data);
  *     - no tree node is empty, and the height is the smallest that covers
  *       the highest allocated sector (so shrinking gives memory back);
  *     - `sectors` counts the allocated sectors, shared ones included; the
- *       pool holds one reservation for every sector (whoever owns it) and
- *       node of every vector, and counts each shared sector's owners.
+ *       pool holds one reservation for every sector and node (whoever
+ *       owns it), and counts each shared sector's and node's owners.
  *
  *   Operations that change a vector plan first (count the holes to fill and
  *   the nodes to add), reserve, allocate everything, and only then modify
@@ -166,8 +172,8 @@ struct sp_stats {
 	uint64_t purged_bytes;    /* total ever given back to the kernel */
 	uint64_t warmed_bytes;    /* total ever faulted in ahead (sp_warm) */
 	uint64_t warm_rounds;     /* times the faulting-in thread finished */
-	uint64_t shared_sectors;  /* sectors in use with more than one owner */
-	uint64_t shared_extra;    /* owners beyond the first, summed: the sectors sharing saves */
+	uint64_t sectors_saved;   /* what sharing saves: the sectors vectors reference
+	                           * beyond the ones they hold (sp_note_sectors) */
 };
 
 /* Create a pool.  Returns 0, -EINVAL (bad sector size) or -ENOMEM. */
@@ -192,21 +198,27 @@ int sp_set_limit(struct sp_pool *pool, uint64_t limit);
 int sp_alloc_sectors(struct sp_pool *pool, size_t n, void **out, bool zeroed);
 void sp_free_sectors(struct sp_pool *pool, size_t n, void *const *sectors);
 
-/* Sharing.  A sector may have several owners (the slots of vectors that
- * share it copy-on-write); it is reserved once and freed by its last
- * owner.  sp_share() adds an owner (the caller must be one, and keep it
- * meanwhile: an owner's lock guards the count against its own drop);
- * sp_unshare() removes one and returns true when the caller was the only
- * owner, who must then free the sector and release its reservation.
- * sp_shared(): more than one owner now (a count of one seen by an owner
- * stays one while that owner shares nothing).  sp_owners(): for checks. */
-void sp_share(struct sp_pool *pool, void *sector);
-/* sp_share() of each of n sectors (one may come several times, adding an
- * owner each time), the counters settled once. */
-void sp_share_many(struct sp_pool *pool, void *const *sectors, size_t n);
-bool sp_unshare(struct sp_pool *pool, void *sector);
-bool sp_shared(const struct sp_pool *pool, const void *sector);
-uint64_t sp_owners(const struct sp_pool *pool, const void *sector);
+/* Sharing.  A sector, or a tree node (a small object of SP_NODE_SIZE),
+ * may have several owners (the slots that point at it in vectors and
+ * nodes that share it copy-on-write); it is reserved once and freed by
+ * its last owner.  sp_share() adds an owner (the caller must be one, and
+ * keep it meanwhile: an owner's lock guards the count against its own
+ * drop); sp_unshare() removes one and returns true when the caller was
+ * the only owner, who must then free the object and release its
+ * reservation.  sp_shared(): more than one owner now (a count of one seen
+ * by an owner stays one while that owner shares nothing).  sp_owners():
+ * for checks. */
+void sp_share(struct sp_pool *pool, void *obj);
+/* sp_share() of each of n objects (one may come several times, adding an
+ * owner each time). */
+void sp_share_many(struct sp_pool *pool, void *const *objs, size_t n);
+bool sp_unshare(struct sp_pool *pool, void *obj);
+bool sp_shared(const struct sp_pool *pool, const void *obj);
+uint64_t sp_owners(const struct sp_pool *pool, const void *obj);
+/* The vectors tell the pool how many sectors they reference (a shared one
+ * once per vector that has it) and how many distinct ones they hold, as
+ * those change; sp_stats' sectors_saved is the difference. */
+void sp_note_sectors(struct sp_pool *pool, int64_t referenced, int64_t held);
 
 /* Small objects, 1 to SP_SMALL_MAX bytes, rounded up to a power of two of
  * at least SP_SMALL_MIN (sp_small_size tells the rounded size, 0 if too
@@ -284,11 +296,13 @@ ssize_t sv_append(struct sp_pool *pool, struct sv_vector *v, const void *buf, si
                   int64_t *off);
 /* Set the size.  Shrinking (or keeping the size) frees every sector past it
  * and zeroes the tail of the last one; growing adds a hole.  Shrinking
- * fails (-ENOSPC, -ENOMEM, nothing changed) only when that last sector is
- * shared and must first be copied. */
+ * fails (-ENOSPC, -ENOMEM, nothing changed) only when the cut goes through
+ * shared data (that last sector, or a tree node over it, shared) which
+ * must first be copied. */
 int sv_resize(struct sp_pool *pool, struct sv_vector *v, int64_t size);
 /* Deallocate [off, off+len): free whole sectors, zero partial edges.  The
- * size is unchanged.  Fails as sv_resize does, for a shared edge sector. */
+ * size is unchanged.  Fails as sv_resize does, when an edge cuts through
+ * shared data. */
 int sv_punch(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len);
 /* Give [off, off+len) sectors, as sv_allocate does, and zero it
  * (FALLOC_FL_ZERO_RANGE), in one all-or-nothing step. */
@@ -308,14 +322,14 @@ uint64_t sv_fitting(const struct sp_pool *pool, uint64_t room);
  * both offsets lie the same distance into a sector, every sector the
  * destination range covers whole takes src's sector itself, shared (a hole
  * or unwritten space in src becomes a shared sector of zeros: data, as a
- * copy makes it), and only partial sectors at the edges are copied (not a
- * last one that ends src and, after the copy, dst, two vectors: it is
- * shared too);
- * otherwise every byte is copied.  src and dst may be one vector if the
- * ranges do not overlap.
+ * copy makes it), a whole subtree of src's tree at a time where the range
+ * covers it and all its sectors are written; only partial sectors at the
+ * edges are copied (not a last one that ends src and, after the copy,
+ * dst, two vectors: it is shared too); otherwise every byte is copied.
+ * src and dst may be one vector if the ranges do not overlap.
  * sv_clone() makes an empty dst a copy of src -- size, data, holes,
- * unwritten space -- sharing every sector (inline bytes are copied); the
- * new tree's nodes are its only cost.  0, -ENOSPC or -ENOMEM. */
+ * unwritten space -- sharing src's whole tree (inline bytes are copied).
+ * 0, -ENOSPC or -ENOMEM. */
 ssize_t sv_share(struct sp_pool *pool, struct sv_vector *dst, int64_t dst_off,
                  struct sv_vector *src, int64_t src_off, uint64_t len);
 int sv_clone(struct sp_pool *pool, struct sv_vector *dst, struct sv_vector *src);
@@ -376,17 +390,19 @@ size_t sv_frozen_shares(const struct sv_frozen *f, const struct sv_frozen_share 
  * a message in msg (if not NULL).  Adds the vector's small-object bytes
  * (nodes and inline data) to *small_bytes and its sectors to *sectors, so
  * that a caller can check a pool's counters: all of them with a NULL
- * census; with one, only those it owns alone, the shared ones being noted
- * in the census.  After every vector of a pool was checked,
- * sv_census_end() verifies that each shared sector was seen once per
- * owner the pool counts, adds it once to *sectors, and frees the census
- * (0, -EUCLEAN with a message).  sv_census_new: 0 or -ENOMEM. */
+ * census; with one, only those it owns alone, the shared sectors and nodes
+ * (and what lies under a shared node) being noted in the census.  After
+ * every vector of a pool was checked, sv_census_end() verifies that each
+ * shared sector and node was seen once per owner the pool counts, adds
+ * each shared sector once to *sectors and each shared node once to
+ * *small_bytes, and frees the census (0, -EUCLEAN with a message).
+ * sv_census_new: 0 or -ENOMEM. */
 struct sv_census;
 int sv_census_new(struct sv_census **out);
 int sv_check(struct sp_pool *pool, struct sv_vector *v, struct sv_census *census,
              uint64_t *sectors, uint64_t *small_bytes, char *msg, size_t msglen);
-int sv_census_end(struct sp_pool *pool, struct sv_census *census, uint64_t *sectors, char *msg,
-                  size_t msglen);
+int sv_census_end(struct sp_pool *pool, struct sv_census *census, uint64_t *sectors,
+                  uint64_t *small_bytes, char *msg, size_t msglen);
 
 /* ---- the sparse map (map.c): 64-bit keys to pointers, ordered ---- */
 

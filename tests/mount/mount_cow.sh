@@ -65,7 +65,7 @@ rss1=$(rss "$pid")
 shared=$(stat_of "$SM" shared)
 cmp "$SM/big" "$SM/copy" || die "the copy differs from its source"
 [ "$sec1" = "$sec0" ] || die "cp took sectors: $sec0 in use before, $sec1 after"
-[ "$shared" = 65536 ] || die "after cp, $shared sectors are shared, want 65536"
+[ "$shared" = 65536 ] || die "after cp, sharing saves $shared sectors, want 65536"
 [ $((rss1 - rss0)) -lt $((4 << 20)) ] || die "cp grew the daemon by $(mib $((rss1 - rss0)))"
 [ "$(stat -c %b "$SM/copy")" = "$(stat -c %b "$SM/big")" ] ||
 	die "st_blocks: copy $(stat -c %b "$SM/copy"), source $(stat -c %b "$SM/big")"
