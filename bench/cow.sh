@@ -18,7 +18,11 @@
 #   tree   /usr/include, copied there beforehand: on tmpfs and XFS
 #          `cp -a src copy`, on sectorfs `sectorfs clone src copy` (and
 #          `cp -a` as well, for reference)
-# Each copy's time is wall time around the command; the memory it adds is
+# Each copy's time is wall time around the command (bash's EPOCHREALTIME,
+# no process started to read the clock), with the command's program
+# already loaded (its --version run after the page cache is dropped:
+# loading cp from the machine's disk is not what a copy costs); the memory
+# it adds is
 # what the filesystem holds afterwards minus before (tmpfs: Shmem in
 # /proc/meminfo; sectorfs: the daemon's RSS; zram: mem_used_total in its
 # mm_stat, the device's memory), page cache not counted.  Times are the
@@ -89,7 +93,7 @@ drop() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
 }
-now_ms() { date +%s%N | awk '{ printf "%.1f", $1 / 1e6 }'; }
+now_us() { echo "${EPOCHREALTIME/./}"; }
 
 log "writing the ${SIZE_MIB} MiB file and /usr/include into each"
 python3 -c '
@@ -109,13 +113,14 @@ measure() {
 	local key=$1 fs=$2 t0 t1 m0 m1
 	shift 2
 	drop
+	"$1" --version >/dev/null
 	m0=$(held "$fs")
-	t0=$(now_ms)
+	t0=$(now_us)
 	"$@"
-	t1=$(now_ms)
+	t1=$(now_us)
 	sync
 	m1=$(held "$fs")
-	echo "$key $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') $((m1 - m0))" >>"$W/results"
+	echo "$key $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1000 }') $((m1 - m0))" >>"$W/results"
 }
 
 for round in $(seq 1 "$ROUNDS"); do

@@ -63,10 +63,11 @@
  *   atomic in the pool; "in use" counts live per shard and are summed when
  *   read, so no counter is shared by every allocation.
  *
- * - Sharing: a sector or a tree node may have several owners (the slots
- *   that point at it, in vectors and nodes that share it copy-on-write).
- *   The region headers of the sector class and of the node class (512 B)
- *   end with one 64-bit counter per slot: the owners beyond the first, so
+ * - Sharing: a sector, a tree node or an inline buffer may have several
+ *   owners (the slots that point at it, in vectors and nodes that share it
+ *   copy-on-write).  The region headers of the sector class and of the
+ *   small classes from SP_SHARED_SMALL_MIN up (tree nodes among them) end
+ *   with one 64-bit counter per slot: the owners beyond the first, so
  *   an object nobody shares has 0 there, as does every free slot.  The
  *   counters sit after the bitmaps, on pages of their own that stay
  *   untouched (no memory) until an object of theirs is looked at or
@@ -638,7 +639,7 @@ int sp_create(const struct sp_config *cfg, struct sp_pool **out)
 	for (; made < SP_SMALL_CLASSES; made++)
 		if (class_init(&p->small[made], (size_t)SP_SMALL_MIN << made, SMALL_CACHE_BYTES,
 		               SMALL_QUEUE_BYTES, cfg->locked,
-		               (size_t)SP_SMALL_MIN << made == SP_NODE_SIZE) != 0)
+		               (size_t)SP_SMALL_MIN << made >= SP_SHARED_SMALL_MIN) != 0)
 			goto fail_small;
 	p->zero_len = s > ZERO_AREA ? s : ZERO_AREA;
 	p->zero = os_map_zero(p->zero_len);
@@ -859,7 +860,7 @@ void sp_free_small(struct sp_pool *p, void *obj)
 		return;
 	struct region *r = region_of(obj);
 	struct sp_class *c = r->cls;
-	/* A node is freed by its last owner only. */
+	/* A shared object is freed by its last owner only. */
 	assert(!r->owners || atomic_load_explicit(owners_of(obj), memory_order_relaxed) == 0);
 	asan_poison(obj, c->slot);
 	class_free(c, 1, &obj);

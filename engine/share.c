@@ -45,8 +45,9 @@
  * same vector).  Readers of the source go on meanwhile; the destination
  * changes at once for its readers, as a write does.
  *
- * sv_clone() shares the source's root: one owner count, whatever the
- * size; inline bytes, at most 2 KiB, are copied.
+ * sv_clone() shares the source's root, or its inline buffer: one owner
+ * count, whatever the size (an inline buffer under SP_SHARED_SMALL_MIN
+ * bytes, which has no owner count, is copied).
  */
 #include <assert.h>
 #include <errno.h>
@@ -356,10 +357,8 @@ static int share_aligned(struct sp_pool *pool, struct sv_vector *dst, uint64_t d
 		return rc;
 	}
 	/* Nothing can fail from here on. */
-	if (ibuf) {
-		sp_free_small(pool, ibuf);
-		sp_release(pool, ibytes);
-	}
+	if (ibuf)
+		inline_put(pool, ibuf, ibytes);
 	tree_grow(dst, pl.height, &st);
 	struct dropper d = {.pool = pool, .frozen = s.frozen};
 	s.st = &st;
@@ -419,6 +418,9 @@ int sv_clone(struct sp_pool *pool, struct sv_vector *dst, struct sv_vector *src)
 	int rc = 0;
 	if (sv_size(dst) || dst->root) {
 		rc = -EINVAL; /* not empty */
+	} else if (sv_inline_bytes(src) >= SP_SHARED_SMALL_MIN) {
+		sp_share(pool, src->root);
+		set_inline(dst, src->root, sv_inline_bytes(src));
 	} else if (is_inline(src)) {
 		size_t bytes = sv_inline_bytes(src);
 		rc = sp_reserve(pool, bytes);

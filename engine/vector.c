@@ -598,13 +598,25 @@ static inline bool inline_fits(const struct sp_pool *pool, const struct sv_vecto
 	return (is_inline(v) || (!v->root && v->height == 0)) && n <= inline_max(pool);
 }
 
-/* Give the inline buffer room for n bytes (all or nothing); an empty tree
- * becomes inline. */
+void inline_put(struct sp_pool *pool, void *buf, size_t bytes)
+{
+	if (bytes >= SP_SHARED_SMALL_MIN && !sp_unshare(pool, buf))
+		return; /* others keep it */
+	sp_free_small(pool, buf);
+	sp_release(pool, bytes);
+}
+
+/* Give the inline buffer room for n bytes, and make it the vector's own
+ * (a shared one is copied), all or nothing; an empty tree becomes
+ * inline. */
 static int inline_reserve(struct sp_pool *pool, struct sv_vector *v, uint64_t n)
 {
-	size_t bytes = sp_small_size(n ? n : 1);
-	if (is_inline(v) && bytes <= sv_inline_bytes(v))
+	size_t bytes = sp_small_size(n ? n : 1), had = sv_inline_bytes(v);
+	bool shared = had >= SP_SHARED_SMALL_MIN && sp_shared(pool, v->root);
+	if (had && bytes <= had && !shared)
 		return 0;
+	if (bytes < had)
+		bytes = had;
 	int rc = sp_reserve(pool, bytes);
 	if (rc != 0)
 		return rc;
@@ -613,10 +625,9 @@ static int inline_reserve(struct sp_pool *pool, struct sv_vector *v, uint64_t n)
 		sp_release(pool, bytes);
 		return -ENOMEM;
 	}
-	if (is_inline(v)) {
+	if (had) {
 		memcpy(buf, v->root, sv_size(v));
-		sp_free_small(pool, v->root);
-		sp_release(pool, sv_inline_bytes(v));
+		inline_put(pool, v->root, had);
 	}
 	set_inline(v, buf, bytes);
 	return 0;
@@ -624,8 +635,7 @@ static int inline_reserve(struct sp_pool *pool, struct sv_vector *v, uint64_t n)
 
 static void inline_free(struct sp_pool *pool, struct sv_vector *v)
 {
-	sp_free_small(pool, v->root);
-	sp_release(pool, sv_inline_bytes(v));
+	inline_put(pool, v->root, sv_inline_bytes(v));
 	set_inline(v, NULL, 0);
 }
 
@@ -656,8 +666,7 @@ int vec_fill_any(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uint64
 	uint64_t span;
 	void **sector0 = slot_ref(v, 0, &span);
 	memcpy(sec_of(*sector0), buf, size);
-	sp_free_small(pool, buf);
-	sp_release(pool, bytes);
+	inline_put(pool, buf, bytes);
 	return 0;
 }
 
@@ -823,12 +832,13 @@ static void vec_drop(struct sp_pool *pool, struct sv_vector *v, uint64_t a, uint
 /* Before sectors [lo, hi] are dropped and the written sectors at indices
  * idx[0..n) (ascending) have bytes zeroed: make those sectors and every
  * node on their paths, and every node that [lo, hi] only cuts into, the
- * vector's own.  All or nothing (lo > hi: nothing is dropped). */
+ * vector's own (an inline vector: its buffer, if n).  All or nothing
+ * (lo > hi: nothing is dropped). */
 static int vec_own_edges(struct sp_pool *pool, struct sv_vector *v, const uint64_t *idx, int n,
                          uint64_t lo, uint64_t hi)
 {
-	if (is_inline(v))
-		return 0;
+	if (is_inline(v)) /* an edge to zero: the buffer must be ours */
+		return n ? inline_reserve(pool, v, sv_size(v)) : 0;
 	struct plan pl = {0};
 	uint64_t need = 0;
 	const void *seen[4 * MAX_HEIGHT];
@@ -887,14 +897,15 @@ static void zero_within(struct sp_pool *pool, struct sv_vector *v, uint64_t from
 /* Shrink to `size`: free sectors past it, zero the tail of the last one up
  * to the old size (past it, the bytes are zero).  A shared tail sector must
  * have been made the vector's own, with the nodes the cut goes through
- * (vec_own_edges). */
+ * (vec_own_edges), and so must a shared inline buffer not emptied. */
 static void vec_truncate(struct sp_pool *pool, struct sv_vector *v, uint64_t size)
 {
 	uint64_t old = sv_size(v);
 	if (is_inline(v)) {
-		memset((char *)v->root + size, 0, old - size);
 		if (size == 0)
 			inline_free(pool, v);
+		else
+			memset((char *)v->root + size, 0, old - size);
 		atomic_store_explicit(&v->size, size, memory_order_relaxed);
 		return;
 	}
@@ -1039,10 +1050,14 @@ int sv_punch(struct sp_pool *pool, struct sv_vector *v, int64_t off, int64_t len
 	lk_wrlock(&v->lock);
 	uint64_t size = sv_size(v);
 	if (is_inline(v)) {
-		if (a == 0 && b > 0)
+		if (a == 0 && b > 0) {
 			inline_free(pool, v); /* sector 0 punched whole: a hole now */
-		else if ((uint64_t)off < size)
-			memset((char *)v->root + off, 0, (end < size ? end : size) - (uint64_t)off);
+		} else if ((uint64_t)off < size) {
+			rc = inline_reserve(pool, v, size); /* ours, to zero */
+			if (rc == 0)
+				memset((char *)v->root + off, 0,
+				       (end < size ? end : size) - (uint64_t)off);
+		}
 		goto out;
 	}
 	/* The partial sectors at the edges are zeroed below the size (past it

@@ -4,11 +4,11 @@
  *
  * The walk visits every node and sector of the tree and checks what
  * engine.h promises: zeros past the size and in unwritten sectors, no
- * empty node, the smallest height, the sector count.  Shared sectors and
- * nodes are the one thing a single vector cannot judge: the census, a hash
- * table of their addresses filled by the checks of every vector of a pool,
- * counts the slots that reference each, and sv_census_end() compares that
- * with the owners the pool counts.  A shared node is walked on every visit
+ * empty node, the smallest height, the sector count.  Shared sectors,
+ * nodes and inline buffers are the one thing a single vector cannot
+ * judge: the census, a hash table of their addresses filled by the checks
+ * of every vector of a pool, counts the slots that reference each, and
+ * sv_census_end() compares that with the owners the pool counts.  A shared node is walked on every visit
  * (each vector's bytes are checked against its own size), but what lies
  * under it is noted and counted on its first visit only, so that every
  * object is noted once per slot that points at it.  Meant for tests: it
@@ -26,7 +26,7 @@
 struct sv_census {
 	const void **keys;  /* sector and node addresses (NULL: empty) */
 	uint64_t *seen;     /* slots found referencing each */
-	bool *node;         /* the key is a node */
+	uint32_t *small;    /* a small object's bytes (a node, an inline buffer); 0: a sector */
 	size_t cap, n;
 	int rc;             /* -ENOMEM once a note could not be kept */
 };
@@ -48,8 +48,9 @@ static size_t census_pos(const struct sv_census *c, const void *key)
 	return h;
 }
 
-/* Note one more slot referencing obj; returns how many have so far. */
-static uint64_t census_note(struct sv_census *c, const void *obj, bool node)
+/* Note one more slot referencing obj, a sector (small == 0) or a small
+ * object of `small` bytes; returns how many have so far. */
+static uint64_t census_note(struct sv_census *c, const void *obj, uint32_t small)
 {
 	if (c->rc)
 		return 1;
@@ -57,9 +58,9 @@ static uint64_t census_note(struct sv_census *c, const void *obj, bool node)
 		struct sv_census bigger = {.cap = c->cap ? 2 * c->cap : 1024};
 		bigger.keys = os_calloc(bigger.cap, sizeof(*bigger.keys));
 		bigger.seen = os_calloc(bigger.cap, sizeof(*bigger.seen));
-		bigger.node = os_calloc(bigger.cap, sizeof(*bigger.node));
-		if (!bigger.keys || !bigger.seen || !bigger.node) {
-			os_free(bigger.keys), os_free(bigger.seen), os_free(bigger.node);
+		bigger.small = os_calloc(bigger.cap, sizeof(*bigger.small));
+		if (!bigger.keys || !bigger.seen || !bigger.small) {
+			os_free(bigger.keys), os_free(bigger.seen), os_free(bigger.small);
 			c->rc = -ENOMEM;
 			return 1;
 		}
@@ -69,16 +70,16 @@ static uint64_t census_note(struct sv_census *c, const void *obj, bool node)
 			size_t h = census_pos(&bigger, c->keys[i]);
 			bigger.keys[h] = c->keys[i];
 			bigger.seen[h] = c->seen[i];
-			bigger.node[h] = c->node[i];
+			bigger.small[h] = c->small[i];
 		}
-		os_free(c->keys), os_free(c->seen), os_free(c->node);
-		c->keys = bigger.keys, c->seen = bigger.seen, c->node = bigger.node;
+		os_free(c->keys), os_free(c->seen), os_free(c->small);
+		c->keys = bigger.keys, c->seen = bigger.seen, c->small = bigger.small;
 		c->cap = bigger.cap;
 	}
 	size_t h = census_pos(c, obj);
 	if (!c->keys[h]) {
 		c->keys[h] = obj;
-		c->node[h] = node;
+		c->small[h] = small;
 		c->n++;
 	}
 	return ++c->seen[h];
@@ -88,7 +89,7 @@ int sv_census_end(struct sp_pool *pool, struct sv_census *c, uint64_t *sectors,
                   uint64_t *small_bytes, char *msg, size_t msglen)
 {
 	int rc = c->rc;
-	uint64_t nsectors = 0, nnodes = 0;
+	uint64_t nsectors = 0, nsmall = 0;
 	for (size_t i = 0; rc == 0 && i < c->cap; i++) {
 		if (!c->keys[i])
 			continue;
@@ -96,20 +97,20 @@ int sv_census_end(struct sp_pool *pool, struct sv_census *c, uint64_t *sectors,
 		if (owners != c->seen[i]) {
 			if (msg)
 				snprintf(msg, msglen, "a shared %s has %llu owners but %llu slots",
-				         c->node[i] ? "node" : "sector", (unsigned long long)owners,
+				         c->small[i] ? "small object" : "sector", (unsigned long long)owners,
 				         (unsigned long long)c->seen[i]);
 			rc = -EUCLEAN;
 		}
-		nnodes += c->node[i];
-		nsectors += !c->node[i];
+		nsmall += c->small[i];
+		nsectors += !c->small[i];
 	}
 	if (rc == 0 && sectors)
 		*sectors += nsectors;
 	if (rc == 0 && small_bytes)
-		*small_bytes += nnodes * SP_NODE_SIZE;
+		*small_bytes += nsmall;
 	os_free(c->keys);
 	os_free(c->seen);
-	os_free(c->node);
+	os_free(c->small);
 	os_free(c);
 	return rc;
 }
@@ -151,7 +152,7 @@ static void check_sector(struct checker *c, const void *p, uint64_t i, bool coun
 	if (!counted)
 		; /* a shared node's sector, noted on that node's first visit */
 	else if (c->census && sp_shared(c->pool, sec))
-		census_note(c->census, sec, false);
+		census_note(c->census, sec, 0);
 	else
 		c->alone++;
 	uint64_t start = i << sh;
@@ -176,7 +177,7 @@ static void check_tree(struct checker *c, void *p, unsigned k, uint64_t base, bo
 	if (!counted)
 		; /* under a shared node seen before */
 	else if (c->census && sp_shared(c->pool, n))
-		counted = census_note(c->census, n, true) == 1;
+		counted = census_note(c->census, n, SP_NODE_SIZE) == 1;
 	else
 		c->nodes++;
 	if (node_empty(n))
@@ -205,7 +206,10 @@ int sv_check(struct sp_pool *pool, struct sv_vector *v, struct sv_census *census
 					check_fail(&c, "non-zero inline byte past the end", 0);
 					break;
 				}
-		c.inline_bytes = bytes;
+		if (census && bytes >= SP_SHARED_SMALL_MIN && sp_shared(pool, v->root))
+			census_note(census, v->root, (uint32_t)bytes);
+		else
+			c.inline_bytes = bytes;
 	} else if (v->height > MAX_HEIGHT)
 		check_fail(&c, "height out of range", v->height);
 	else if (!v->root && v->height)

@@ -72,6 +72,10 @@ static inline void set_inline(struct sv_vector *v, void *root, size_t bytes)
 
 /* ---- vector.c ---- */
 
+/* Let go of an inline buffer of `bytes`: freed, and its reservation
+ * released, unless others share it. */
+void inline_put(struct sp_pool *pool, void *buf, size_t bytes);
+
 /* Argument checks shared by every operation on a byte range: negative
  * numbers are EINVAL, a range past SV_MAX_SIZE EFBIG. */
 int check_range(int64_t off, uint64_t len);

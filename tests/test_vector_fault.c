@@ -21,9 +21,9 @@
 #define MAXB (8u << 20)
 
 struct state {
-	uint64_t size, sectors, other_sectors;
+	uint64_t size, sectors, other_sectors, other_size;
 	struct sp_stats st;
-	unsigned char *bytes;
+	unsigned char *bytes, *other_bytes;
 };
 
 struct scenario {
@@ -54,6 +54,18 @@ static void snap(struct sp_pool *pool, struct sv_vector *v, struct state *s)
 	uint64_t n = s->size < MAXB ? s->size : MAXB;
 	s->bytes = malloc(n + 1);
 	CHECK_EQ(sv_read(pool, v, s->bytes, n, 0), (long long)n);
+	s->other_size = sv_size(&other);
+	n = s->other_size < MAXB ? s->other_size : MAXB;
+	s->other_bytes = malloc(n + 1);
+	CHECK_EQ(sv_read(pool, &other, s->other_bytes, n, 0), (long long)n);
+}
+
+/* The vector copies come from never changes, whatever happens to v. */
+static void same_other(const struct state *a, const struct state *b)
+{
+	CHECK_EQ(a->other_size, b->other_size);
+	uint64_t n = a->other_size < MAXB ? a->other_size : MAXB;
+	CHECK(memcmp(a->other_bytes, b->other_bytes, n) == 0);
 }
 
 static void same(const struct state *a, const struct state *b)
@@ -67,6 +79,7 @@ static void same(const struct state *a, const struct state *b)
 	CHECK_EQ(a->other_sectors, b->other_sectors);
 	uint64_t n = a->size < MAXB ? a->size : MAXB;
 	CHECK(memcmp(a->bytes, b->bytes, n) == 0);
+	same_other(a, b);
 }
 
 /* ---- scenarios ---- */
@@ -180,10 +193,33 @@ static void setup_other(struct sp_pool *p)
 	CHECK_EQ(sv_write(p, &other, "end", 3, (int64_t)(70 * S) + 5), 3);
 }
 
-/* v shares all of the other vector's sectors. */
+/* v shares all of the other vector's sectors (its whole tree). */
 static void setup_clone(struct sp_pool *p, struct sv_vector *v)
 {
 	CHECK_EQ(sv_clone(p, v, &other), 0);
+}
+
+/* The other vector small (300 bytes, inline), v sharing its buffer. */
+static void setup_clone_inline(struct sp_pool *p, struct sv_vector *v)
+{
+	sv_clear(p, &other);
+	CHECK_EQ(sv_write(p, &other, pattern + 11, 300, 0), 300);
+	CHECK_EQ(sv_clone(p, v, &other), 0);
+}
+
+static int op_inline_shrink(struct sp_pool *p, struct sv_vector *v)
+{
+	return sv_resize(p, v, 100);
+}
+
+static int op_inline_punch(struct sp_pool *p, struct sv_vector *v)
+{
+	return sv_punch(p, v, 10, 20);
+}
+
+static int op_inline_clear(struct sp_pool *p, struct sv_vector *v)
+{
+	return sv_resize(p, v, 0);
 }
 
 /* Whole sectors shared (a hole and unwritten space become a zero sector),
@@ -312,16 +348,18 @@ static void run(const struct scenario *sc, bool persist)
 			CHECK_EQ(after.st.bytes_reserved, expect.st.bytes_reserved);
 			uint64_t len = after.size < MAXB ? after.size : MAXB;
 			CHECK(memcmp(after.bytes, expect.bytes, len) == 0);
+			same_other(&before, &after);
 		}
 		free(before.bytes), free(after.bytes);
+		free(before.other_bytes), free(after.other_bytes);
 		drop(p, &v);
 		if (rc >= 0 && !hit) {
-			printf("%-14s S=%-5zu %s: %ld fault points, %d clean failures\n", sc->name, sc->S,
+			printf("%-20s S=%-5zu %s: %ld fault points, %d clean failures\n", sc->name, sc->S,
 			       persist ? "persistent" : "once      ", n - 1, failures);
 			break;
 		}
 	}
-	free(expect.bytes);
+	free(expect.bytes), free(expect.other_bytes);
 }
 
 int main(int argc, char **argv)
@@ -357,6 +395,13 @@ int main(int argc, char **argv)
 		        {"shrink-shared", S, setup_clone, op_shrink_shared},
 		        {"punch-shared", S, setup_clone, op_punch_shared},
 		        {"zero-shared", S, setup_clone, op_zero_shared},
+		        {"inline-shared-write", S, setup_clone_inline, op_inline_grow},
+		        {"inline-shared-spill", S, setup_clone_inline, op_inline_spill},
+		        {"inline-shared-grow", S, setup_clone_inline, op_inline_resize},
+		        {"inline-shared-shrink", S, setup_clone_inline, op_inline_shrink},
+		        {"inline-shared-punch", S, setup_clone_inline, op_inline_punch},
+		        {"inline-shared-clear", S, setup_clone_inline, op_inline_clear},
+		        {"inline-shared-share", S, setup_clone_inline, op_share_start},
 		};
 		for (size_t i = 0; i < sizeof scs / sizeof *scs; i++) {
 			run(&scs[i], false);

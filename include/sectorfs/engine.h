@@ -148,6 +148,7 @@ void lk_wrunlock(struct lk_rwlock *l);
 #define SP_SMALL_MIN 32u
 #define SP_SMALL_MAX 2048u
 #define SP_SMALL_CLASSES 7
+#define SP_SHARED_SMALL_MIN 128u /* small objects this big or more can be shared */
 #define SP_UNLIMITED UINT64_MAX
 
 struct sp_pool;
@@ -198,9 +199,10 @@ int sp_set_limit(struct sp_pool *pool, uint64_t limit);
 int sp_alloc_sectors(struct sp_pool *pool, size_t n, void **out, bool zeroed);
 void sp_free_sectors(struct sp_pool *pool, size_t n, void *const *sectors);
 
-/* Sharing.  A sector, or a tree node (a small object of SP_NODE_SIZE),
- * may have several owners (the slots that point at it in vectors and
- * nodes that share it copy-on-write); it is reserved once and freed by
+/* Sharing.  A sector, or a small object of SP_SHARED_SMALL_MIN bytes or
+ * more (a tree node, an inline buffer), may have several owners (the
+ * slots that point at it in vectors and nodes that share it
+ * copy-on-write); it is reserved once and freed by
  * its last owner.  sp_share() adds an owner (the caller must be one, and
  * keep it meanwhile: an owner's lock guards the count against its own
  * drop); sp_unshare() removes one and returns true when the caller was
@@ -328,7 +330,8 @@ uint64_t sv_fitting(const struct sp_pool *pool, uint64_t room);
  * dst, two vectors: it is shared too); otherwise every byte is copied.
  * src and dst may be one vector if the ranges do not overlap.
  * sv_clone() makes an empty dst a copy of src -- size, data, holes,
- * unwritten space -- sharing src's whole tree (inline bytes are copied).
+ * unwritten space -- sharing src's whole tree, or its inline buffer
+ * (copied if smaller than SP_SHARED_SMALL_MIN).
  * 0, -ENOSPC or -ENOMEM. */
 ssize_t sv_share(struct sp_pool *pool, struct sv_vector *dst, int64_t dst_off,
                  struct sv_vector *src, int64_t src_off, uint64_t len);
@@ -390,12 +393,13 @@ size_t sv_frozen_shares(const struct sv_frozen *f, const struct sv_frozen_share 
  * a message in msg (if not NULL).  Adds the vector's small-object bytes
  * (nodes and inline data) to *small_bytes and its sectors to *sectors, so
  * that a caller can check a pool's counters: all of them with a NULL
- * census; with one, only those it owns alone, the shared sectors and nodes
- * (and what lies under a shared node) being noted in the census.  After
- * every vector of a pool was checked, sv_census_end() verifies that each
- * shared sector and node was seen once per owner the pool counts, adds
- * each shared sector once to *sectors and each shared node once to
- * *small_bytes, and frees the census (0, -EUCLEAN with a message).
+ * census; with one, only those it owns alone, the shared sectors, nodes
+ * and inline buffers (and what lies under a shared node) being noted in
+ * the census.  After every vector of a pool was checked, sv_census_end()
+ * verifies that each was seen once per owner the pool counts, adds each
+ * shared sector once to *sectors and each shared node and inline buffer
+ * once to *small_bytes, and frees the census (0, -EUCLEAN with a
+ * message).
  * sv_census_new: 0 or -ENOMEM. */
 struct sv_census;
 int sv_census_new(struct sv_census **out);
