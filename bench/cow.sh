@@ -12,6 +12,8 @@
 #   cp     a file of --size MiB (default 1024) of random bytes, already
 #          there (page cache dropped first): `cp big copy` (coreutils: a
 #          reflink where the filesystem has one, else copy_file_range);
+#   empty  `cp empty copy` of a 0-byte file: what any cp costs here (the
+#          process, its look-ups), the floor of the cp row
 #   cfr    the same copy as one copy_file_range(2) call timed inside the
 #          process that makes it (what the filesystem costs, without cp's
 #          start-up and its other system calls)
@@ -37,7 +39,7 @@ set -euo pipefail
 NAME=cow
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SIZE_MIB=1024
-ROUNDS=3
+ROUNDS=5
 OUT=$BENCH_DIR/results/cow.md
 bench_args "size rounds out" "$@"
 
@@ -130,6 +132,9 @@ for round in $(seq 1 "$ROUNDS"); do
 		measure "cp-$fs" "$fs" cp big copy
 		cmp -s big copy || die "$fs: the copy differs"
 		rm copy
+		: >empty
+		measure "empty-$fs" "$fs" cp empty copy
+		rm empty copy
 		drop
 		python3 -c '
 import os, sys, time
@@ -190,6 +195,7 @@ mkdir -p "$(dirname "$OUT")"
 	}
 	tt=$(median tree-tmpfs 2)
 	row "${SIZE_MIB} MiB file" cp cp "$(median cp-tmpfs 2)"
+	row "0-byte file (the floor of any cp)" empty cp "$(median cp-tmpfs 2)"
 	row "${SIZE_MIB} MiB file" cfr "copy_file_range, timed in-process" "$(median cfr-tmpfs 2)"
 	row /usr/include tree tree "$tt"
 	t=$(median cpa-sfs 2)

@@ -518,6 +518,103 @@ static void test_inline(void)
 	free(buf);
 }
 
+/* Copies share whole subtrees: a copy of a large vector costs a few nodes,
+ * a clone none; a change copies the nodes on its path and one sector; a
+ * cut copies the nodes it goes through; a full pool refuses both and
+ * changes nothing. */
+static void test_node_sharing(void)
+{
+	if (S > 4096)
+		return; /* the same code; smaller sectors make the tree taller */
+	const uint64_t N = 64 * 64 + 64 + 3; /* a full level-2 node, a full leaf, 3 more */
+	struct sv_vector a = SV_INIT, b = SV_INIT, c = SV_INIT;
+	struct sv_vector *all[3] = {&a, &b, &c};
+	char *data = malloc(N * S), *got = malloc(N * S);
+	fill(data, N * S, 5);
+	CHECK_EQ(sv_write(pool, &a, data, N * S, 0), (long long)(N * S));
+	struct sp_stats st0, st;
+	sp_get_stats(pool, &st0);
+
+	/* copy_file_range of all of it: the root made, a level-2 node and a
+	 * leaf taken whole, one leaf made for the last 3 sectors. */
+	CHECK_EQ(sv_share(pool, &b, 0, &a, 0, N * S), (long long)(N * S));
+	check_vectors(pool, all, 3);
+	sp_get_stats(pool, &st);
+	CHECK_EQ(st.small_bytes - st0.small_bytes, 3 * SP_NODE_SIZE);
+	CHECK_EQ(st.sectors_in_use, st0.sectors_in_use);
+	CHECK_EQ(st.sectors_saved, N);
+	CHECK_EQ(sv_sectors(&b), N);
+	CHECK_EQ(sv_read(pool, &b, got, N * S, 0), (long long)(N * S));
+	CHECK(memcmp(got, data, N * S) == 0);
+
+	/* A clone: the root, shared. */
+	struct sp_stats st1 = st;
+	CHECK_EQ(sv_clone(pool, &c, &a), 0);
+	check_vectors(pool, all, 3);
+	sp_get_stats(pool, &st);
+	CHECK_EQ(st.small_bytes, st1.small_bytes);
+	CHECK_EQ(st.sectors_saved, 2 * N);
+
+	/* One byte written into the clone: root, level-2 node and leaf
+	 * copied, one sector; the others unchanged. */
+	CHECK_EQ(sv_write(pool, &c, "!", 1, (int64_t)(100 * S + 3)), 1);
+	check_vectors(pool, all, 3);
+	sp_get_stats(pool, &st);
+	CHECK_EQ(st.small_bytes - st1.small_bytes, 3 * SP_NODE_SIZE);
+	CHECK_EQ(st.sectors_in_use, st0.sectors_in_use + 1);
+	CHECK_EQ(st.sectors_saved, 2 * N - 1);
+	CHECK_EQ(sv_read(pool, &a, got, N * S, 0), (long long)(N * S));
+	CHECK(memcmp(got, data, N * S) == 0);
+	expect_bytes(&c, (int64_t)(100 * S + 3), "!", 1);
+	expect_bytes(&c, (int64_t)(100 * S + 4), data + 100 * S + 4, S - 4);
+
+	/* A full pool: a write under shared nodes and a cut through them fail
+	 * with ENOSPC and change nothing. */
+	sp_get_stats(pool, &st1);
+	CHECK_EQ(sp_set_limit(pool, st1.bytes_reserved + SP_NODE_SIZE), 0);
+	CHECK_EQ(sv_write(pool, &b, "x", 1, (int64_t)(3000 * S)), -ENOSPC);
+	CHECK_EQ(sv_resize(pool, &a, (int64_t)(2000 * S + 7)), -ENOSPC);
+	CHECK_EQ(sv_punch(pool, &b, (int64_t)(10 * S), (int64_t)S), -ENOSPC);
+	CHECK_EQ(sp_set_limit(pool, SP_UNLIMITED), 0);
+	check_vectors(pool, all, 3);
+	sp_get_stats(pool, &st);
+	CHECK_EQ(st.bytes_reserved, st1.bytes_reserved);
+	CHECK_EQ(st.sectors_saved, st1.sectors_saved);
+	CHECK_EQ(sv_size(&a), N * S);
+	CHECK_EQ(sv_read(pool, &b, got, N * S, 0), (long long)(N * S));
+	CHECK(memcmp(got, data, N * S) == 0);
+
+	/* A cut through shared nodes: the level-2 node and the leaf it goes
+	 * through are copied, its tail sector made private and zeroed past
+	 * the size; the subtrees past it are let go whole. */
+	CHECK_EQ(sv_resize(pool, &b, (int64_t)(2000 * S + 7)), 0);
+	check_vectors(pool, all, 3);
+	CHECK_EQ(sv_sectors(&b), 2001);
+	CHECK_EQ(sv_read(pool, &b, got, N * S, 0), (long long)(2000 * S + 7));
+	CHECK(memcmp(got, data, 2000 * S + 7) == 0);
+	CHECK_EQ(sv_resize(pool, &b, (int64_t)(2001 * S)), 0);
+	expect_zero(&b, (int64_t)(2000 * S + 7), S - 7);
+	CHECK_EQ(sv_read(pool, &a, got, N * S, 0), (long long)(N * S));
+	CHECK(memcmp(got, data, N * S) == 0);
+
+	/* A punch through shared nodes of the clone, then every copy gone:
+	 * nothing left. */
+	CHECK_EQ(sv_punch(pool, &c, (int64_t)(70 * S + 1), (int64_t)(4090 * S)), 0);
+	check_vectors(pool, all, 3);
+	expect_zero(&c, (int64_t)(71 * S), 4000 * S);
+	sv_clear(pool, &a);
+	check_vectors(pool, all, 3);
+	expect_bytes(&c, (int64_t)(70 * S), data + 70 * S, 1);
+	expect_bytes(&c, (int64_t)(4161 * S), data + 4161 * S, 2 * S);
+	sv_clear(pool, &b);
+	sv_clear(pool, &c);
+	sp_get_stats(pool, &st);
+	CHECK_EQ(st.sectors_saved, 0);
+	CHECK_EQ(st.sectors_in_use, 0);
+	free(data);
+	free(got);
+}
+
 int main(int argc, char **argv)
 {
 	const size_t sizes[] = {SP_SECTOR_MIN, SP_SECTOR_DEFAULT, SP_SECTOR_MAX};
@@ -534,6 +631,7 @@ int main(int argc, char **argv)
 		test_limit();
 		test_view_bounds();
 		test_inline();
+		test_node_sharing();
 		teardown();
 		printf("sector size %zu: ok\n", sizes[i]);
 	}
