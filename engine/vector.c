@@ -265,16 +265,14 @@ uint64_t sv_fitting(const struct sp_pool *pool, uint64_t room)
 /* Count, in the subtree p of height k whose first sector is `base`, over
  * sectors [first, last]: the nodes a change must copy (those shared, or
  * under a shared one: copying a node shares its children) and the sectors
- * it must break (shared, or under a shared node; written ones only if
- * asked). */
+ * it must break (shared, or under a shared node). */
 static void count_shared(struct sp_pool *pool, void *p, unsigned k, uint64_t base, uint64_t first,
-                         uint64_t last, bool inherited, bool written_only, struct plan *pl,
-                         uint64_t *sectors)
+                         uint64_t last, bool inherited, struct plan *pl, uint64_t *sectors)
 {
 	if (!p)
 		return;
 	if (k == 0) {
-		if (!(written_only && unwritten(p)) && (inherited || sp_shared(pool, sec_of(p))))
+		if (inherited || sp_shared(pool, sec_of(p)))
 			(*sectors)++;
 		return;
 	}
@@ -286,17 +284,16 @@ static void count_shared(struct sp_pool *pool, void *p, unsigned k, uint64_t bas
 	if (c1 > FAN - 1)
 		c1 = FAN - 1;
 	for (uint64_t c = c0; c <= c1; c++)
-		count_shared(pool, n->slot[c], k - 1, base + c * span, first, last, shared, written_only,
-		             pl, sectors);
+		count_shared(pool, n->slot[c], k - 1, base + c * span, first, last, shared, pl,
+		             sectors);
 }
 
 uint64_t vec_count_shared(struct sp_pool *pool, struct sv_vector *v, uint64_t first, uint64_t last,
-                          bool written_only, struct plan *pl)
+                          struct plan *pl)
 {
 	uint64_t sectors = 0;
 	if (first < cap(v->height) && first <= last)
-		count_shared(pool, v->root, v->height, 0, first, last, false, written_only, pl,
-		             &sectors);
+		count_shared(pool, v->root, v->height, 0, first, last, false, pl, &sectors);
 	return sectors;
 }
 
@@ -426,6 +423,28 @@ void node_copy(struct sp_pool *pool, void **ref, struct stash *st)
 	}
 }
 
+/* Does a change of [lo, hi] (a drop; lo > hi: none) leave the node n of
+ * level k whose first sector is `base` alone?  Yes when [lo, hi] holds it
+ * whole (it is given up whole) or holds none of its children (nothing in
+ * it changes). */
+static bool drop_passes(const struct node *n, unsigned k, uint64_t base, uint64_t lo,
+                        uint64_t hi)
+{
+	if (lo > hi)
+		return false;
+	const uint64_t end = base + (cap(k) - 1), span = cap(k - 1);
+	if (lo <= base && end <= hi)
+		return true;
+	if (hi < base || lo > end)
+		return true;
+	uint64_t c0 = lo > base ? (lo - base) / span : 0;
+	uint64_t c1 = hi < end ? (hi - base) / span : FAN - 1;
+	for (uint64_t c = c0; c <= c1; c++)
+		if (n->slot[c])
+			return false;
+	return true;
+}
+
 void **path_make(struct sp_pool *pool, struct sv_vector *v, uint64_t i, struct stash *st,
                  uint64_t lo, uint64_t hi, bool create)
 {
@@ -434,12 +453,12 @@ void **path_make(struct sp_pool *pool, struct sv_vector *v, uint64_t i, struct s
 	void **ref = &v->root;
 	uint64_t base = 0;
 	for (unsigned k = v->height; k >= 1; k--) {
-		if (lo <= base && base + (cap(k) - 1) <= hi)
-			return NULL; /* wholly inside [lo, hi]: not to be changed */
 		if (!*ref) {
 			if (!create)
 				return NULL;
 			*ref = stash_node(st);
+		} else if (drop_passes(*ref, k, base, lo, hi)) {
+			return NULL; /* not to be changed */
 		} else if (sp_shared(pool, *ref)) {
 			node_copy(pool, ref, st);
 		}
@@ -450,7 +469,7 @@ void **path_make(struct sp_pool *pool, struct sv_vector *v, uint64_t i, struct s
 }
 
 void path_plan(struct sp_pool *pool, struct sv_vector *v, uint64_t i, uint64_t lo, uint64_t hi,
-               const void **seen, unsigned *nseen, struct plan *pl)
+               uint64_t *seen, unsigned *nseen, struct plan *pl)
 {
 	if (i >= cap(v->height))
 		return;
@@ -458,14 +477,17 @@ void path_plan(struct sp_pool *pool, struct sv_vector *v, uint64_t i, uint64_t l
 	uint64_t base = 0;
 	bool shared = false;
 	for (unsigned k = v->height; k >= 1 && p; k--) {
-		if (lo <= base && base + (cap(k) - 1) <= hi)
+		if (drop_passes(p, k, base, lo, hi))
 			return;
+		/* A position of the tree, not a node: one node may sit at two
+		 * (copied into itself), and each is copied. */
+		const uint64_t where = base | k;
 		shared = shared || sp_shared(pool, p);
 		bool counted = false;
 		for (unsigned j = 0; j < *nseen; j++)
-			counted |= seen[j] == p;
+			counted |= seen[j] == where;
 		if (shared && !counted) {
-			seen[(*nseen)++] = p;
+			seen[(*nseen)++] = where;
 			pl->nodes++;
 		}
 		base += child(i, k) * cap(k - 1);
@@ -529,7 +551,7 @@ static int vec_fill(struct sp_pool *pool, struct sv_vector *v, uint64_t off, uin
 	const bool allocating = how != FILL_WRITE;
 	/* Shared nodes on the way are copied (leaf_make), which shares the
 	 * sectors under them: those are broken like any shared sector. */
-	uint64_t breaks = vec_count_shared(pool, v, first, last, false, &pl);
+	uint64_t breaks = vec_count_shared(pool, v, first, last, &pl);
 	if (how == FILL_ALLOCATE)
 		breaks = 0; /* the bytes stay; only slots change */
 	if (pl.holes == 0 && pl.nodes == 0 && breaks == 0 && !allocating)
@@ -767,6 +789,8 @@ static void drop_range(struct dropper *d, void **ref, unsigned k, uint64_t base,
 		}
 		/* Its other owners let go meanwhile: it is ours, emptied below. */
 	}
+	if (!whole && drop_passes(n, k, base, a, b))
+		return; /* nothing of it in [a, b] */
 	assert(whole || !sp_shared(d->pool, n));
 	uint64_t span = cap(k - 1);
 	uint64_t c0 = a > base ? (a - base) / span : 0;
@@ -840,16 +864,15 @@ static int vec_own_edges(struct sp_pool *pool, struct sv_vector *v, const uint64
 	if (is_inline(v)) /* an edge to zero: the buffer must be ours */
 		return n ? inline_reserve(pool, v, sv_size(v)) : 0;
 	struct plan pl = {0};
-	uint64_t need = 0;
-	const void *seen[4 * MAX_HEIGHT];
+	uint64_t need = 0, seen[4 * MAX_HEIGHT];
 	unsigned nseen = 0;
 	for (int k = 0; k < n; k++) {
-		if (k > 0 && idx[k] == idx[k - 1])
-			continue;
-		path_plan(pool, v, idx[k], 1, 0, seen, &nseen, &pl);
 		bool shared;
 		void **ref = vec_slot_path(pool, v, idx[k], &shared);
-		need += ref && *ref && !unwritten(*ref) && (shared || sp_shared(pool, sec_of(*ref)));
+		if ((k > 0 && idx[k] == idx[k - 1]) || !ref || !*ref || unwritten(*ref))
+			continue; /* nothing to zero there */
+		path_plan(pool, v, idx[k], 1, 0, seen, &nseen, &pl);
+		need += shared || sp_shared(pool, sec_of(*ref));
 	}
 	if (lo <= hi) {
 		path_plan(pool, v, lo, lo, hi, seen, &nseen, &pl);
@@ -863,8 +886,12 @@ static int vec_own_edges(struct sp_pool *pool, struct sv_vector *v, const uint64
 		return rc;
 	struct sv_frozen *frozen = frozen_find(v);
 	for (int k = 0; k < n; k++) {
-		void **ref = path_make(pool, v, idx[k], &st, 1, 0, false);
-		if (ref && *ref && !unwritten(*ref) && sp_shared(pool, sec_of(*ref)))
+		uint64_t span;
+		void **ref = vec_slot(v, idx[k], &span);
+		if (!ref || !*ref || unwritten(*ref))
+			continue; /* as planned */
+		ref = path_make(pool, v, idx[k], &st, 1, 0, false);
+		if (sp_shared(pool, sec_of(*ref)))
 			break_share(pool, v, frozen, idx[k], ref, stash_sector(&st), 0, 0);
 	}
 	if (lo <= hi) {

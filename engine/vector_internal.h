@@ -98,11 +98,11 @@ struct plan {
 	unsigned height; /* height after the change */
 };
 void vec_plan(struct sv_vector *v, uint64_t first, uint64_t last, struct plan *pl);
-/* Sectors of [first, last] that are shared (written ones only, or all),
- * directly or under a shared node; the nodes over the range that a change
- * must copy (shared, or under a shared one) are added to pl->nodes. */
+/* Sectors of [first, last] that are shared, directly or under a shared
+ * node; the nodes over the range that a change must copy (shared, or
+ * under a shared one) are added to pl->nodes. */
 uint64_t vec_count_shared(struct sp_pool *pool, struct sv_vector *v, uint64_t first, uint64_t last,
-                          bool written_only, struct plan *pl);
+                          struct plan *pl);
 /* The slot of sector i (NULL: no leaf holds it); *shared tells whether a
  * node on the way is shared (so the sector is, whatever its own count). */
 void **vec_slot_path(struct sp_pool *pool, struct sv_vector *v, uint64_t i, bool *shared);
@@ -138,13 +138,15 @@ void tree_grow(struct sv_vector *v, unsigned height, struct stash *st);
 void node_copy(struct sp_pool *pool, void **ref, struct stash *st);
 /* The slot of sector i, with every node on the way made the vector's own
  * (shared ones copied; missing ones made from the stash if `create`, else
- * NULL), stopping (NULL) at a node wholly inside [lo, hi] (lo > hi: none).
+ * NULL), stopping (NULL) at a node that dropping [lo, hi] leaves alone: one
+ * wholly inside it, or with no child in it (lo > hi: no drop).
  * path_plan() adds to pl->nodes the copies path_make will make, counting
- * no node twice across calls that share `seen` (room: MAX_HEIGHT each). */
+ * no tree position twice across calls that share `seen` (room: MAX_HEIGHT
+ * each). */
 void **path_make(struct sp_pool *pool, struct sv_vector *v, uint64_t i, struct stash *st,
                  uint64_t lo, uint64_t hi, bool create);
 void path_plan(struct sp_pool *pool, struct sv_vector *v, uint64_t i, uint64_t lo, uint64_t hi,
-               const void **seen, unsigned *nseen, struct plan *pl);
+               uint64_t *seen, unsigned *nseen, struct plan *pl);
 /* The slot array of the leaf holding sector i, creating missing nodes from
  * the stash and copying shared ones.  At height 0 it is the root itself
  * (one slot). */

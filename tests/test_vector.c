@@ -615,6 +615,49 @@ static void test_node_sharing(void)
 	free(got);
 }
 
+/* One node at two places of one tree (a leaf copied into its own file
+ * twice): a punch across both copies each, a clone on top; and a
+ * truncate that cuts nothing copies nothing. */
+static void test_node_twice(void)
+{
+	struct sv_vector a = SV_INIT, v = SV_INIT, c = SV_INIT;
+	struct sv_vector *all[3] = {&a, &v, &c};
+	char *data = malloc(128 * S), *got = malloc(128 * S);
+	fill(data, 64 * S, 9);
+	memcpy(data + 64 * S, data, 64 * S);
+	CHECK_EQ(sv_write(pool, &a, data, 64 * S, 0), (long long)(64 * S));
+	for (int clone = 0; clone < 2; clone++) {
+		CHECK_EQ(sv_share(pool, &v, 0, &a, 0, 64 * S), (long long)(64 * S));
+		CHECK_EQ(sv_share(pool, &v, (int64_t)(64 * S), &a, 0, 64 * S), (long long)(64 * S));
+		if (clone)
+			CHECK_EQ(sv_clone(pool, &c, &v), 0);
+		check_vectors(pool, all, 3);
+		struct sp_stats st0, st;
+		sp_get_stats(pool, &st0);
+		/* Cuts nothing: nothing copied. */
+		CHECK_EQ(sv_resize(pool, &v, (int64_t)(128 * S)), 0);
+		CHECK_EQ(sv_punch(pool, &v, (int64_t)(200 * S), (int64_t)S), 0);
+		sp_get_stats(pool, &st);
+		CHECK_EQ(st.bytes_reserved, st0.bytes_reserved);
+		CHECK_EQ(sv_punch(pool, &v, (int64_t)(10 * S), (int64_t)(90 * S)), 0);
+		check_vectors(pool, all, 3);
+		CHECK_EQ(sv_read(pool, &v, got, 128 * S, 0), (long long)(128 * S));
+		CHECK(memcmp(got, data, 10 * S) == 0);
+		CHECK(all_zero(got + 10 * S, 90 * S));
+		CHECK(memcmp(got + 100 * S, data + 100 * S, 28 * S) == 0);
+		if (clone) {
+			CHECK_EQ(sv_read(pool, &c, got, 128 * S, 0), (long long)(128 * S));
+			CHECK(memcmp(got, data, 128 * S) == 0);
+		}
+		sv_clear(pool, &v);
+		sv_clear(pool, &c);
+	}
+	sv_clear(pool, &a);
+	check_vectors(pool, all, 3);
+	free(data);
+	free(got);
+}
+
 int main(int argc, char **argv)
 {
 	const size_t sizes[] = {SP_SECTOR_MIN, SP_SECTOR_DEFAULT, SP_SECTOR_MAX};
@@ -632,6 +675,7 @@ int main(int argc, char **argv)
 		test_view_bounds();
 		test_inline();
 		test_node_sharing();
+		test_node_twice();
 		teardown();
 		printf("sector size %zu: ok\n", sizes[i]);
 	}
