@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* test_share_stress.c - threads writing on both sides of shared sectors.
  *
- * Two template vectors hold the same bytes P (data, a hole, unwritten
- * space).  Each of W worker threads owns a vector and a model of it, and
+ * Two template vectors hold the same bytes P (data, holes and unwritten
+ * space in the first leaf of sectors, then two leaves wholly written, whose
+ * tree nodes copies share whole).  Each of W worker threads owns a vector and a model of it, and
  * fills it from the templates (sv_share of random ranges, often aligned so
  * that sectors are shared; sv_clone) and from itself, while it also
  * writes, punches, zeroes and truncates it -- so every worker's sectors are
  * shared with the templates and with the other workers, and each change
- * breaks shares that other threads are breaking or dropping at the same
- * moment.  A keeper thread rewrites the templates with their own bytes,
+ * breaks shares (and copies shared tree nodes) that other threads are
+ * breaking, copying or dropping at the same moment.  A keeper thread rewrites the templates with their own bytes,
  * which breaks their shares (and can leave a worker the last owner of a
  * sector it is about to copy), and a reader checks that the templates
  * always read as P, never half broken.  Workers also copy from each other
@@ -100,10 +101,12 @@ static void *work(void *arg)
 				memset(w->model + off, 0, (off + len < w->size ? off + len : w->size) - off);
 			break;
 		case 4:
-		case 5: { /* copy from a template, often aligned */
+		case 5: { /* copy from a template, often aligned, often in place */
 			uint64_t soff = pick(&r, PLEN);
 			if (pick(&r, 4))
 				soff = soff / S * S + off % S;
+			if (pick(&r, 3) == 0)
+				soff = off; /* whole leaves shared */
 			if (soff > PLEN)
 				soff = PLEN;
 			uint64_t n = len < PLEN - soff ? len : PLEN - soff;
@@ -165,7 +168,7 @@ static void *work(void *arg)
 			w->enospc++;
 		else
 			CHECK_EQ(rc, 0);
-		if (pick(&r, 4) == 0)
+		if (pick(&r, 16) == 0)
 			verify(w, buf, 0, MAX);
 	}
 	free(buf), free(src);
@@ -201,22 +204,25 @@ static void *read_templates(void *arg)
 static void run(size_t sector, uint64_t seed)
 {
 	S = sector;
-	PLEN = 40 * S + 123;
-	MAX = 64 * S;
+	PLEN = 200 * S + 123;
+	MAX = 256 * S;
 	/* Room for everything, and now and then not quite. */
-	struct sp_config cfg = {.sector_size = S, .limit = 2 * MAX + 64 * SP_NODE_SIZE};
+	struct sp_config cfg = {.sector_size = S, .limit = 3 * MAX + 64 * SP_NODE_SIZE};
 	CHECK_EQ(sp_create(&cfg, &pool), 0);
 	P = calloc(PLEN, 1);
 	struct rng r = {seed};
-	for (size_t i = 0; i < PLEN; i++)
-		P[i] = (i / S) % 7 == 3 || (i / S) % 11 == 5 ? 0 : (unsigned char)rng_next(&r);
-	/* Sectors 3, 10, 17, ... a hole (not written), 5, 16, 27 unwritten. */
+	/* Below sector 40: sectors 3, 10, 17, ... a hole (not written), 5,
+	 * 16, 27 unwritten. */
+	for (size_t i = 0; i < PLEN; i++) {
+		bool gap = i / S < 40 && (i / S % 7 == 3 || i / S % 11 == 5);
+		P[i] = gap ? 0 : (unsigned char)rng_next(&r);
+	}
 	sv_init(&tpl[0]);
 	for (size_t i = 0; i < PLEN; i += S) {
 		size_t n = PLEN - i < S ? PLEN - i : S;
-		if ((i / S) % 7 == 3)
+		if (i / S < 40 && (i / S) % 7 == 3)
 			continue;
-		if ((i / S) % 11 == 5)
+		if (i / S < 40 && (i / S) % 11 == 5)
 			CHECK_EQ(sv_allocate(pool, &tpl[0], (int64_t)i, (int64_t)n, false), 0);
 		else
 			CHECK_EQ(sv_write(pool, &tpl[0], P + i, n, (int64_t)i), (long long)n);
