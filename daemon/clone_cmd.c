@@ -14,7 +14,9 @@
  * number, carrying both paths as the filesystem names them: the command
  * resolves SRC and DST's directory (the last component is not followed,
  * as cp -a does not), finds their mount in /proc/self/mountinfo, checks
- * that both are in one sectorfs mount (else EXDEV), and turns each path
+ * that both are in one sectorfs mount (else EXDEV) and that nothing is
+ * mounted below SRC (the daemon would copy what such a mount hides, where
+ * cp -a copies what it shows: refused), and turns each path
  * into the filesystem's own (the mount's root, for a bind mount of a
  * subdirectory, plus the rest).  The daemon resolves them again with the
  * caller's credentials (sfs_path_clone checks search permission on every
@@ -210,9 +212,9 @@ static int fs_path(const struct mi_mount *m, const char *abs, char *out, size_t 
 int clone_command(const char *src, const char *dst)
 {
 	char sabs[PATH_MAX], dabs[PATH_MAX], ddir[PATH_MAX];
-	struct stat st;
+	struct stat sst, st;
 	int rc = resolve_but_last(src, sabs);
-	if (rc == 0 && lstat(sabs, &st) != 0)
+	if (rc == 0 && lstat(sabs, &sst) != 0)
 		rc = -errno;
 	if (rc)
 		return say_error("cannot clone %s: %s", src, strerror(-rc));
@@ -229,6 +231,13 @@ int clone_command(const char *src, const char *dst)
 	if (!mi_under(ddir, &md) || strcmp(md.point, ms.point) || strcmp(md.dev, ms.dev))
 		return say_error("cannot clone %s to %s: %s (a clone stays inside one sectorfs mount)",
 		                 src, dst, strerror(EXDEV));
+	/* The daemon copies what the mount holds: under a mount point, not
+	 * what cp -a would see there.  Refused rather than copy hidden files. */
+	char below[PATH_MAX];
+	if (S_ISDIR(sst.st_mode) && mi_below(sabs, below, sizeof below))
+		return say_error("cannot clone %s: %s is mounted on, below it (a clone copies only "
+		                 "this mount's files; cp -a copies what is mounted there)",
+		                 src, below);
 	struct clone_ioc *io = calloc(1, sizeof *io);
 	if (!io)
 		return say_error("out of memory");

@@ -73,6 +73,25 @@ static size_t covers(const char *p, const char *path)
 	return n;
 }
 
+bool mi_below(const char *path, char *found, size_t size)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return false;
+	struct mi_mount one;
+	char line[8192];
+	bool any = false;
+	while (!any && fgets(line, sizeof line, f)) {
+		if (parse_line(line, &one) && strlen(one.point) > strlen(path) &&
+		    covers(path, one.point)) {
+			snprintf(found, size, "%s", one.point);
+			any = true;
+		}
+	}
+	fclose(f);
+	return any;
+}
+
 bool mi_top(const char *path, struct mi_mount *m)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "r");

@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 struct mi_mount {
 	unsigned id, parent;  /* mount ids */
@@ -26,6 +27,10 @@ bool mi_top(const char *path, struct mi_mount *m);
  * the longest mount point that is a prefix of it.  False if none is found
  * (/proc/self/mountinfo unreadable). */
 bool mi_under(const char *path, struct mi_mount *m);
+
+/* Whether something is mounted strictly below `path` (absolute, symlinks
+ * resolved); if so, one such mount point into found[size]. */
+bool mi_below(const char *path, char *found, size_t size);
 
 /* Whether the comma-separated option list has `name` as one of its
  * options (exactly: "ro" is not in "rootmode=..."). */

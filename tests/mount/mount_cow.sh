@@ -13,7 +13,9 @@
 #    `cp -a` of the same tree in the same mount: the same contents, stat
 #    fields (type, mode, owner, size, blocks, device, atime and mtime),
 #    xattrs and ACLs, readdir order and hard-link structure; the clone costs
-#    no sector and shares every one.
+#    no sector and shares every one.  A tree with another filesystem
+#    mounted below it is refused (one line, nothing made): the daemon
+#    would copy what the mount hides, not what cp -a sees.
 # 3. As an ordinary user (allow_other): a clone of a tree the user can read
 #    is the user's, as cp -a makes it; one with an unreadable file, or into
 #    a directory the user cannot write, or past nr_inodes, fails with one
@@ -168,6 +170,23 @@ cmp <(cd "$SM/clone" && getfacl -R -p . 2>/dev/null) <(cd "$SM/cpa" && getfacl -
 	die "ACLs differ between the clone and cp -a"
 say "$n names the same as cp -a's; clone $(((t1 - t0) / 1000000)) ms, cp -a $(((t2 - t1) / 1000000)) ms, no sector taken"
 rm -rf "$SM/clone" "$SM/cpa" "$SM/src"
+
+printf 'a clone of a tree with a mount below it is refused ... '
+mkdir -p "$SM/m/below"
+echo hidden >"$SM/m/below/f"
+mount -t tmpfs tmpfs "$SM/m/below"
+echo shown >"$SM/m/below/g"
+rc=0
+out=$("$SECTORFS" clone "$SM/m" "$SM/m2" 2>&1) || rc=$?
+umount "$SM/m/below"
+[ $rc = 1 ] || die "clone with a mount below: exit $rc ($out)"
+[ "$(echo "$out" | wc -l)" = 1 ] || die "clone with a mount below: more than one line: $out"
+case "$out" in *"$SM/m/below is mounted on, below it"*) ;; *) die "clone with a mount below: $out" ;; esac
+[ ! -e "$SM/m2" ] || die "a refused clone left m2 behind"
+"$SECTORFS" clone "$SM/m" "$SM/m2" || die "the clone failed once nothing was mounted below"
+[ "$(cat "$SM/m2/below/f")" = hidden ] || die "the clone lacks what the mount held"
+rm -rf "$SM/m" "$SM/m2"
+say "ok"
 
 # ---- 3. as an ordinary user ----
 
