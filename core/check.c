@@ -235,19 +235,20 @@ int sfs_check(struct sfs_fs *fs, char *msg, size_t msglen)
 	rc = reach(&c);
 	if (rc)
 		goto out;
-	/* Each shared sector and node once, and with as many owners as slots. */
-	uint64_t shared = 0, shared_nodes = 0;
+	/* Each shared sector, node and inline buffer once, and with as many
+	 * owners as slots. */
+	uint64_t shared = 0, shared_small = 0;
 	char smsg[160] = "";
 	struct sv_census *census = c.census;
 	c.census = NULL;
-	rc = sv_census_end(fs->pool, census, &shared, &shared_nodes, smsg, sizeof smsg);
+	rc = sv_census_end(fs->pool, census, &shared, &shared_small, smsg, sizeof smsg);
 	if (rc == -EUCLEAN)
 		fail(&c, "%s", smsg);
 	if (rc)
 		goto out;
 	c.sectors += shared;
-	c.bytes += shared * sp_sector_size(fs->pool) + shared_nodes;
-	c.small += shared_nodes;
+	c.bytes += shared * sp_sector_size(fs->pool) + shared_small;
+	c.small += shared_small;
 	uint64_t extra_links = 0;
 	for (size_t i = 0; i < c.n && c.rc == 0; i++) {
 		struct node_info *ni = &c.nodes[i];

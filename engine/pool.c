@@ -120,7 +120,8 @@ struct region {
 	char *slots;       /* first slot */
 	uint64_t *free_bits;  /* 1 = slot free            [class lock] */
 	uint64_t *clean_bits; /* 1 = group reads as zero  [class lock] */
-	_Atomic uint64_t *owners; /* sectors, nodes: owners beyond the first, per slot [atomic]; else NULL */
+	_Atomic uint64_t *owners; /* sectors, small objects of SP_SHARED_SMALL_MIN up:
+	                           * owners beyond the first, per slot [atomic]; else NULL */
 };
 
 struct shard {

@@ -345,10 +345,11 @@ static int share_aligned(struct sp_pool *pool, struct sv_vector *dst, uint64_t d
 	if (ibuf)
 		set_inline(dst, NULL, 0);
 
-	struct plan pl;
-	vec_plan(dst, s.first, s.last, &pl); /* for the height and its new levels */
-	uint64_t chain = dst->root && pl.height > dst->height ? pl.height - dst->height : 0;
-	share_count(&s, pl.height);
+	unsigned height = height_for(s.last);
+	if (height < dst->height)
+		height = dst->height;
+	uint64_t chain = dst->root ? height - dst->height : 0; /* new levels on top */
+	share_count(&s, height);
 	struct stash st;
 	int rc = stash_take(pool, s.sectors + s.zero_needed, s.nodes + chain, true, &st);
 	if (rc != 0) {
@@ -359,7 +360,7 @@ static int share_aligned(struct sp_pool *pool, struct sv_vector *dst, uint64_t d
 	/* Nothing can fail from here on. */
 	if (ibuf)
 		inline_put(pool, ibuf, ibytes);
-	tree_grow(dst, pl.height, &st);
+	tree_grow(dst, height, &st);
 	struct dropper d = {.pool = pool, .frozen = s.frozen};
 	s.st = &st;
 	s.d = &d;

@@ -56,15 +56,6 @@
 #include "sectorfs/engine.h"
 #include "vector_internal.h"
 
-/* Smallest height whose tree covers sector index i. */
-static unsigned height_for(uint64_t i)
-{
-	unsigned h = 0;
-	while (i >= cap(h))
-		h++;
-	return h;
-}
-
 void sv_init(struct sv_vector *v)
 {
 	memset(v, 0, sizeof(*v));

@@ -51,6 +51,15 @@ static inline uint64_t cap(unsigned h)
 	return UINT64_C(1) << (FAN_SHIFT * h);
 }
 
+/* Smallest height whose tree covers sector index i. */
+static inline unsigned height_for(uint64_t i)
+{
+	unsigned h = 0;
+	while (i >= cap(h))
+		h++;
+	return h;
+}
+
 /* Child index, inside a node of level k, of the subtree holding sector i. */
 static inline unsigned child(uint64_t i, unsigned k)
 {

@@ -658,6 +658,35 @@ static void test_node_twice(void)
 	free(got);
 }
 
+/* A clone of a small file shares its inline buffer (no memory), and the
+ * first change to either side gives that side a buffer of its own. */
+static void test_inline_sharing(void)
+{
+	struct sv_vector a = SV_INIT, b = SV_INIT;
+	struct sv_vector *both[2] = {&a, &b};
+	char data[200];
+	fill(data, sizeof data, 3);
+	CHECK_EQ(sv_write(pool, &a, data, sizeof data, 0), (long long)sizeof data);
+	CHECK_EQ(sv_inline_bytes(&a), 256);
+	struct sp_stats st0, st;
+	sp_get_stats(pool, &st0);
+	CHECK_EQ(sv_clone(pool, &b, &a), 0);
+	check_vectors(pool, both, 2);
+	sp_get_stats(pool, &st);
+	CHECK_EQ(st.small_bytes, st0.small_bytes);
+	CHECK_EQ(st.bytes_reserved, st0.bytes_reserved);
+	CHECK_EQ(sv_write(pool, &b, "!", 1, 7), 1);
+	check_vectors(pool, both, 2);
+	sp_get_stats(pool, &st);
+	CHECK_EQ(st.small_bytes, st0.small_bytes + 256);
+	expect_bytes(&a, 0, data, sizeof data);
+	expect_bytes(&b, 7, "!", 1);
+	expect_bytes(&b, 8, data + 8, sizeof data - 8);
+	sv_clear(pool, &a);
+	sv_clear(pool, &b);
+	check_vectors(pool, both, 2);
+}
+
 int main(int argc, char **argv)
 {
 	const size_t sizes[] = {SP_SECTOR_MIN, SP_SECTOR_DEFAULT, SP_SECTOR_MAX};
@@ -676,6 +705,7 @@ int main(int argc, char **argv)
 		test_inline();
 		test_node_sharing();
 		test_node_twice();
+		test_inline_sharing();
 		teardown();
 		printf("sector size %zu: ok\n", sizes[i]);
 	}

@@ -77,7 +77,9 @@
  *   sector or a shared subtree drops this vector's ownership only.  A
  *   vector's `sectors` counts every sector it references, shared or not (a
  *   file's blocks as if it owned them), while the pool reserves and counts
- *   each sector and node once.
+ *   each sector and node once.  An inline buffer of SP_SHARED_SMALL_MIN
+ *   bytes or more is shared the same way by a clone, and made the
+ *   vector's own before its bytes change.
  *   Invariants, checked by sv_check():
  *     - every byte past the size, inside an allocated sector, is zero (so
  *       extending a file never reveals old data);
@@ -202,8 +204,7 @@ void sp_free_sectors(struct sp_pool *pool, size_t n, void *const *sectors);
 /* Sharing.  A sector, or a small object of SP_SHARED_SMALL_MIN bytes or
  * more (a tree node, an inline buffer), may have several owners (the
  * slots that point at it in vectors and nodes that share it
- * copy-on-write); it is reserved once and freed by
- * its last owner.  sp_share() adds an owner (the caller must be one, and
+ * copy-on-write); it is reserved once and freed by its last owner.  sp_share() adds an owner (the caller must be one, and
  * keep it meanwhile: an owner's lock guards the count against its own
  * drop); sp_unshare() removes one and returns true when the caller was
  * the only owner, who must then free the object and release its
