@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "mountinfo.h"
+#include "ring.h"
 #include "say.h"
 
 /* ---- in the daemon ---- */
@@ -164,8 +165,10 @@ void clone_request(fuse_req_t req, const void *in, size_t insize, size_t outsize
 		io->result = sfs_path_clone(d->fs, &cr, io->src, io->dst, io->message,
 		                            sizeof io->message);
 		free(groups);
-		if (io->result == 0)
+		if (io->result == 0) {
+			rg_changes_made(); /* a stop need not wait for the notice */
 			tell_kernel(d, io->dst);
+		}
 	}
 	fuse_reply_ioctl(req, 0, io, sizeof *io);
 	free(io);

@@ -104,6 +104,7 @@ static bool start(void)
 void inv_reply_write(struct fuse_session *se, fuse_req_t req, fuse_ino_t ino, off_t off,
                      size_t n)
 {
+	rg_changes_made(); /* the write is made: a stop need not wait for the notice */
 	int ring = rg_inval_begin();
 	if (ring == 1) {
 		(void)fuse_lowlevel_notify_inval_inode(se, ino, off, (off_t)n);

@@ -62,6 +62,16 @@
  *   releases the entries, and the mount answers ENOTCONN until
  *   fusermount3 -u, as on /dev/fuse.
  *
+ * - Stopping.  The final save after a signal must hold everything a
+ *   request was answered for.  libfuse's workers are joined when the
+ *   loop ends; the ring threads are not (the entries must stay until the
+ *   connection ends), so rg_stop() tells them to take no request any
+ *   more and waits until none is still making changes: what was answered
+ *   before is then in memory, and what is answered after made its
+ *   changes before.  A request that never ends (it waits for another
+ *   that nobody answers now) is cut off after 30 s: its answer is never
+ *   sent, so it cannot tell a caller of a change the save missed.
+ *
  * - Waiting.  A thread sleeps in io_uring_enter() until its entry gets a
  *   request; it does not poll (spin= is /dev/fuse's).  Polling the
  *   completion ring for 50 us after each answer (one thread at a time,
@@ -95,6 +105,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -106,11 +117,16 @@
 	(IORING_SETUP_SQE128 | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |       \
 	 IORING_SETUP_TASKRUN_FLAG)
 #define STOP_TAG 1 /* user_data of the stop poll; an entry's is its thread */
+#define STOP_WAIT_S 30 /* rg_stop() waits this long for requests in progress */
 /* The header buffer, then room to make a request whole in front of the
  * payload: the header and the first argument, 40 + 128 bytes. */
 #define HEADER_ROOM 4096
 
-enum { WAITING, HOLDING, GONE };
+/* A thread's state.  HOLDING: it holds a request whose changes may not
+ * all be made yet; CHANGED: it still holds one, but every change the
+ * request makes is made (only notices to the kernel and the answer
+ * remain).  rg_stop() waits for no thread to be HOLDING. */
+enum { WAITING, HOLDING, CHANGED, GONE };
 
 struct rg_thread {
 	struct io_uring ring;             /* [own] this thread's alone */
@@ -125,8 +141,9 @@ struct rg_thread {
 	int err;                          /* [lock] setup's errno, 0 if ready */
 	uint64_t unique;                  /* [own] the request being answered */
 	bool replied;                     /* [own] its answer is in the entry */
-	_Atomic int state;                /* WAITING, HOLDING, GONE */
+	_Atomic int state;                /* WAITING, HOLDING, CHANGED, GONE */
 	_Atomic unsigned sq_tail;         /* SQ tail when it went WAITING */
+	bool cut;                         /* [lock] stopped while HOLDING too long: never answers */
 };
 
 static struct {
@@ -143,6 +160,7 @@ static struct {
 	unsigned ready; /* [lock] threads done with setup */
 	int go;         /* [lock] 0: wait, 1: register, -1: end */
 	bool release;   /* [lock] stopped threads may end (rg_free()) */
+	_Atomic bool stopping;        /* rg_stop(): take no request any more */
 	_Atomic bool started;         /* entries handed over: rg_held() looks */
 	_Atomic int refused;          /* errno of a refused entry (0: none) */
 	_Atomic unsigned long taken;  /* requests taken, ever */
@@ -292,9 +310,9 @@ static struct io_uring_cqe *next_cqe(struct rg_thread *t)
 	}
 }
 
-/* Answer the request in the entry; the answer is committed with the next
- * fetch. */
-static void answer(struct rg_thread *t)
+/* Answer the request in the entry; the caller commits the answer (with
+ * the next fetch) by the id returned. */
+static uint64_t answer(struct rg_thread *t)
 {
 	const struct fuse_in_header *in = (const void *)t->hdr->in_out;
 	struct abi_uring_ent_in_out *ent = &t->hdr->ent;
@@ -319,7 +337,7 @@ static void answer(struct rg_thread *t)
 		*out = (struct fuse_out_header){.len = sizeof *out, .error = -EIO, .unique = t->unique};
 		ent->payload_sz = 0;
 	}
-	fuse_cmd(t, ABI_URING_CMD_COMMIT_AND_FETCH, commit_id);
+	return commit_id;
 }
 
 bool rg_take_reply(const struct iovec *iov, int count, ssize_t *n)
@@ -351,6 +369,12 @@ bool rg_take_reply(const struct iovec *iov, int count, ssize_t *n)
 	t->replied = true;
 	*n = (ssize_t)total;
 	return true;
+}
+
+void rg_changes_made(void)
+{
+	if (serving)
+		atomic_store(&serving->state, CHANGED);
 }
 
 int rg_inval_begin(void)
@@ -394,6 +418,16 @@ static void park(struct rg_thread *t)
 	}
 }
 
+/* After a stop, whether rg_stop() gave up waiting for this thread's
+ * request: its answer must then never leave. */
+static bool cut_off(struct rg_thread *t)
+{
+	pthread_mutex_lock(&rg.lock);
+	bool cut = t->cut;
+	pthread_mutex_unlock(&rg.lock);
+	return cut;
+}
+
 static void *serve(void *arg)
 {
 	struct rg_thread *t = arg;
@@ -426,11 +460,24 @@ static void *serve(void *arg)
 			break;
 		}
 		int res = cqe->res;
-		atomic_store_explicit(&t->state, HOLDING, memory_order_release);
+		/* HOLDING, then the stop flag, both sequentially consistent:
+		 * either rg_stop() sees this thread HOLDING and waits for it,
+		 * or this thread sees the stop and answers nothing more. */
+		atomic_store(&t->state, HOLDING);
 		io_uring_cqe_seen(&t->ring, cqe);
+		if (atomic_load(&rg.stopping)) {
+			park(t); /* a request in the entry stays unanswered */
+			break;
+		}
 		if (res == 0) {
 			atomic_fetch_add_explicit(&rg.taken, 1, memory_order_relaxed);
-			answer(t);
+			uint64_t commit_id = answer(t);
+			atomic_store(&t->state, CHANGED);
+			if (atomic_load(&rg.stopping) && cut_off(t)) {
+				park(t); /* its changes may have missed the final save */
+				break;
+			}
+			fuse_cmd(t, ABI_URING_CMD_COMMIT_AND_FETCH, commit_id);
 			continue;
 		}
 		if (res == -ENOTCONN || res == -ECONNABORTED || res == -ECANCELED)
@@ -565,7 +612,7 @@ int rg_held(void)
 		int s = atomic_load_explicit(&t->state, memory_order_acquire);
 		if (s == GONE)
 			continue;
-		if (s == HOLDING) {
+		if (s == HOLDING || s == CHANGED) {
 			held++;
 			continue;
 		}
@@ -586,8 +633,42 @@ unsigned long rg_taken(void)
 
 void rg_stop(void)
 {
-	if (rg.n)
-		stop_threads(false);
+	if (!rg.n)
+		return;
+	atomic_store(&rg.stopping, true);
+	stop_threads(false);
+	/* Every request answered so far, or answered from now on, has made
+	 * its changes once no thread is HOLDING (see serve()): the final save
+	 * that follows holds them all.  A request that never ends (it would
+	 * wait for another that nobody answers now) is given STOP_WAIT_S;
+	 * then its answer is dropped (cut), never sent after the save. */
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	time_t until = now.tv_sec + STOP_WAIT_S;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		unsigned holding = 0;
+		pthread_mutex_lock(&rg.lock);
+		for (unsigned i = 0; i < rg.n; i++)
+			holding += atomic_load(&rg.t[i].state) == HOLDING;
+		bool give_up = holding && now.tv_sec >= until;
+		for (unsigned i = 0; give_up && i < rg.n; i++)
+			rg.t[i].cut = atomic_load(&rg.t[i].state) == HOLDING;
+		pthread_mutex_unlock(&rg.lock);
+		if (!holding)
+			return;
+		if (give_up) {
+			syslog(LOG_WARNING,
+			       "%u request(s) still in progress %d s after the stop: not answered",
+			       holding, STOP_WAIT_S);
+			fprintf(stderr,
+			        "sectorfs: %u request(s) still in progress %d s after the stop: "
+			        "not answered\n",
+			        holding, STOP_WAIT_S);
+			return;
+		}
+		nanosleep(&(struct timespec){.tv_nsec = 1000 * 1000}, NULL);
+	}
 }
 
 void rg_free(void)

@@ -30,6 +30,11 @@ void rg_start(bool go);
  * request's handler returns) and true is returned, with *n the bytes. */
 bool rg_take_reply(const struct iovec *iov, int count, ssize_t *n);
 
+/* The request this thread answers (if a ring request) has made every
+ * change it makes: only notices to the kernel, which may wait for other
+ * requests, and its answer remain.  rg_stop() does not wait for it. */
+void rg_changes_made(void);
+
 /* Before a write's answer that must wait for the kernel to drop cached
  * pages (inval.c): -1 if this thread is not answering a ring request; 1
  * if it may wait (then rg_inval_end() after), because another thread of
@@ -45,9 +50,11 @@ int rg_held(void);
 /* Requests the ring threads have taken, ever. */
 unsigned long rg_taken(void);
 
-/* After the session loop: the threads answer nothing more (a request
- * being answered is finished first); they stay until rg_free(), so that
- * requests that come meanwhile wait for the end of the connection. */
+/* After the session loop, before the final save: the threads take no
+ * request any more, and rg_stop() returns once every request being
+ * answered has made its changes (rg_changes_made()); one that takes more
+ * than 30 s is never answered.  The threads stay until rg_free(), so
+ * that requests that come meanwhile wait for the end of the connection. */
 void rg_stop(void);
 
 /* After the connection ended (fuse_session_destroy()): the threads end

@@ -37,7 +37,9 @@ bool tr_wait_quiet(int mine, unsigned timeout_ms);
 /* The session loop is over: tr_wait_quiet() returns false at once. */
 void tr_end(void);
 
-/* After the loop: tr_end(), and the io_uring threads answer no more. */
+/* After the loop, before the final save: tr_end(), and the io_uring
+ * threads answer no more; on return, every request ever answered has
+ * made its changes (rg_stop()), as the loop's joined workers have. */
 void tr_stop(void);
 
 /* After fuse_session_destroy(): the io_uring threads end. */

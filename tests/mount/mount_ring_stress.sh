@@ -13,6 +13,9 @@
 #   - SIGKILL: the workers must all end (ENOTCONN), and fusermount3 -u
 #     must clear the mount;
 #   - none: the workers finish, fusermount3 -u, the image is checked.
+# Then a write held (LD_PRELOAD, see hold_write.c) until the daemon stops:
+# the final save must hold it if write() said yes; held past the stop's
+# 30 s, it must not be answered.
 # Nothing may hang (every wait is bounded; the watchdog is the last
 # resort).  The kernel's switch enable_uring is turned on for the run and
 # put back as it was.  Bounded by count: 4 rounds, 150 operations per
@@ -197,4 +200,63 @@ for ending in TERM KILL INT none; do
 	unmount_sfs "$M"
 	say "ok ($(total_ops) operations; $out)"
 done
+
+# held_write MS WANT: a write in progress when the daemon stops (SIGTERM,
+# then SIGTERM again: stop without waiting for quiet).  The LD_PRELOAD
+# library (ctest passes it) holds the write's request in its ring thread
+# until the daemon's loop is ending, then lets it go on MS milliseconds
+# later, while the final save of 256 MiB begins.  WANT is what write()
+# must return: "wrote 7777" (the stop waits for a request in progress),
+# or "write: E..." (one held past the stop's 30 s is never answered).
+# Either way, if write() said yes, the image must hold the bytes.
+held_write() {
+	local ms=$1 want_result=$2 pid want writer st result got
+	printf 'a write held %d ms past the stop ... ' "$ms"
+	rm -f "$IMG" "$T/held"
+	LD_PRELOAD=$SFS_HOLD_WRITE_LIB SFS_HOLD_WRITE=7777 SFS_HOLD_NOTE=$T/held SFS_HOLD_MS=$ms \
+		mount_sfs "$M" "size=512m,io_uring=on,image=$IMG"
+	[[ "$("$SECTORFS" stats "$M" | sed -n 's/^transport: *//p')" == io_uring* ]] ||
+		die "held write: not on io_uring"
+	pid=$(sfs_pid "$M")
+	head -c 256M /dev/urandom >"$M/big" || die "held write: cannot fill $M/big"
+	want=$(head -c 7777 /dev/urandom | tee "$T/held.data" | sha256sum | cut -c1-16)
+	py "$M/held" "$T/held.data" >"$T/held.out" 2>&1 <<'EOF' &
+data = open(sys.argv[2], "rb").read()
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY, 0o644)
+try:
+    print("wrote %d" % os.write(fd, data), flush=True)
+except OSError as e:
+    print("write: %s" % ename(e), flush=True)
+try:
+    os.close(fd)
+except OSError:
+    pass
+EOF
+	writer=$!
+	poll 10 test -e "$T/held" || die "held write: the write never reached the daemon: $(cat "$T/held.out")"
+	kill -TERM "$pid"
+	sleep 0.2
+	kill -TERM "$pid" 2>/dev/null || true
+	wait_daemon_gone "$M" 90 || die "held write: daemon alive 90 s after SIGTERM"
+	st=0
+	wait "$writer" || st=$?
+	[ $st -eq 0 ] || die "held write: the writer failed (exit $st): $(cat "$T/held.out")"
+	is_mounted "$M" && die "held write: $M still mounted"
+	result=$(cat "$T/held.out")
+	mount_sfs "$M" "size=512m,io_uring=on,image=$IMG"
+	got=$(sha256sum <"$M/held" | cut -c1-16)
+	unmount_sfs "$M"
+	[ "$result" != "wrote 7777" ] || [ "$got" = "$want" ] ||
+		die "held write: write() said yes, but the image holds $got, want $want"
+	[[ "$result" == $want_result ]] || die "held write: write() gave '$result', want '$want_result'"
+	say "ok ($result)"
+}
+if [ -n "${SFS_HOLD_WRITE_LIB:-}" ]; then
+	[ -f "$SFS_HOLD_WRITE_LIB" ] || die "SFS_HOLD_WRITE_LIB=$SFS_HOLD_WRITE_LIB: no such file"
+	held_write 100 "wrote 7777"
+	held_write 35000 "write: E*"
+else
+	say "a write held past the stop: not checked (SFS_HOLD_WRITE_LIB unset)"
+fi
 mt_pass
+
