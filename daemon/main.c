@@ -360,6 +360,7 @@ static int mount_and_serve(struct opts *o)
 	 * unmount) or after an unmount (the tree is still in our memory). */
 	if (image_finish() != 0)
 		rc = 1;
+	tr_refuse();
 out_unmount:
 	fuse_session_unmount(se);
 out_loop_cfg:
@@ -367,8 +368,13 @@ out_loop_cfg:
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:
+	/* The io_uring threads first: one may still be in a request, which
+	 * uses the session and the tree. */
+	if (!tr_free()) {
+		image_end();
+		return rc; /* and leave everything to the end of the process */
+	}
 	fuse_session_destroy(se);
-	tr_free();
 	sd_finish();
 out_fs:
 	/* Unmounted: a final save that failed is tried again here until it

@@ -69,8 +69,12 @@
  *   more and waits until none is still making changes: what was answered
  *   before is then in memory, and what is answered after made its
  *   changes before.  A request that never ends (it waits for another
- *   that nobody answers now) is cut off after 30 s: its answer is never
- *   sent, so it cannot tell a caller of a change the save missed.
+ *   that nobody answers now) is cut off after 30 s: its own answer is
+ *   never sent, so it cannot tell a caller of a change the save missed.
+ *   After the save, whatever the stopped threads hold or get is answered
+ *   ENOTCONN (rg_refuse()), so that no request waits on another; a
+ *   thread still in a request 10 s later is not joined (rg_free()), and
+ *   the daemon ends without freeing what it may use.
  *
  * - Waiting.  A thread sleeps in io_uring_enter() until its entry gets a
  *   request; it does not poll (spin= is /dev/fuse's).  Polling the
@@ -118,6 +122,7 @@
 	 IORING_SETUP_TASKRUN_FLAG)
 #define STOP_TAG 1 /* user_data of the stop poll; an entry's is its thread */
 #define STOP_WAIT_S 30 /* rg_stop() waits this long for requests in progress */
+#define END_WAIT_S 10  /* rg_free() waits this long for them to end */
 /* The header buffer, then room to make a request whole in front of the
  * payload: the header and the first argument, 40 + 128 bytes. */
 #define HEADER_ROOM 4096
@@ -160,6 +165,7 @@ static struct {
 	unsigned ready; /* [lock] threads done with setup */
 	int go;         /* [lock] 0: wait, 1: register, -1: end */
 	bool release;   /* [lock] stopped threads may end (rg_free()) */
+	bool refusing;  /* [lock] parked threads answer ENOTCONN (rg_refuse()) */
 	_Atomic bool stopping;        /* rg_stop(): take no request any more */
 	_Atomic bool started;         /* entries handed over: rg_held() looks */
 	_Atomic int refused;          /* errno of a refused entry (0: none) */
@@ -395,26 +401,50 @@ void rg_inval_end(void)
 	atomic_fetch_sub(&rg.in_inval[serving->qid], 1);
 }
 
-/* rg_stop(): answer nothing more, and stay until rg_free().  A request
- * the kernel gives the entry now waits, unanswered, as one left in
- * /dev/fuse would, until the connection ends; were the thread gone, the
- * kernel would cancel it at once (ECANCELED), before the final save.  The
- * thread still lets the ring run its completion work: an entry whose
+/* Answer the request in the entry with ENOTCONN, whatever answer is
+ * there already, and hand the entry back. */
+static void refuse(struct rg_thread *t)
+{
+	const struct fuse_in_header *in = (const void *)t->hdr->in_out;
+	uint64_t unique = in->unique, commit_id = t->hdr->ent.commit_id;
+	struct fuse_out_header *out = (void *)t->hdr->in_out;
+	*out = (struct fuse_out_header){.len = sizeof *out, .error = -ENOTCONN, .unique = unique};
+	t->hdr->ent.payload_sz = 0;
+	fuse_cmd(t, ABI_URING_CMD_COMMIT_AND_FETCH, commit_id);
+	io_uring_submit(&t->ring);
+}
+
+/* After rg_stop(): answer nothing more (`holding`: a request is in the
+ * entry), and stay until rg_free().  A request the kernel gives the entry
+ * now waits, unanswered, as one left in /dev/fuse would; were the thread
+ * gone, the kernel would cancel it at once (ECANCELED), before the final
+ * save.  Once that save is over (rg_refuse()), every request held or
+ * given is answered ENOTCONN: a thread still in a request may wait for
+ * one of them (a page lock the kernel holds for a read), and the
+ * connection does not end by itself while the rings hold /dev/fuse.  The
+ * thread lets the ring run its completion work meanwhile: an entry whose
  * request is half-way to it would otherwise never come back, and an
  * unmount waits for every entry. */
-static void park(struct rg_thread *t)
+static void park(struct rg_thread *t, bool holding)
 {
 	atomic_store_explicit(&t->state, GONE, memory_order_release);
 	for (;;) {
 		pthread_mutex_lock(&rg.lock);
-		bool release = rg.release;
+		bool release = rg.release, refusing = rg.refusing;
 		pthread_mutex_unlock(&rg.lock);
 		if (release)
 			return;
+		if (refusing && holding) {
+			refuse(t);
+			holding = false;
+		}
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec wait = {.tv_nsec = 50 * 1000 * 1000};
-		if (io_uring_wait_cqe_timeout(&t->ring, &cqe, &wait) == 0)
-			io_uring_cqe_seen(&t->ring, cqe); /* left unanswered */
+		if (io_uring_wait_cqe_timeout(&t->ring, &cqe, &wait) == 0) {
+			if (io_uring_cqe_get_data(cqe) == t && cqe->res == 0)
+				holding = true; /* a request came: answered once refusing */
+			io_uring_cqe_seen(&t->ring, cqe);
+		}
 	}
 }
 
@@ -456,7 +486,7 @@ static void *serve(void *arg)
 		if (!cqe)
 			break;
 		if (io_uring_cqe_get_data(cqe) == (void *)(uintptr_t)STOP_TAG) {
-			park(t);
+			park(t, false);
 			break;
 		}
 		int res = cqe->res;
@@ -466,7 +496,7 @@ static void *serve(void *arg)
 		atomic_store(&t->state, HOLDING);
 		io_uring_cqe_seen(&t->ring, cqe);
 		if (atomic_load(&rg.stopping)) {
-			park(t); /* a request in the entry stays unanswered */
+			park(t, res == 0); /* a request in the entry stays unanswered */
 			break;
 		}
 		if (res == 0) {
@@ -474,7 +504,7 @@ static void *serve(void *arg)
 			uint64_t commit_id = answer(t);
 			atomic_store(&t->state, CHANGED);
 			if (atomic_load(&rg.stopping) && cut_off(t)) {
-				park(t); /* its changes may have missed the final save */
+				park(t, true); /* its changes may have missed the final save */
 				break;
 			}
 			fuse_cmd(t, ABI_URING_CMD_COMMIT_AND_FETCH, commit_id);
@@ -536,14 +566,40 @@ static void stop_threads(bool release)
 		perror("sectorfs: stopping the io_uring threads");
 }
 
-static void end_threads(void)
+static bool end_threads(void)
 {
+	if (atomic_load(&rg.stopping)) {
+		/* A thread still in a request may wait for the answer to
+		 * another: the others answer ENOTCONN until it is done too. */
+		rg_refuse();
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		time_t until = now.tv_sec + END_WAIT_S;
+		unsigned busy;
+		do {
+			busy = 0;
+			for (unsigned i = 0; i < rg.n; i++)
+				busy += rg.t[i].created && atomic_load(&rg.t[i].state) != GONE;
+			if (busy)
+				nanosleep(&(struct timespec){.tv_nsec = 1000 * 1000}, NULL);
+			clock_gettime(CLOCK_MONOTONIC, &now);
+		} while (busy && now.tv_sec < until);
+		if (busy) {
+			/* Never joined: the process ends with it (and frees what
+			 * it uses). */
+			fprintf(stderr, "sectorfs: %u io_uring thread(s) still in a request at the end\n",
+			        busy);
+			stop_threads(true);
+			return false;
+		}
+	}
 	stop_threads(true);
 	for (unsigned i = 0; i < rg.n; i++)
 		if (rg.t[i].created)
 			pthread_join(rg.t[i].tid, NULL);
 	atomic_store(&rg.started, false);
 	free_all();
+	return true;
 }
 
 bool rg_prepare(struct fuse_session *se, int fd, size_t payload, unsigned threads)
@@ -583,7 +639,7 @@ bool rg_prepare(struct fuse_session *se, int fd, size_t payload, unsigned thread
 		ok = ok && rg.t[i].err == 0;
 	pthread_mutex_unlock(&rg.lock);
 	if (!ok)
-		end_threads();
+		(void)end_threads();
 	return ok;
 }
 
@@ -592,7 +648,7 @@ void rg_start(bool go)
 	if (!rg.n)
 		return;
 	if (!go) {
-		end_threads();
+		(void)end_threads();
 		return;
 	}
 	atomic_store(&rg.started, true);
@@ -641,7 +697,8 @@ void rg_stop(void)
 	 * its changes once no thread is HOLDING (see serve()): the final save
 	 * that follows holds them all.  A request that never ends (it would
 	 * wait for another that nobody answers now) is given STOP_WAIT_S;
-	 * then its answer is dropped (cut), never sent after the save. */
+	 * then its answer is dropped (cut): never sent, it becomes ENOTCONN
+	 * after the save. */
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	time_t until = now.tv_sec + STOP_WAIT_S;
@@ -659,11 +716,11 @@ void rg_stop(void)
 			return;
 		if (give_up) {
 			syslog(LOG_WARNING,
-			       "%u request(s) still in progress %d s after the stop: not answered",
+			       "%u request(s) still in progress %d s after the stop: answered ENOTCONN",
 			       holding, STOP_WAIT_S);
 			fprintf(stderr,
 			        "sectorfs: %u request(s) still in progress %d s after the stop: "
-			        "not answered\n",
+			        "answered ENOTCONN\n",
 			        holding, STOP_WAIT_S);
 			return;
 		}
@@ -671,10 +728,16 @@ void rg_stop(void)
 	}
 }
 
-void rg_free(void)
+void rg_refuse(void)
 {
-	if (rg.n)
-		end_threads();
+	pthread_mutex_lock(&rg.lock);
+	rg.refusing = true;
+	pthread_mutex_unlock(&rg.lock);
+}
+
+bool rg_free(void)
+{
+	return rg.n == 0 || end_threads();
 }
 
 size_t rg_describe(char *buf, size_t len)

@@ -477,9 +477,14 @@ void tr_stop(void)
 	rg_stop();
 }
 
-void tr_free(void)
+void tr_refuse(void)
 {
-	rg_free();
+	rg_refuse();
+}
+
+bool tr_free(void)
+{
+	return rg_free();
 }
 
 size_t tr_describe(char *buf, size_t len)

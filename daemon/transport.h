@@ -42,8 +42,14 @@ void tr_end(void);
  * made its changes (rg_stop()), as the loop's joined workers have. */
 void tr_stop(void);
 
-/* After fuse_session_destroy(): the io_uring threads end. */
-void tr_free(void);
+/* After the final save: requests held back unanswered since tr_stop() are
+ * answered ENOTCONN, so that nothing still waits for them (rg_refuse()). */
+void tr_refuse(void);
+
+/* After the unmount, before fuse_session_destroy(): the io_uring threads
+ * end (rg_free()); false if one could not, and then the session and the
+ * tree must stay until the process ends. */
+bool tr_free(void);
 
 /* One line for `sectorfs stats`: the live transport (and why /dev/fuse). */
 size_t tr_describe(char *buf, size_t len);

@@ -5,21 +5,46 @@
  * fuse_session_process_buf() (the io_uring threads' way into libfuse),
  * creates the file SFS_HOLD_NOTE to say so, and lets it go on only
  * SFS_HOLD_MS milliseconds after the daemon has called fuse_session_exit()
- * (its loop is ending), or 20 s after it held it.  Such a write makes its
- * changes while the daemon stops, the moment the final save must wait
- * for.  (The stress's workers meet that moment only by rare chance.) */
+ * (its loop is ending; the file SFS_HOLD_NOTE.exit says so), or 120 s
+ * after it held it.  Such a write makes its changes while the daemon
+ * stops, the moment the final save must wait for.  (The stress's workers
+ * meet that moment only by rare chance.) */
 #define FUSE_USE_VERSION 35
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
+static void (*real_exit)(struct fuse_session *);
+static void (*real_process)(struct fuse_session *, const struct fuse_buf *);
+static char exit_note[PATH_MAX];
 static _Atomic bool exiting, held;
+
+/* Before main: dlsym() is not safe in the signal handler that calls
+ * fuse_session_exit(). */
+__attribute__((constructor)) static void init(void)
+{
+	real_exit = (void (*)(struct fuse_session *))dlsym(RTLD_NEXT, "fuse_session_exit");
+	real_process = (void (*)(struct fuse_session *, const struct fuse_buf *))dlsym(
+	        RTLD_NEXT, "fuse_session_process_buf");
+	const char *note = getenv("SFS_HOLD_NOTE");
+	if (note)
+		snprintf(exit_note, sizeof exit_note, "%s.exit", note);
+}
+
+static void touch(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		close(fd);
+}
 
 static void sleep_ms(long ms)
 {
@@ -30,18 +55,15 @@ static void sleep_ms(long ms)
 
 __attribute__((visibility("default"))) void fuse_session_exit(struct fuse_session *se)
 {
-	void (*real)(struct fuse_session *) =
-	        (void (*)(struct fuse_session *))dlsym(RTLD_NEXT, "fuse_session_exit");
 	atomic_store(&exiting, true);
-	real(se);
+	if (exit_note[0])
+		touch(exit_note); /* open() and close() are safe in a handler */
+	real_exit(se);
 }
 
 __attribute__((visibility("default"))) void
 fuse_session_process_buf(struct fuse_session *se, const struct fuse_buf *buf)
 {
-	void (*real)(struct fuse_session *, const struct fuse_buf *) =
-	        (void (*)(struct fuse_session *, const struct fuse_buf *))dlsym(
-	                RTLD_NEXT, "fuse_session_process_buf");
 	const char *size = getenv("SFS_HOLD_WRITE"), *note = getenv("SFS_HOLD_NOTE");
 	const char *ms = getenv("SFS_HOLD_MS");
 	const struct fuse_in_header *in = buf->mem;
@@ -49,12 +71,10 @@ fuse_session_process_buf(struct fuse_session *se, const struct fuse_buf *buf)
 	    buf->size >= sizeof *in + sizeof(struct fuse_write_in) && in->opcode == FUSE_WRITE &&
 	    ((const struct fuse_write_in *)(in + 1))->size == strtoul(size, NULL, 10) &&
 	    !atomic_exchange(&held, true)) {
-		int fd = open(note, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-		if (fd >= 0)
-			close(fd);
-		for (int i = 0; i < 20000 && !atomic_load(&exiting); i++)
+		touch(note);
+		for (int i = 0; i < 120000 && !atomic_load(&exiting); i++)
 			sleep_ms(1);
 		sleep_ms(ms ? atol(ms) : 0);
 	}
-	real(se, buf);
+	real_process(se, buf);
 }

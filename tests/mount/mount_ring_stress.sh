@@ -15,7 +15,7 @@
 #   - none: the workers finish, fusermount3 -u, the image is checked.
 # Then a write held (LD_PRELOAD, see hold_write.c) until the daemon stops:
 # the final save must hold it if write() said yes; held past the stop's
-# 30 s, it must not be answered.
+# 30 s, it must not be answered yes, and the daemon must still end.
 # Nothing may hang (every wait is bounded; the watchdog is the last
 # resort).  The kernel's switch enable_uring is turned on for the run and
 # put back as it was.  Bounded by count: 4 rounds, 150 operations per
@@ -202,15 +202,19 @@ for ending in TERM KILL INT none; do
 done
 
 # held_write MS WANT: a write in progress when the daemon stops (SIGTERM,
-# then SIGTERM again: stop without waiting for quiet).  The LD_PRELOAD
+# sent until the loop ends: a second one stops it without waiting for
+# quiet).  The LD_PRELOAD
 # library (ctest passes it) holds the write's request in its ring thread
 # until the daemon's loop is ending, then lets it go on MS milliseconds
 # later, while the final save of 256 MiB begins.  WANT is what write()
 # must return: "wrote 7777" (the stop waits for a request in progress),
-# or "write: E..." (one held past the stop's 30 s is never answered).
+# "write: ENOTCONN" (one held past the stop's 30 s is not answered
+# before the final save, and then answered ENOTCONN), or
+# "write: ECONNABORTED" (one still held 10 s after the save: the daemon
+# ends without it, and the kernel ends the request).
 # Either way, if write() said yes, the image must hold the bytes.
 held_write() {
-	local ms=$1 want_result=$2 pid want writer st result got
+	local ms=$1 want_result=$2 pid want writer st result got n
 	printf 'a write held %d ms past the stop ... ' "$ms"
 	rm -f "$IMG" "$T/held"
 	LD_PRELOAD=$SFS_HOLD_WRITE_LIB SFS_HOLD_WRITE=7777 SFS_HOLD_NOTE=$T/held SFS_HOLD_MS=$ms \
@@ -234,9 +238,15 @@ except OSError:
 EOF
 	writer=$!
 	poll 10 test -e "$T/held" || die "held write: the write never reached the daemon: $(cat "$T/held.out")"
-	kill -TERM "$pid"
-	sleep 0.2
-	kill -TERM "$pid" 2>/dev/null || true
+	# Signals do not queue: TERM again until the loop is ending.
+	rm -f "$T/held.exit"
+	n=0
+	until [ -e "$T/held.exit" ] || [ $n -ge 100 ]; do
+		kill -TERM "$pid" 2>/dev/null || true
+		sleep 0.2
+		n=$((n + 1))
+	done
+	[ -e "$T/held.exit" ] || die "held write: the daemon's loop did not end after 100 SIGTERMs"
 	wait_daemon_gone "$M" 90 || die "held write: daemon alive 90 s after SIGTERM"
 	st=0
 	wait "$writer" || st=$?
@@ -254,7 +264,8 @@ EOF
 if [ -n "${SFS_HOLD_WRITE_LIB:-}" ]; then
 	[ -f "$SFS_HOLD_WRITE_LIB" ] || die "SFS_HOLD_WRITE_LIB=$SFS_HOLD_WRITE_LIB: no such file"
 	held_write 100 "wrote 7777"
-	held_write 35000 "write: E*"
+	held_write 35000 "write: ENOTCONN"
+	held_write 50000 "write: ECONNABORTED"
 else
 	say "a write held past the stop: not checked (SFS_HOLD_WRITE_LIB unset)"
 fi
