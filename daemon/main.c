@@ -372,7 +372,8 @@ out_session:
 	 * uses the session and the tree. */
 	if (!tr_free()) {
 		image_end();
-		return rc; /* and leave everything to the end of the process */
+		/* Not a return: this frame (d) stays live for that thread too. */
+		exit(rc);
 	}
 	fuse_session_destroy(se);
 	sd_finish();

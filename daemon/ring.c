@@ -432,12 +432,12 @@ static void park(struct rg_thread *t, bool holding)
 		pthread_mutex_lock(&rg.lock);
 		bool release = rg.release, refusing = rg.refusing;
 		pthread_mutex_unlock(&rg.lock);
-		if (release)
-			return;
 		if (refusing && holding) {
 			refuse(t);
 			holding = false;
 		}
+		if (release)
+			return;
 		struct io_uring_cqe *cqe;
 		struct __kernel_timespec wait = {.tv_nsec = 50 * 1000 * 1000};
 		if (io_uring_wait_cqe_timeout(&t->ring, &cqe, &wait) == 0) {
@@ -586,10 +586,9 @@ static bool end_threads(void)
 		} while (busy && now.tv_sec < until);
 		if (busy) {
 			/* Never joined: the process ends with it (and frees what
-			 * it uses). */
+			 * it uses).  The parked threads go on refusing until then. */
 			fprintf(stderr, "sectorfs: %u io_uring thread(s) still in a request at the end\n",
 			        busy);
-			stop_threads(true);
 			return false;
 		}
 	}
@@ -698,7 +697,8 @@ void rg_stop(void)
 	 * that follows holds them all.  A request that never ends (it would
 	 * wait for another that nobody answers now) is given STOP_WAIT_S;
 	 * then its answer is dropped (cut): never sent, it becomes ENOTCONN
-	 * after the save. */
+	 * after the save (rg_refuse()), or ECONNABORTED when the process
+	 * ends. */
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	time_t until = now.tv_sec + STOP_WAIT_S;
@@ -716,11 +716,12 @@ void rg_stop(void)
 			return;
 		if (give_up) {
 			syslog(LOG_WARNING,
-			       "%u request(s) still in progress %d s after the stop: answered ENOTCONN",
+			       "%u request(s) still in progress %d s after the stop: not answered "
+			       "before the save",
 			       holding, STOP_WAIT_S);
 			fprintf(stderr,
 			        "sectorfs: %u request(s) still in progress %d s after the stop: "
-			        "answered ENOTCONN\n",
+			        "not answered before the save\n",
 			        holding, STOP_WAIT_S);
 			return;
 		}

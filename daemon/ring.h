@@ -53,7 +53,7 @@ unsigned long rg_taken(void);
 /* After the session loop, before the final save: the threads take no
  * request any more, and rg_stop() returns once every request being
  * answered has made its changes (rg_changes_made()); one that takes more
- * than 30 s is never answered yes.  The threads stay until rg_free();
+ * than 30 s is never answered yes (it fails).  The threads stay until rg_free();
  * requests that come meanwhile wait, unanswered, for rg_refuse(). */
 void rg_stop(void);
 
@@ -65,8 +65,8 @@ void rg_refuse(void);
 /* After the unmount, before the session and the tree are freed:
  * rg_refuse(), the threads end and everything is freed (closing the
  * rings ends the connection).  False if a thread was still in a request
- * 10 s later: it is left running, and the session and the tree it uses
- * must then stay until the process ends. */
+ * 10 s later: it is left running, the others go on refusing, and the
+ * session and the tree it uses must then stay until the process ends. */
 bool rg_free(void);
 
 /* One line for `sectorfs stats`: the live transport. */

@@ -25,8 +25,8 @@
  * When a second signal ends the loop during the flush, the wait ends too
  * (tr_end()), but a syncfs() that waits for its writes (older kernels)
  * only returns once the session's device is closed
- * (fuse_session_destroy()), so the thread is joined after that
- * (sd_finish()).
+ * (fuse_session_unmount(), and the io_uring rings in tr_free()), so the
+ * thread is joined after that (sd_finish()).
  */
 #include "shutdown.h"
 
