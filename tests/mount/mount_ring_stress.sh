@@ -35,7 +35,7 @@ ONLINE=$(nproc)
 WORKERS=$((4 * ONLINE))
 OPS=150
 
-# worker MNT ID CPU LOG: the workload of one process; one log line per
+# worker MNT ID CPU LOG DEV: the workload of one process; one log line per
 # operation that returned: "W name sha", "R old new", "D name", and
 # "E errno" when the mount went away.
 # SIGUSR1 is ignored from the fork on (the script ignores it, see below),
@@ -48,6 +48,7 @@ WORKER_CODE=$(
 	cat <<'EOF'
 import signal
 mnt, wid, cpu, log = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+dev = int(sys.argv[5])
 os.sched_setaffinity(0, {cpu})
 signal.signal(signal.SIGUSR1, lambda *a: None)  # EINTR: Python retries
 # Python puts SIGUSR1 back to its default (death) as it exits: blocked
@@ -62,11 +63,16 @@ out = open(log, "a", buffering=1)
 gone = (errno.ENOTCONN, errno.ECONNABORTED, errno.ENODEV, errno.ECANCELED)
 live = []
 # Names relative to the directory's descriptor: once the mount is gone they
-# fail with ENOTCONN instead of landing in the directory underneath.
+# fail with ENOTCONN instead of landing in the directory underneath.  A
+# worker that starts late (a busy machine) may find the mount gone
+# already, and mnt the directory underneath: it must do nothing there.
 d = "%s/w%d" % (mnt, wid)
 try:
-    os.mkdir(d)
-    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    rfd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+    if os.fstat(rfd).st_dev != dev:
+        raise OSError(errno.ENOTCONN, "the mount was gone before the worker began")
+    os.mkdir("w%d" % wid, dir_fd=rfd)
+    dfd = os.open("w%d" % wid, os.O_RDONLY | os.O_DIRECTORY, dir_fd=rfd)
     for i in range(150):
         op = rnd.random()
         if op < 0.45 or not live:
@@ -151,9 +157,10 @@ for ending in TERM KILL INT none; do
 	[[ "$("$SECTORFS" stats "$M" | sed -n 's/^transport: *//p')" == io_uring* ]] ||
 		die "round $round: not on io_uring"
 	pid=$(sfs_pid "$M")
+	dev=$(stat -c %d "$M")
 	pids=()
 	for ((w = 0; w < WORKERS; w++)); do
-		worker "$M" "$w" $((w % ONLINE)) "$T/log.$w" >"$T/worker.$w.out" 2>&1 &
+		worker "$M" "$w" $((w % ONLINE)) "$T/log.$w" "$dev" >"$T/worker.$w.out" 2>&1 &
 		pids+=($!)
 	done
 	# Interrupt the workers' requests while they run.
