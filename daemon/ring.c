@@ -148,7 +148,8 @@ struct rg_thread {
 	bool replied;                     /* [own] its answer is in the entry */
 	_Atomic int state;                /* WAITING, HOLDING, CHANGED, GONE */
 	_Atomic unsigned sq_tail;         /* SQ tail when it went WAITING */
-	bool cut;                         /* [lock] stopped while HOLDING too long: never answers */
+	bool cut;                         /* [lock] still HOLDING when rg_stop() gave up:
+	                                   * its own answer never leaves (park() refuses) */
 };
 
 static struct {
